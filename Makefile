@@ -1,0 +1,83 @@
+# Developer entry points. `make run` starts the server, `make test` runs the suite.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+CARGO ?= cargo
+
+# Database for `make run` (overridable: make run DATABASE_URL=postgres://...).
+DATABASE_URL ?= sqlite://crm.db
+export DATABASE_URL
+
+# PostgreSQL used by `make test`; skipped when unreachable, required when CI=true.
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
+
+.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean
+
+run:
+	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
+
+build:
+	$(CARGO) build --release
+
+nextest:
+	@if ! $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo "==> installing cargo-nextest"; \
+		$(CARGO) install cargo-nextest --locked; \
+	fi
+
+test: nextest
+	@echo "==> tests on SQLite"
+	CRM_TEST_DB=sqlite $(NEXTEST)
+	@url='$(PG_TEST_URL)'; \
+	rest="$${url#*://}"; \
+	case "$$rest" in *@*) rest="$${rest#*@}";; esac; \
+	hostport="$${rest%%/*}"; hostport="$${hostport%%\?*}"; \
+	host="$${hostport%%:*}"; host="$${host:-127.0.0.1}"; \
+	case "$$hostport" in *:*) port="$${hostport##*:}";; *) port=5432;; esac; \
+	port="$${port:-5432}"; \
+	if command -v pg_isready >/dev/null 2>&1; then \
+		pg_isready -q -h "$$host" -p "$$port" -t 3; reachable=$$?; \
+	else \
+		timeout 3 bash -c "</dev/tcp/$$host/$$port" 2>/dev/null; reachable=$$?; \
+	fi; \
+	if [ "$$reachable" -eq 0 ]; then \
+		echo "==> tests on PostgreSQL ($$host:$$port)"; \
+		echo "CRM_TEST_DB=postgres CRM_TEST_PG_URL=$$url $(NEXTEST)"; \
+		CRM_TEST_DB=postgres CRM_TEST_PG_URL="$$url" $(NEXTEST); \
+	elif [ "$${CI:-}" = "true" ]; then \
+		echo "error: PostgreSQL is not reachable at $$host:$$port (PG_TEST_URL=$$url); it is required when CI=true" >&2; \
+		exit 1; \
+	else \
+		echo "notice: PostgreSQL not reachable at $$host:$$port (PG_TEST_URL=$$url); PostgreSQL tests skipped"; \
+	fi
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+openapi:
+	@mkdir -p api-spec
+	$(CARGO) run -q -p crm-server --bin crm -- openapi > api-spec/openapi.json.tmp
+	@mv api-spec/openapi.json.tmp api-spec/openapi.json
+	@echo "wrote api-spec/openapi.json"
+
+openapi-check:
+	@tmp="$$(mktemp)"; trap 'rm -f "$$tmp"' EXIT; \
+	$(CARGO) run -q -p crm-server --bin crm -- openapi > "$$tmp" || exit 1; \
+	if ! diff -u api-spec/openapi.json "$$tmp"; then \
+		echo "error: api-spec/openapi.json is out of date; run 'make openapi' and commit the result" >&2; \
+		exit 1; \
+	fi; \
+	echo "api-spec/openapi.json is up to date"
+
+clean:
+	$(CARGO) clean
+	rm -f api-spec/openapi.json.tmp

@@ -1,0 +1,265 @@
+//! Who is calling: JWT access tokens for people, API keys for integrations, resolved once
+//! per request by the `authenticate` middleware and read by the [`Auth`] extractor.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{ApiConfig, AppState};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use crm_domain::{Permission, Role, WorkspaceId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::future::{ready, Ready};
+use uuid::Uuid;
+
+pub const API_KEY_PREFIX: &str = "crm_";
+pub const REFRESH_PREFIX: &str = "rt_";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Actor {
+    User { id: String, role: Role },
+    ApiKey { id: String, scopes: Vec<Permission> },
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub workspace: WorkspaceId,
+    pub actor: Actor,
+}
+
+impl Principal {
+    pub fn can(&self, p: Permission) -> bool {
+        match &self.actor {
+            Actor::User { role, .. } => role.permits(p),
+            Actor::ApiKey { scopes, .. } => scopes.contains(&p),
+        }
+    }
+
+    /// 403 naming the missing permission.
+    pub fn require(&self, p: Permission) -> ApiResult<()> {
+        if self.can(p) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(p.as_str().to_string()))
+        }
+    }
+
+    pub fn actor_id(&self) -> &str {
+        match &self.actor {
+            Actor::User { id, .. } | Actor::ApiKey { id, .. } => id,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.actor {
+            Actor::User { id, .. } => Some(id),
+            Actor::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// Extracts the caller; 401 when the request carried no credentials.
+pub struct Auth(pub Principal);
+
+impl FromRequest for Auth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .map(Auth)
+                .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <access token or API key>`".into())),
+        )
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub ws: String,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+pub fn issue_access_token(cfg: &ApiConfig, ws: WorkspaceId, user_id: &str, role: Role) -> ApiResult<String> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: user_id.to_string(),
+        ws: ws.as_string(),
+        role: role.as_str().to_string(),
+        iat: now,
+        exp: now + cfg.access_token_ttl_secs,
+        typ: "access".into(),
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&cfg.jwt_secret)).map_err(ApiError::internal)
+}
+
+fn decode_access_token(cfg: &ApiConfig, token: &str) -> Result<Claims, String> {
+    // Only HS256 is accepted: `alg: none` and every other algorithm fail here.
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = 5;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&cfg.jwt_secret), &v).map_err(|e| match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the access token has expired; refresh it".to_string(),
+        _ => "the access token is not valid".to_string(),
+    })?;
+    if data.claims.typ != "access" {
+        return Err("the access token is not valid".into());
+    }
+    Ok(data.claims)
+}
+
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::thread_rng().fill_bytes(&mut b);
+    b
+}
+
+/// A new refresh token; it carries its workspace so lookups stay inside one tenant.
+pub fn new_refresh_token(ws: WorkspaceId) -> String {
+    let mut raw = Vec::with_capacity(48);
+    raw.extend_from_slice(ws.uuid().as_bytes());
+    raw.extend_from_slice(&random_bytes::<32>());
+    format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// The workspace a refresh token belongs to, if it is well-formed.
+pub fn refresh_token_workspace(token: &str) -> Option<WorkspaceId> {
+    let raw = URL_SAFE_NO_PAD.decode(token.strip_prefix(REFRESH_PREFIX)?).ok()?;
+    if raw.len() != 48 {
+        return None;
+    }
+    Uuid::from_slice(&raw[..16]).ok().map(WorkspaceId::from_authenticated)
+}
+
+/// A new API key secret: `crm_` + base64url(workspace id, key id, 32 random bytes).
+/// Returns (secret, hash of the random part).
+pub fn new_api_key(ws: WorkspaceId, key_id: Uuid) -> (String, String) {
+    let secret = random_bytes::<32>();
+    let mut raw = Vec::with_capacity(64);
+    raw.extend_from_slice(ws.uuid().as_bytes());
+    raw.extend_from_slice(key_id.as_bytes());
+    raw.extend_from_slice(&secret);
+    (format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)), sha256_hex(&secret))
+}
+
+fn parse_api_key(token: &str) -> Option<(WorkspaceId, Uuid, String)> {
+    let raw = URL_SAFE_NO_PAD.decode(token.strip_prefix(API_KEY_PREFIX)?).ok()?;
+    if raw.len() != 64 {
+        return None;
+    }
+    let ws = Uuid::from_slice(&raw[..16]).ok()?;
+    let id = Uuid::from_slice(&raw[16..32]).ok()?;
+    Some((WorkspaceId::from_authenticated(ws), id, sha256_hex(&raw[32..])))
+}
+
+/// Resolves a bearer credential to a principal, checking the database so that a
+/// deactivated user or revoked key stops working at once.
+async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
+    if token.starts_with(API_KEY_PREFIX) {
+        let (ws, key_id, hash) = parse_api_key(&token).ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+        let row = state
+            .db(move |c| match crm_db::repo::access::get_api_key(c, ws, &key_id.to_string()) {
+                Ok(r) => Ok(Some(r)),
+                Err(crm_db::RepoError::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            })
+            .await?;
+        let now = crm_domain::values_time::now();
+        match row {
+            Some(r) if r.secret_hash == hash && r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now) => {
+                let scopes: Vec<String> = serde_json::from_str(&r.scopes).unwrap_or_default();
+                Ok(Principal {
+                    workspace: ws,
+                    actor: Actor::ApiKey { id: r.id, scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect() },
+                })
+            }
+            _ => Err(ApiError::Unauthorized("the API key is not valid or has been revoked".into())),
+        }
+    } else {
+        let claims = decode_access_token(&state.config, &token).map_err(ApiError::Unauthorized)?;
+        let ws = Uuid::parse_str(&claims.ws).map_err(|_| ApiError::Unauthorized("the access token is not valid".into()))?;
+        let ws = WorkspaceId::from_authenticated(ws);
+        let user_id = claims.sub.clone();
+        let role = state.db(move |c| Ok(crm_db::repo::access::active_role(c, ws, &user_id)?)).await?;
+        match role.as_deref().and_then(Role::parse) {
+            Some(role) => Ok(Principal { workspace: ws, actor: Actor::User { id: claims.sub, role } }),
+            None => Err(ApiError::Unauthorized("the user has been deactivated".into())),
+        }
+    }
+}
+
+/// Middleware: authenticates a request that carries `Authorization`, or lets it through
+/// anonymous (handlers that need a caller use [`Auth`]).
+pub async fn authenticate(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|h| h.to_str().unwrap_or("").to_string());
+    if let Some(h) = header {
+        let token = match h.split_once(' ') {
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim().to_string(),
+            _ => return Err(ApiError::Unauthorized("use `Authorization: Bearer <token>`".into()).into()),
+        };
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Err(ApiError::internal("application state missing").into());
+        };
+        let principal = resolve(&state, token).await?;
+        req.extensions_mut().insert(principal);
+    }
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_round_trip() {
+        let ws = WorkspaceId::from_authenticated(Uuid::now_v7());
+        let id = Uuid::now_v7();
+        let (secret, hash) = new_api_key(ws, id);
+        let (ws2, id2, hash2) = parse_api_key(&secret).expect("parses");
+        assert_eq!((ws2, id2, hash2), (ws, id, hash));
+        assert!(parse_api_key("crm_short").is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_carry_workspace() {
+        let ws = WorkspaceId::from_authenticated(Uuid::now_v7());
+        let t = new_refresh_token(ws);
+        assert_eq!(refresh_token_workspace(&t), Some(ws));
+        assert_eq!(refresh_token_workspace("rt_x"), None);
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").expect("hash");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+    }
+}

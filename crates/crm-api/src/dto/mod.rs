@@ -1,0 +1,5 @@
+//! Wire types: what requests carry and responses show.
+
+pub mod common;
+pub mod companies;
+pub mod contacts;

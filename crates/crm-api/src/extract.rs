@@ -1,0 +1,163 @@
+//! Request extractors shared by every resource: JSON bodies with precise errors,
+//! `If-Match`, and list parameters (limit, cursor, sort, filters from the query string).
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::future::{ready, Ready};
+use std::pin::Pin;
+
+/// Reads a request body (up to the configured limit) for JSON endpoints: 415 without a JSON
+/// content type, 413 past the limit.
+pub async fn read_json_bytes(req: &HttpRequest, payload: &mut Payload) -> ApiResult<web::Bytes> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "send the body as application/json (got `{}`)",
+            if ct.is_empty() { "no content type" } else { ct }
+        )));
+    }
+    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.config.max_body_bytes).unwrap_or(1 << 20);
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses JSON, telling a malformed body (400) from a well-formed one that does not fit the
+/// schema (422, naming the field by its path).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_string() } else { path };
+                let msg = inner.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                let code = if msg.starts_with("unknown field") {
+                    "unknown_field"
+                } else if msg.starts_with("missing field") {
+                    "required"
+                } else {
+                    "invalid_type"
+                };
+                let field = if let Some(name) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                    if field == "body" {
+                        name.to_string()
+                    } else {
+                        format!("{field}.{name}")
+                    }
+                } else {
+                    field
+                };
+                ApiError::field(&field, code, msg)
+            }
+            _ => ApiError::BadRequest(format!("the body is not valid JSON: {inner}")),
+        }
+    })
+}
+
+/// A JSON request body of type `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let bytes = read_json_bytes(&req, &mut payload).await?;
+            parse_json::<T>(&bytes).map(JsonBody)
+        })
+    }
+}
+
+/// `If-Match: "<version>"` (or `*`, or absent: no check).
+pub struct IfMatch(pub Option<i32>);
+
+impl FromRequest for IfMatch {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(v) = req.headers().get(header::IF_MATCH) else {
+            return ready(Ok(IfMatch(None)));
+        };
+        let s = v.to_str().unwrap_or("").trim();
+        if s == "*" {
+            return ready(Ok(IfMatch(None)));
+        }
+        let inner = s.trim_start_matches("W/").trim_matches('"');
+        ready(inner.parse::<i32>().map(|n| IfMatch(Some(n))).map_err(|_| {
+            ApiError::BadRequest(format!("If-Match must be an ETag this API returned, like \"3\" (got `{s}`)"))
+        }))
+    }
+}
+
+/// The strong ETag of a record version.
+pub fn etag(version: i32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// Raw query-string pairs, in order (repeated keys kept).
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl FromRequest for QueryPairs {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            serde_urlencoded_pairs(req.query_string())
+                .map(QueryPairs)
+                .map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}"))),
+        )
+    }
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, String> {
+    web::Query::<Vec<(String, String)>>::from_query(q).map(|q| q.into_inner()).map_err(|e| e.to_string())
+}
+
+/// Reads a boolean query parameter (`true`/`false`).
+pub fn bool_param(name: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ApiError::field(name, "invalid_value", "must be true or false")),
+    }
+}
+
+/// A JSON request body as bytes, after the content-type and size checks; handlers parse
+/// it with [`parse_json`] into the type they need.
+pub struct RawJson(pub web::Bytes);
+
+impl FromRequest for RawJson {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move { read_json_bytes(&req, &mut payload).await.map(RawJson) })
+    }
+}

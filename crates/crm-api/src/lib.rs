@@ -1,0 +1,48 @@
+//! The CRM's HTTP API: routes, extractors, errors and the OpenAPI document.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod listing;
+pub mod openapi;
+pub mod records;
+pub mod routes;
+pub mod state;
+
+use actix_web::{middleware, web, HttpResponse};
+pub use state::{ApiConfig, AppState};
+use utoipa::OpenApi;
+
+/// Mounts the whole API on an actix `App`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let spec = openapi::ApiDoc::openapi();
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::PathConfig::default().error_handler(|e, _| error::ApiError::BadRequest(e.to_string()).into()))
+            .service(routes::health::healthz)
+            .service(routes::health::readyz)
+            .service(
+                web::scope("/api/v1")
+                    .wrap(middleware::from_fn(idempotency::idempotency))
+                    .wrap(middleware::from_fn(auth::authenticate))
+                    .route("/openapi.json", web::get().to(openapi_json))
+                    .configure(routes::access::configure)
+                    .configure(routes::fields::configure)
+                    .configure(routes::contacts::configure)
+                    .configure(routes::companies::configure)
+                    .default_service(web::to(not_found)),
+            )
+            .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", spec))
+            .service(web::redirect("/docs", "/docs/"));
+    }
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(openapi::json())
+}
+
+async fn not_found() -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::NotFound)
+}

@@ -1,0 +1,296 @@
+//! Lists and search, shared by every resource: query-string and JSON-body requests both
+//! become one [`ListRequest`], checked against the resource's catalogue (columns, custom
+//! fields, relations) and run as one keyset-paginated query.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::bool_param;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use crm_db::query::{Bind, Direction, FieldRef, Keyset, ListQuery, Relation, Resource, SortKey};
+use crm_db::DbConnection;
+use crm_domain::custom_field::CustomFieldDef;
+use crm_domain::filter::{self, FieldKind, Scalar};
+use crm_domain::{FieldError, WorkspaceId};
+use diesel::QueryableByName;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+
+/// A sort key in a search body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SortSpec {
+    /// A sortable field, e.g. `created_at` or `last_name`.
+    pub field: String,
+    #[serde(default)]
+    pub direction: SortDirection,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// `POST /{resource}/search`: the full filter language.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"and": [{"field": "lifecycle_stage", "op": "eq", "value": "mature"}, {"field": "companies.industry", "op": "in", "value": ["Retail", "Logistics"]}]}, "q": "ada", "sort": [{"field": "created_at", "direction": "desc"}], "limit": 50}))]
+pub struct SearchRequest {
+    /// A filter node: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or
+    /// `{"field", "op", "value"}` with ops `eq neq lt lte gt gte in not_in contains starts_with is_null`.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+    /// Free text matched against names, e-mails, phones (and company names for contacts).
+    pub q: Option<String>,
+    #[serde(default)]
+    pub sort: Vec<SortSpec>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// Adds `total`, the number of matching records.
+    #[serde(default)]
+    pub count: bool,
+    /// Search archived records instead of live ones.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// Query parameters of list endpoints. Any other parameter is a filter: `field=value`
+/// (equality) or `field[op]=value` (e.g. `created_at[gte]=2026-01-01`, `lifecycle_stage[in]=new,mature`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Page size, 1–500 (default 50).
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// A sortable field, `-` for descending; several comma-separated (default `created_at`).
+    sort: Option<String>,
+    /// Adds `total`.
+    count: Option<bool>,
+    /// List archived records instead of live ones.
+    archived: Option<bool>,
+    /// Free text.
+    q: Option<String>,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// With `count=true`: how many records match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+impl SearchRequest {
+    /// Builds a request from query-string pairs.
+    pub fn from_query(pairs: &[(String, String)]) -> ApiResult<SearchRequest> {
+        let mut req = SearchRequest::default();
+        let mut conds = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "limit" => req.limit = Some(v.parse().map_err(|_| ApiError::field("limit", "invalid_value", "must be an integer"))?),
+                "cursor" => req.cursor = Some(v.clone()),
+                "sort" => {
+                    for part in v.split(',').filter(|p| !p.is_empty()) {
+                        let (dir, field) = match part.strip_prefix('-') {
+                            Some(f) => (SortDirection::Desc, f),
+                            None => (SortDirection::Asc, part.strip_prefix('+').unwrap_or(part)),
+                        };
+                        req.sort.push(SortSpec { field: field.to_string(), direction: dir });
+                    }
+                }
+                "count" => req.count = bool_param("count", v)?,
+                "archived" => req.archived = bool_param("archived", v)?,
+                "q" => req.q = Some(v.clone()),
+                // Parameters of individual endpoints that are not filters.
+                "permanent" => {}
+                _ => {
+                    let (field, op) = match k.split_once('[') {
+                        Some((f, rest)) => (f.to_string(), rest.trim_end_matches(']').to_string()),
+                        None => (k.clone(), "eq".to_string()),
+                    };
+                    conds.push(json!({"field": field, "op": op, "value": v}));
+                }
+            }
+        }
+        if !conds.is_empty() {
+            req.filter = Some(if conds.len() == 1 { conds.remove(0) } else { json!({"and": conds}) });
+        }
+        Ok(req)
+    }
+}
+
+/// One resource's catalogue plus the relations its filters may follow.
+pub struct Catalogue {
+    pub object: &'static str,
+    pub resource: &'static Resource,
+    pub relations: &'static [(&'static Relation, fn() -> &'static Catalogue)],
+}
+
+impl Catalogue {
+    fn resolver<'a>(&'a self, defs: &'a [CustomFieldDef], related_defs: &'a [(&'static str, Vec<CustomFieldDef>)]) -> impl Fn(&str) -> Option<(FieldRef, FieldKind)> + 'a {
+        move |name: &str| {
+            let custom = |n: &str| defs.iter().find(|d| d.name == n).map(|d| d.filter_kind());
+            let rels: Vec<(&'static Relation, Box<dyn Fn(&str) -> Option<(FieldRef, FieldKind)> + '_>)> = self
+                .relations
+                .iter()
+                .map(|(rel, other)| {
+                    let other = other();
+                    let odefs: &[CustomFieldDef] = related_defs.iter().find(|(o, _)| *o == other.object).map(|(_, d)| d.as_slice()).unwrap_or(&[]);
+                    let f: Box<dyn Fn(&str) -> Option<(FieldRef, FieldKind)>> = Box::new(move |n: &str| {
+                        other.resource.resolve(n, &|c| odefs.iter().find(|d| d.name == c).map(|d| d.filter_kind()), &[])
+                    });
+                    (*rel, f)
+                })
+                .collect();
+            let rel_refs: Vec<(&'static Relation, &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)> =
+                rels.iter().map(|(r, f)| (*r, f.as_ref() as &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)).collect();
+            self.resource.resolve(name, &custom, &rel_refs)
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorData {
+    /// The sort the cursor was made for.
+    s: String,
+    a: bool,
+    v: Vec<Value>,
+    id: String,
+}
+
+fn sort_signature(sort: &[SortKey]) -> String {
+    sort.iter()
+        .map(|k| format!("{}{}", if k.direction == Direction::Desc { "-" } else { "" }, k.api_name))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Looks up a dotted path (`address.city`) in a record's JSON.
+fn json_path<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |acc, p| acc.get(p).unwrap_or(&Value::Null))
+}
+
+fn cursor_bind(kind: &FieldKind, v: &Value) -> ApiResult<Option<Bind>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let bad = || ApiError::field("cursor", "invalid_cursor", "the cursor is not valid for this list");
+    let scalar = filter::coerce(kind, v).map_err(|_| bad())?;
+    Ok(Some(match scalar {
+        Scalar::Text(t) | Scalar::Decimal(t) => Bind::Text(t),
+        Scalar::Int(i) => Bind::Int(i),
+        Scalar::Float(f) => Bind::Float(f),
+        Scalar::Bool(b) => Bind::Bool(b),
+        Scalar::Timestamp(t) => Bind::Ts(t),
+        Scalar::Date(d) => Bind::Text(d.format("%Y-%m-%d").to_string()),
+    }))
+}
+
+/// Runs a list or search for `cat` in `ws`. `to_json` renders a row as the API shows it
+/// (the cursor is taken from that rendering, so it uses the API's own field names).
+pub fn run<R, T>(
+    conn: &mut DbConnection,
+    cat: &Catalogue,
+    ws: WorkspaceId,
+    req: &SearchRequest,
+    to_dto: impl Fn(R) -> T,
+) -> ApiResult<Page<T>>
+where
+    R: QueryableByName<crm_db::conn::MultiBackend> + 'static,
+    T: Serialize + ToSchema,
+{
+    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::field("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    // Custom-field definitions are read only when the filter names any.
+    let filter_text = req.filter.as_ref().map(|f| f.to_string()).unwrap_or_default();
+    let defs = if filter_text.contains("custom.") { crm_db::repo::fields::defs(conn, ws, cat.object)? } else { Vec::new() };
+    let mut related_defs = Vec::new();
+    for (rel, other) in cat.relations {
+        if filter_text.contains(&format!("{}.custom.", rel.name)) {
+            let other = other();
+            related_defs.push((other.object, crm_db::repo::fields::defs(conn, ws, other.object)?));
+        }
+    }
+    let resolver = cat.resolver(&defs, &related_defs);
+    let typed = match &req.filter {
+        None | Some(Value::Null) => None,
+        Some(f) => {
+            let node = filter::parse(f, "filter")?;
+            Some(filter::check(&node, "filter", &resolver)?)
+        }
+    };
+    if req.sort.len() > 3 {
+        return Err(ApiError::field("sort", "too_many_keys", "sort by at most 3 fields"));
+    }
+    let mut sort = Vec::new();
+    for (i, s) in req.sort.iter().enumerate() {
+        let dir = match s.direction {
+            SortDirection::Asc => Direction::Asc,
+            SortDirection::Desc => Direction::Desc,
+        };
+        match cat.resource.sort_key(&s.field, dir) {
+            Some(k) => sort.push(k),
+            None => {
+                return Err(ApiError::Validation(vec![FieldError::new(
+                    format!("sort[{i}].field"),
+                    "unknown_field",
+                    format!("cannot sort by `{}`; sortable: {}", s.field, cat.resource.sortable_names().join(", ")),
+                )]))
+            }
+        }
+    }
+    if sort.is_empty() {
+        sort.extend(cat.resource.sort_key("created_at", Direction::Asc));
+    }
+    let sig = sort_signature(&sort);
+    let after = match &req.cursor {
+        None => None,
+        Some(c) => {
+            let bad = || ApiError::field("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it");
+            let data: CursorData = URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(bad)?;
+            if data.s != sig || data.a != req.archived || data.v.len() != sort.len() {
+                return Err(ApiError::field("cursor", "invalid_cursor", "the cursor was made for another sort order"));
+            }
+            let values = sort.iter().zip(&data.v).map(|(k, v)| cursor_bind(&k.kind, v)).collect::<ApiResult<Vec<_>>>()?;
+            Some(Keyset { values, id: data.id })
+        }
+    };
+    let q = req.q.as_ref().map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::field("q", "too_long", "must be at most 200 characters"));
+    }
+    let lq = ListQuery { filter: typed, q, sort: sort.clone(), after, limit: limit + 1, archived: req.archived };
+    let mut rows: Vec<R> = crm_db::query::list(conn, cat.resource, &ws.as_string(), &lq)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let total = if req.count { Some(crm_db::query::count(conn, cat.resource, &ws.as_string(), &lq)?) } else { None };
+    let data: Vec<T> = rows.into_iter().map(to_dto).collect();
+    let next_cursor = match (has_more, data.last()) {
+        (true, Some(last)) => {
+            let v = serde_json::to_value(last).map_err(ApiError::internal)?;
+            let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let values = sort.iter().map(|k| json_path(&v, k.api_name).clone()).collect();
+            let data = CursorData { s: sig, a: req.archived, v: values, id };
+            Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&data).map_err(ApiError::internal)?))
+        }
+        _ => None,
+    };
+    Ok(Page { data, next_cursor, total })
+}

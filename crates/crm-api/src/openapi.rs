@@ -1,0 +1,59 @@
+//! The OpenAPI document, generated from the handlers and DTOs.
+
+use crate::routes::{access, companies, contacts, fields, health};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A JWT access token from /auth/login, or an API key (`crm_…`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Headless CRM API",
+        description = "A REST/JSON CRM API. Conventions: base path /api/v1; errors are RFC 9457 problem+json; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); `PATCH` is a JSON Merge Patch; responses carry `ETag: \"<version>\"` and `PATCH`/`DELETE` honour `If-Match` (412 when stale); every authenticated `POST` accepts `Idempotency-Key`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    paths(
+        health::healthz, health::readyz,
+        access::create_workspace, access::login, access::refresh, access::logout, access::me,
+        access::list_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
+        access::create_api_key, access::list_api_keys, access::revoke_api_key,
+        fields::list_fields, fields::create_field, fields::get_field, fields::delete_field,
+        contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
+        contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
+        contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
+        companies::list_companies, companies::search_companies, companies::create_company, companies::get_company,
+        companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
+    ),
+    tags(
+        (name = "auth", description = "Workspaces, sign-in and tokens"),
+        (name = "users", description = "People of the workspace (admins manage them)"),
+        (name = "api-keys", description = "Credentials for integrations"),
+        (name = "fields", description = "Custom field definitions"),
+        (name = "contacts", description = "People"),
+        (name = "companies", description = "Accounts"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON, as checked in at `api-spec/openapi.json`.
+pub fn json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

@@ -1,0 +1,202 @@
+//! The behaviour every CRM record shares — create, read, merge-patch, archive, restore,
+//! permanent delete, list and search — written once over the [`Record`] trait. Each
+//! resource supplies its row type, its input/output shapes and its repository calls.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{etag, parse_json, IfMatch, QueryPairs, RawJson};
+use crate::listing::{self, Catalogue, Page, SearchRequest};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use crm_db::{DbConnection, RepoError};
+use crm_domain::custom_field::validate_values;
+use crm_domain::{FieldError, Permission, WorkspaceId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// Fields a client may read but never write.
+const READ_ONLY: &[&str] = &["id", "created_at", "updated_at", "archived_at", "version", "lifecycle_stage_changed_at"];
+
+pub trait Record: 'static {
+    /// Path segment and custom-field object name (`contacts`).
+    const OBJECT: &'static str;
+    const TABLE: &'static str;
+    const READ: Permission;
+    const WRITE: Permission;
+    type Row: diesel::QueryableByName<crm_db::conn::MultiBackend> + Clone + Send + 'static;
+    type Input: DeserializeOwned + Serialize + Send + 'static + for<'a> From<&'a Self::Row>;
+    type Dto: Serialize + ToSchema + Send + From<Self::Row> + 'static;
+
+    fn catalogue() -> &'static Catalogue;
+    fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<Self::Row, RepoError>;
+    fn version(row: &Self::Row) -> i32;
+    fn is_archived(row: &Self::Row) -> bool;
+    fn owner(input: &Self::Input) -> Option<&str>;
+    fn custom(input: &mut Self::Input) -> Map<String, Value>;
+    fn insert(conn: &mut DbConnection, p: &Principal, input: Self::Input, custom: Map<String, Value>) -> ApiResult<Self::Row>;
+    fn update(conn: &mut DbConnection, p: &Principal, current: &Self::Row, input: Self::Input, custom: Map<String, Value>) -> ApiResult<Self::Row>;
+}
+
+/// Checks the owner and custom values of an input against the workspace.
+fn check_references<R: Record>(conn: &mut DbConnection, ws: WorkspaceId, input: &mut R::Input) -> ApiResult<Map<String, Value>> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    if let Some(owner) = R::owner(input) {
+        if uuid::Uuid::parse_str(owner).is_ok() {
+            match crm_db::repo::access::get_user(conn, ws, owner) {
+                Ok(u) if u.active => {}
+                Ok(_) => errors.push(FieldError::new("owner_id", "inactive_user", "the owner has been deactivated")),
+                Err(RepoError::NotFound) => errors.push(FieldError::new("owner_id", "not_found", "no user with this id in the workspace")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let raw = R::custom(input);
+    let defs = crm_db::repo::fields::defs(conn, ws, R::OBJECT)?;
+    let custom = match validate_values(&defs, &raw, "custom") {
+        Ok(c) => c,
+        Err(mut e) => {
+            errors.append(&mut e);
+            Map::new()
+        }
+    };
+    if errors.is_empty() {
+        Ok(custom)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn respond<R: Record>(status: actix_web::http::StatusCode, row: R::Row, location: bool) -> HttpResponse {
+    let version = R::version(&row);
+    let dto = R::Dto::from(row);
+    let mut res = HttpResponse::build(status);
+    res.insert_header(etag(version));
+    if location {
+        if let Ok(v) = serde_json::to_value(&dto) {
+            if let Some(id) = v.get("id").and_then(Value::as_str) {
+                res.insert_header((header::LOCATION, format!("/api/v1/{}/{id}", R::OBJECT)));
+            }
+        }
+    }
+    res.json(dto)
+}
+
+pub async fn create<R: Record>(state: web::Data<AppState>, p: Principal, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(R::WRITE)?;
+    let mut input: R::Input = parse_json(&body.0)?;
+    let row = state
+        .tx(move |c| {
+            let custom = check_references::<R>(c, p.workspace, &mut input)?;
+            R::insert(c, &p, input, custom)
+        })
+        .await?;
+    Ok(respond::<R>(actix_web::http::StatusCode::CREATED, row, true))
+}
+
+fn archived_param(q: &QueryPairs) -> ApiResult<bool> {
+    match q.0.iter().find(|(k, _)| k == "archived") {
+        Some((_, v)) => crate::extract::bool_param("archived", v),
+        None => Ok(false),
+    }
+}
+
+pub async fn get<R: Record>(state: web::Data<AppState>, p: Principal, id: String, q: QueryPairs) -> ApiResult<HttpResponse> {
+    p.require(R::READ)?;
+    let archived = archived_param(&q)?;
+    let row = state.db(move |c| Ok(R::get(c, p.workspace, &id)?)).await?;
+    if R::is_archived(&row) && !archived {
+        return Err(ApiError::NotFound);
+    }
+    Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
+}
+
+/// JSON Merge Patch (RFC 7396): the patch is applied to the record's writable fields and
+/// the result validated as a whole, so nested objects (`address`, `consent`, `custom`)
+/// merge key by key and `null` removes a value.
+pub async fn patch<R: Record>(state: web::Data<AppState>, p: Principal, id: String, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(R::WRITE)?;
+    let patch: Value = parse_json(&body.0)?;
+    let Some(obj) = patch.as_object() else {
+        return Err(ApiError::field("body", "invalid_type", "a merge patch must be a JSON object"));
+    };
+    let read_only: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| READ_ONLY.contains(&k.as_str()))
+        .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
+        .collect();
+    if !read_only.is_empty() {
+        return Err(ApiError::Validation(read_only));
+    }
+    let row = state
+        .tx(move |c| {
+            let current = R::get(c, p.workspace, &id)?;
+            if R::is_archived(&current) {
+                return Err(ApiError::NotFound);
+            }
+            crm_db::repo::records::check_version(R::version(&current), if_match.0)?;
+            let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+            json_patch::merge(&mut doc, &patch);
+            let mut input: R::Input = serde_json::from_value(doc).map_err(|e| {
+                let msg = e.to_string();
+                ApiError::field("body", "invalid_value", msg)
+            })?;
+            let custom = check_references::<R>(c, p.workspace, &mut input)?;
+            R::update(c, &p, &current, input, custom)
+        })
+        .await?;
+    Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
+}
+
+/// `DELETE`: archives, or with `?permanent=true` erases (needs `records:purge`).
+pub async fn delete<R: Record>(state: web::Data<AppState>, p: Principal, id: String, if_match: IfMatch, q: QueryPairs) -> ApiResult<HttpResponse> {
+    p.require(R::WRITE)?;
+    let permanent = match q.0.iter().find(|(k, _)| k == "permanent") {
+        Some((_, v)) => crate::extract::bool_param("permanent", v)?,
+        None => false,
+    };
+    if permanent {
+        p.require(Permission::RecordsPurge)?;
+    }
+    state
+        .tx(move |c| {
+            if permanent {
+                crm_db::repo::records::purge(c, R::TABLE, p.workspace, &id, if_match.0)?;
+            } else {
+                crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, true, if_match.0)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn restore<R: Record>(state: web::Data<AppState>, p: Principal, id: String) -> ApiResult<HttpResponse> {
+    p.require(R::WRITE)?;
+    let row = state
+        .tx(move |c| {
+            crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
+            Ok(R::get(c, p.workspace, &id)?)
+        })
+        .await?;
+    Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
+}
+
+pub async fn list<R: Record>(state: web::Data<AppState>, p: Principal, q: QueryPairs) -> ApiResult<web::Json<Page<R::Dto>>> {
+    p.require(R::READ)?;
+    let req = SearchRequest::from_query(&q.0)?;
+    search_with::<R>(state, p, req).await
+}
+
+pub async fn search<R: Record>(state: web::Data<AppState>, p: Principal, body: RawJson) -> ApiResult<web::Json<Page<R::Dto>>> {
+    p.require(R::READ)?;
+    let req: SearchRequest = parse_json(&body.0)?;
+    search_with::<R>(state, p, req).await
+}
+
+async fn search_with<R: Record>(state: web::Data<AppState>, p: Principal, req: SearchRequest) -> ApiResult<web::Json<Page<R::Dto>>> {
+    let page = state.db(move |c| listing::run::<R::Row, R::Dto>(c, R::catalogue(), p.workspace, &req, R::Dto::from)).await?;
+    Ok(web::Json(page))
+}

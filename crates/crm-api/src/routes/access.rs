@@ -1,0 +1,654 @@
+//! Workspaces, sign-in, users and API keys.
+
+use crate::auth::{self, Actor, Auth};
+use crate::dto::common::{utc, validate_input};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use crm_db::models::{ApiKeyRow, RefreshTokenRow, UserChanges, UserRow, WorkspaceRow};
+use crm_db::repo::access as repo;
+use crm_domain::values::normalize_email;
+use crm_domain::values_time::now;
+use crm_domain::{new_id, FieldError, Permission, Role, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+/// Creates a workspace and its first admin.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme Sales", "admin_email": "admin@acme.example", "admin_password": "correct horse battery", "admin_name": "Ada Admin"}))]
+pub struct CreateWorkspace {
+    #[validate(length(min = 1, max = 100))]
+    pub name: String,
+    pub admin_email: String,
+    /// 8 to 256 characters.
+    #[validate(length(min = 8, max = 256))]
+    pub admin_password: String,
+    #[validate(length(min = 1, max = 100))]
+    pub admin_name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<WorkspaceRow> for Workspace {
+    fn from(w: WorkspaceRow) -> Self {
+        Workspace { id: w.id, name: w.name, created_at: utc(w.created_at) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceCreated {
+    pub workspace: Workspace,
+    pub admin: User,
+}
+
+/// A person who signs in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = String, example = "sales")]
+    pub role: String,
+    /// False once deactivated; a deactivated user's tokens stop working at once.
+    pub active: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+impl From<UserRow> for User {
+    fn from(u: UserRow) -> Self {
+        User {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            active: u.active,
+            last_login_at: u.last_login_at.map(utc),
+            created_at: utc(u.created_at),
+            updated_at: utc(u.updated_at),
+            version: u.version,
+        }
+    }
+}
+
+fn checked_email(raw: &str, field: &str, errors: &mut Vec<FieldError>) -> String {
+    normalize_email(raw).unwrap_or_else(|m| {
+        errors.push(FieldError::new(field, "invalid_email", m));
+        String::new()
+    })
+}
+
+fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn insert_workspace(c: &mut crm_db::DbConnection, name: &str, email: String, hash: String, admin_name: &str) -> ApiResult<(WorkspaceRow, UserRow)> {
+    let t = now();
+    let ws = WorkspaceRow { id: new_id().to_string(), name: name.trim().to_string(), created_at: t, updated_at: t, version: 1 };
+    let admin = UserRow {
+        workspace_id: ws.id.clone(),
+        id: new_id().to_string(),
+        email,
+        name: admin_name.trim().to_string(),
+        role: Role::Admin.as_str().into(),
+        password_hash: hash,
+        active: true,
+        last_login_at: None,
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    };
+    repo::create_workspace(c, &ws, &admin)?;
+    Ok((ws, admin))
+}
+
+/// `crm init`: creates a workspace and its admin directly in the database; returns the
+/// workspace id. Validation is the same as `POST /workspaces`.
+pub fn init_workspace(pool: &crm_db::Pool, name: &str, admin_email: &str, admin_password: &str, admin_name: &str) -> ApiResult<String> {
+    let input = CreateWorkspace { name: name.into(), admin_email: admin_email.into(), admin_password: admin_password.into(), admin_name: admin_name.into() };
+    let mut errors = validate_input(&input);
+    let email = checked_email(&input.admin_email, "admin_email", &mut errors);
+    fail_if(errors)?;
+    let hash = auth::hash_password(admin_password)?;
+    let mut conn = pool.get()?;
+    let (ws, _) = crm_db::write_tx(&mut conn, |c| insert_workspace(c, name, email, hash, admin_name))?;
+    Ok(ws.id)
+}
+
+/// Create a workspace and its first admin.
+///
+/// Open while no workspace exists, or when the server runs with `CRM_OPEN_SIGNUP=true`.
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", request_body = CreateWorkspace,
+    responses((status = 201, description = "Created", body = WorkspaceCreated), WriteErrors))]
+#[post("/workspaces")]
+pub async fn create_workspace(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {
+    let input: CreateWorkspace = parse_json(&body.0)?;
+    let mut errors = validate_input(&input);
+    let email = checked_email(&input.admin_email, "admin_email", &mut errors);
+    fail_if(errors)?;
+    let hash = auth::hash_password(&input.admin_password)?;
+    let open = state.config.open_signup;
+    let (ws, admin) = state
+        .tx(move |c| {
+            if !open && repo::count_workspaces(c)? > 0 {
+                return Err(ApiError::ForbiddenAction("sign-up is closed: ask an admin of an existing workspace, or start the server with CRM_OPEN_SIGNUP=true".into()));
+            }
+            insert_workspace(c, &input.name, email, hash, &input.admin_name)
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/workspaces/{}", ws.id)))
+        .json(WorkspaceCreated { workspace: ws.into(), admin: admin.into() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+    /// Needed only when the e-mail belongs to users in several workspaces.
+    pub workspace_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Single use: each refresh returns a new one; reusing an old one revokes the whole chain.
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+fn issue_pair(state: &AppState, c: &mut crm_db::DbConnection, ws: WorkspaceId, user: &UserRow, family: Option<String>) -> ApiResult<TokenPair> {
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
+    let access = auth::issue_access_token(&state.config, ws, &user.id, role)?;
+    let refresh_token = auth::new_refresh_token(ws);
+    let t = now();
+    repo::insert_refresh_token(
+        c,
+        &RefreshTokenRow {
+            workspace_id: ws.as_string(),
+            id: new_id().to_string(),
+            user_id: user.id.clone(),
+            family_id: family.unwrap_or_else(|| new_id().to_string()),
+            token_hash: auth::sha256_hex(refresh_token.as_bytes()),
+            expires_at: t + chrono::Duration::seconds(state.config.refresh_token_ttl_secs),
+            used_at: None,
+            revoked_at: None,
+            created_at: t,
+        },
+    )?;
+    Ok(TokenPair { access_token: access, refresh_token, token_type: "Bearer".into(), expires_in: state.config.access_token_ttl_secs })
+}
+
+fn ws_of(row: &UserRow) -> ApiResult<WorkspaceId> {
+    uuid::Uuid::parse_str(&row.workspace_id).map(WorkspaceId::from_authenticated).map_err(ApiError::internal)
+}
+
+/// Sign in with e-mail and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = Login,
+    responses((status = 200, description = "Signed in", body = TokenPair), WriteErrors))]
+#[post("/auth/login")]
+pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
+    let input: Login = parse_json(&body.0)?;
+    let bad = || ApiError::Unauthorized("wrong e-mail or password".into());
+    let Ok(email) = normalize_email(&input.email) else {
+        return Err(bad());
+    };
+    let candidates = state.db(move |c| Ok(repo::users_by_email(c, &email)?)).await?;
+    let wanted = input.workspace_id.clone();
+    let password = input.password.clone();
+    // Password checks are slow on purpose: run them off the async workers.
+    let matching: Vec<UserRow> = web::block(move || {
+        candidates
+            .into_iter()
+            .filter(|u| wanted.as_deref().is_none_or(|w| w == u.workspace_id))
+            .filter(|u| auth::verify_password(&password, &u.password_hash))
+            .collect()
+    })
+    .await?;
+    let user = match matching.len() {
+        0 => return Err(bad()),
+        1 => matching.into_iter().next().ok_or_else(bad)?,
+        _ => return Err(ApiError::field("workspace_id", "required", "this e-mail signs in to several workspaces: name one")),
+    };
+    let st = state.clone();
+    let pair = state
+        .tx(move |c| {
+            let ws = ws_of(&user)?;
+            repo::touch_login(c, ws, &user.id, now())?;
+            issue_pair(&st, c, ws, &user, None)
+        })
+        .await?;
+    Ok(web::Json(pair))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for a new pair.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", request_body = RefreshRequest,
+    responses((status = 200, description = "A new token pair", body = TokenPair), WriteErrors))]
+#[post("/auth/refresh")]
+pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
+    let input: RefreshRequest = parse_json(&body.0)?;
+    let invalid = || ApiError::Unauthorized("the refresh token is not valid".into());
+    let ws = auth::refresh_token_workspace(&input.refresh_token).ok_or_else(invalid)?;
+    let hash = auth::sha256_hex(input.refresh_token.as_bytes());
+    let st = state.clone();
+    // Reuse must revoke the family even though the request fails, so the revocation is
+    // committed in its own step.
+    let outcome = state
+        .tx(move |c| {
+            let Some(row) = repo::find_refresh_token(c, ws, &hash)? else {
+                return Ok(Err("the refresh token is not valid"));
+            };
+            let t = now();
+            if row.revoked_at.is_some() || row.expires_at <= t {
+                return Ok(Err("the refresh token has expired or been revoked"));
+            }
+            if !repo::use_refresh_token(c, ws, &row.id, t)? {
+                repo::revoke_family(c, ws, &row.family_id, t)?;
+                return Ok(Err("the refresh token was already used; its whole chain is now revoked"));
+            }
+            let user = match repo::get_user(c, ws, &row.user_id) {
+                Ok(u) if u.active => u,
+                _ => return Ok(Err("the user has been deactivated")),
+            };
+            Ok(Ok(issue_pair(&st, c, ws, &user, Some(row.family_id))?))
+        })
+        .await?;
+    outcome.map(web::Json).map_err(|m| ApiError::Unauthorized(m.into()))
+}
+
+/// Revoke a refresh token and every token refreshed from the same sign-in.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out"), WriteErrors))]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {
+    let input: RefreshRequest = parse_json(&body.0)?;
+    if let Some(ws) = auth::refresh_token_workspace(&input.refresh_token) {
+        let hash = auth::sha256_hex(input.refresh_token.as_bytes());
+        state
+            .tx(move |c| {
+                if let Some(row) = repo::find_refresh_token(c, ws, &hash)? {
+                    repo::revoke_family(c, ws, &row.family_id, now())?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller: a user or an API key, with its workspace and permissions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// `user` or `api_key`.
+    pub kind: String,
+    pub workspace: Workspace,
+    /// Set for users.
+    pub user: Option<User>,
+    /// Set for users.
+    #[schema(value_type = Option<String>)]
+    pub role: Option<String>,
+    /// Set for API keys.
+    pub api_key_id: Option<String>,
+    /// Everything the caller may do.
+    pub permissions: Vec<String>,
+}
+
+/// Who am I?
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", operation_id = "me",
+    responses((status = 200, description = "The caller", body = Me), ReadErrors), security(("bearer" = [])))]
+#[get("/me")]
+pub async fn me(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Json<Me>> {
+    let permissions = Permission::ALL.iter().filter(|x| p.can(**x)).map(|x| x.as_str().to_string()).collect();
+    let p2 = p.clone();
+    let (ws, user) = state
+        .db(move |c| {
+            let ws = repo::get_workspace(c, p2.workspace)?;
+            let user = match p2.user_id() {
+                Some(id) => Some(repo::get_user(c, p2.workspace, id)?),
+                None => None,
+            };
+            Ok((ws, user))
+        })
+        .await?;
+    Ok(web::Json(match &p.actor {
+        Actor::User { role, .. } => Me {
+            kind: "user".into(),
+            workspace: ws.into(),
+            user: user.map(User::from),
+            role: Some(role.as_str().into()),
+            api_key_id: None,
+            permissions,
+        },
+        Actor::ApiKey { id, .. } => Me { kind: "api_key".into(), workspace: ws.into(), user: None, role: None, api_key_id: Some(id.clone()), permissions },
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    #[validate(length(min = 1, max = 100))]
+    pub name: String,
+    /// admin, manager, sales, support or viewer.
+    #[schema(example = "sales")]
+    pub role: String,
+    #[validate(length(min = 8, max = 256))]
+    pub password: String,
+}
+
+/// Changes to a user (merge-patch). Deactivate with `active: false` or `DELETE`.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub email: Option<String>,
+    #[validate(length(min = 1, max = 100))]
+    pub name: Option<String>,
+    pub role: Option<String>,
+    #[validate(length(min = 8, max = 256))]
+    pub password: Option<String>,
+    pub active: Option<bool>,
+}
+
+fn parse_role(raw: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
+    let r = Role::parse(raw);
+    if r.is_none() {
+        errors.push(FieldError::new("role", "invalid_value", "must be one of admin, manager, sales, support, viewer"));
+    }
+    r
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub data: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// List the workspace's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, description = "Users", body = UserPage), ReadErrors), security(("bearer" = [])))]
+#[get("/users")]
+pub async fn list_users(state: web::Data<AppState>, Auth(p): Auth, q: QueryPairs) -> ApiResult<web::Json<UserPage>> {
+    p.require(Permission::UsersRead)?;
+    let mut limit = 50i64;
+    let mut cursor = None;
+    for (k, v) in &q.0 {
+        match k.as_str() {
+            "limit" => {
+                limit = v.parse().ok().filter(|l| (1..=500).contains(l)).ok_or_else(|| ApiError::field("limit", "out_of_range", "must be between 1 and 500"))?
+            }
+            "cursor" => cursor = Some(uuid::Uuid::parse_str(v).map_err(|_| ApiError::field("cursor", "invalid_cursor", "the cursor is not valid"))?.to_string()),
+            _ => return Err(ApiError::field(k, "unknown_parameter", format!("unknown parameter `{k}`"))),
+        }
+    }
+    let mut rows = state.db(move |c| Ok(repo::list_users(c, p.workspace, cursor.as_deref(), limit + 1)?)).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|u| u.id.clone()) } else { None };
+    Ok(web::Json(UserPage { data: rows.into_iter().map(User::from).collect(), next_cursor }))
+}
+
+/// Add a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user", request_body = CreateUser,
+    responses((status = 201, description = "Created", body = User), WriteErrors), security(("bearer" = [])))]
+#[post("/users")]
+pub async fn create_user(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(Permission::UsersWrite)?;
+    let input: CreateUser = parse_json(&body.0)?;
+    let mut errors = validate_input(&input);
+    let email = checked_email(&input.email, "email", &mut errors);
+    let role = parse_role(&input.role, &mut errors);
+    fail_if(errors)?;
+    let hash = auth::hash_password(&input.password)?;
+    let t = now();
+    let row = UserRow {
+        workspace_id: p.workspace.as_string(),
+        id: new_id().to_string(),
+        email,
+        name: input.name.trim().to_string(),
+        role: role.map(|r| r.as_str()).unwrap_or("viewer").to_string(),
+        password_hash: hash,
+        active: true,
+        last_login_at: None,
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    };
+    let user = state.tx(move |c| Ok(repo::insert_user(c, &row)?)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
+        .insert_header(crate::extract::etag(user.version))
+        .json(User::from(user)))
+}
+
+/// Get a user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user", params(("id" = String, Path)),
+    responses((status = 200, description = "The user", body = User), ReadErrors), security(("bearer" = [])))]
+#[get("/users/{id}")]
+pub async fn get_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    p.require(Permission::UsersRead)?;
+    let id = id.into_inner();
+    let user = state.db(move |c| Ok(repo::get_user(c, p.workspace, &id)?)).await?;
+    Ok(HttpResponse::Ok().insert_header(crate::extract::etag(user.version)).json(User::from(user)))
+}
+
+async fn change_user(state: web::Data<AppState>, p: auth::Principal, id: String, if_match: Option<i32>, input: UpdateUser) -> ApiResult<UserRow> {
+    let mut errors = validate_input(&input);
+    let email = input.email.as_deref().map(|e| checked_email(e, "email", &mut errors));
+    let role = input.role.as_deref().and_then(|r| parse_role(r, &mut errors));
+    fail_if(errors)?;
+    let hash = match &input.password {
+        Some(pw) => Some(auth::hash_password(pw)?),
+        None => None,
+    };
+    let self_id = p.user_id().map(String::from);
+    state
+        .tx(move |c| {
+            let cur = repo::get_user(c, p.workspace, &id)?;
+            crm_db::repo::records::check_version(cur.version, if_match)?;
+            let active = input.active.unwrap_or(cur.active);
+            let role = role.map(|r| r.as_str().to_string()).unwrap_or(cur.role.clone());
+            let demotes_admin = cur.role == "admin" && cur.active && (role != "admin" || !active);
+            if demotes_admin && repo::count_active_admins(c, p.workspace)? <= 1 {
+                return Err(ApiError::Conflict { message: "a workspace keeps at least one active admin".into(), existing_id: None });
+            }
+            if self_id.as_deref() == Some(id.as_str()) && !active {
+                return Err(ApiError::Conflict { message: "you cannot deactivate yourself".into(), existing_id: None });
+            }
+            let changes = UserChanges {
+                email: email.unwrap_or(cur.email.clone()),
+                name: input.name.map(|n| n.trim().to_string()).unwrap_or(cur.name.clone()),
+                role,
+                password_hash: hash.unwrap_or(cur.password_hash.clone()),
+                active,
+                updated_at: now(),
+                version: cur.version + 1,
+            };
+            let updated = repo::update_user(c, p.workspace, &id, cur.version, &changes)?;
+            if !active || input.password.is_some() {
+                repo::revoke_user_tokens(c, p.workspace, &id, now())?;
+            }
+            Ok(updated)
+        })
+        .await
+}
+
+/// Change a user (admins).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = UpdateUser, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The user", body = User), WriteErrors), security(("bearer" = [])))]
+#[patch("/users/{id}")]
+pub async fn update_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(Permission::UsersWrite)?;
+    let input: UpdateUser = parse_json(&body.0)?;
+    let user = change_user(state, p, id.into_inner(), if_match.0, input).await?;
+    Ok(HttpResponse::Ok().insert_header(crate::extract::etag(user.version)).json(User::from(user)))
+}
+
+/// Deactivate a user (admins): their tokens stop working at once.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "deactivate_user", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Deactivated"), WriteErrors), security(("bearer" = [])))]
+#[delete("/users/{id}")]
+pub async fn deactivate_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch) -> ApiResult<HttpResponse> {
+    p.require(Permission::UsersWrite)?;
+    let input = UpdateUser { email: None, name: None, role: None, password: None, active: Some(false) };
+    change_user(state, p, id.into_inner(), if_match.0, input).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "ERP sync", "scopes": ["contacts:read", "contacts:write", "companies:read", "companies:write"]}))]
+pub struct CreateApiKey {
+    #[validate(length(min = 1, max = 100))]
+    pub name: String,
+    /// Permissions the key carries, e.g. `contacts:read`, `contacts:write`.
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The last four characters of the secret, to tell keys apart.
+    pub last_four: String,
+    pub created_by: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(k: ApiKeyRow) -> Self {
+        ApiKey {
+            scopes: serde_json::from_str(&k.scopes).unwrap_or_default(),
+            id: k.id,
+            name: k.name,
+            last_four: k.last_four,
+            created_by: k.created_by,
+            last_used_at: k.last_used_at.map(utc),
+            expires_at: k.expires_at.map(|t| utc(t)),
+            created_at: utc(k.created_at),
+        }
+    }
+}
+
+/// A new key with its secret, shown only this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Send as `Authorization: Bearer <secret>`. It cannot be shown again.
+    pub secret: String,
+}
+
+/// Create an API key (admins).
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "create_api_key", request_body = CreateApiKey,
+    responses((status = 201, description = "Created; the secret is shown once", body = ApiKeyCreated), WriteErrors), security(("bearer" = [])))]
+#[post("/api-keys")]
+pub async fn create_api_key(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(Permission::ApiKeysManage)?;
+    let input: CreateApiKey = parse_json(&body.0)?;
+    let mut errors = validate_input(&input);
+    let mut scopes = Vec::new();
+    for (i, s) in input.scopes.iter().enumerate() {
+        match Permission::parse(s) {
+            Some(perm) if p.can(perm) => scopes.push(perm.as_str().to_string()),
+            Some(_) => errors.push(FieldError::new(format!("scopes[{i}]"), "not_allowed", format!("you cannot grant `{s}`"))),
+            None => {
+                let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+                errors.push(FieldError::new(format!("scopes[{i}]"), "invalid_value", format!("unknown scope `{s}`; known: {}", known.join(", "))))
+            }
+        }
+    }
+    if input.scopes.is_empty() {
+        errors.push(FieldError::new("scopes", "required", "name at least one scope"));
+    }
+    scopes.dedup();
+    fail_if(errors)?;
+    let id = new_id();
+    let (secret, hash) = auth::new_api_key(p.workspace, id);
+    let row = ApiKeyRow {
+        workspace_id: p.workspace.as_string(),
+        id: id.to_string(),
+        name: input.name.trim().to_string(),
+        scopes: serde_json::to_string(&scopes).map_err(ApiError::internal)?,
+        secret_hash: hash,
+        last_four: secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect(),
+        created_by: p.actor_id().to_string(),
+        last_used_at: None,
+        expires_at: input.expires_at.map(|t| crm_domain::values_time::truncate_micros(t.naive_utc())),
+        revoked_at: None,
+        created_at: now(),
+    };
+    let r2 = row.clone();
+    state.tx(move |c| Ok(repo::insert_api_key(c, &r2)?)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/api-keys/{}", row.id)))
+        .json(ApiKeyCreated { key: row.into(), secret }))
+}
+
+/// List the workspace's active API keys (admins).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys",
+    responses((status = 200, description = "Keys (without secrets)", body = Vec<ApiKey>), ReadErrors), security(("bearer" = [])))]
+#[get("/api-keys")]
+pub async fn list_api_keys(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Json<Vec<ApiKey>>> {
+    p.require(Permission::ApiKeysManage)?;
+    let rows = state.db(move |c| Ok(repo::list_api_keys(c, p.workspace)?)).await?;
+    Ok(web::Json(rows.into_iter().map(ApiKey::from).collect()))
+}
+
+/// Revoke an API key (admins); it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", operation_id = "revoke_api_key", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), WriteErrors), security(("bearer" = [])))]
+#[delete("/api-keys/{id}")]
+pub async fn revoke_api_key(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    p.require(Permission::ApiKeysManage)?;
+    let id = id.into_inner();
+    state.tx(move |c| Ok(repo::revoke_api_key(c, p.workspace, &id, now())?)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_workspace)
+        .service(login)
+        .service(refresh)
+        .service(logout)
+        .service(me)
+        .service(list_users)
+        .service(create_user)
+        .service(get_user)
+        .service(update_user)
+        .service(deactivate_user)
+        .service(create_api_key)
+        .service(list_api_keys)
+        .service(revoke_api_key);
+}

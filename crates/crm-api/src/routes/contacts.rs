@@ -1,0 +1,332 @@
+//! `/api/v1/contacts`: contacts, their companies and their lifecycle history.
+
+use crate::auth::{Auth, Principal};
+use crate::dto::companies::Company;
+use crate::dto::contacts::{new_row, Contact, ContactInput, LifecycleChange};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
+use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
+use crate::records::{self, Record};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use crm_db::models::{ContactCompanyRow, ContactRow};
+use crm_db::repo::contacts as repo;
+use crm_db::{DbConnection, RepoError};
+use crm_domain::{Permission, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+use utoipa::ToSchema;
+use validator::Validate;
+
+pub struct Contacts;
+
+type RelatedCatalogue = fn() -> &'static Catalogue;
+static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] = &[(&repo::CONTACT_COMPANIES, super::companies::catalogue)];
+
+pub fn catalogue() -> &'static Catalogue {
+    static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(|| Catalogue {
+        object: "contacts",
+        resource: RES.get_or_init(repo::contact_resource),
+        relations: RELATIONS,
+    })
+}
+
+impl Record for Contacts {
+    const OBJECT: &'static str = "contacts";
+    const TABLE: &'static str = "contacts";
+    const READ: Permission = Permission::ContactsRead;
+    const WRITE: Permission = Permission::ContactsWrite;
+    type Row = ContactRow;
+    type Input = ContactInput;
+    type Dto = Contact;
+
+    fn catalogue() -> &'static Catalogue {
+        catalogue()
+    }
+    fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<ContactRow, RepoError> {
+        repo::get_contact(conn, ws, id)
+    }
+    fn version(row: &ContactRow) -> i32 {
+        row.version
+    }
+    fn is_archived(row: &ContactRow) -> bool {
+        row.archived_at.is_some()
+    }
+    fn owner(input: &ContactInput) -> Option<&str> {
+        input.owner_id.as_deref()
+    }
+    fn custom(input: &mut ContactInput) -> Map<String, Value> {
+        std::mem::take(&mut input.custom)
+    }
+    fn insert(conn: &mut DbConnection, p: &Principal, input: ContactInput, custom: Map<String, Value>) -> ApiResult<ContactRow> {
+        let changes = input.into_changes(custom)?;
+        let row = new_row(&p.workspace.as_string(), changes);
+        Ok(repo::insert_contact(conn, p.workspace, &row, Some(p.actor_id()))?)
+    }
+    fn update(conn: &mut DbConnection, p: &Principal, current: &ContactRow, input: ContactInput, custom: Map<String, Value>) -> ApiResult<ContactRow> {
+        let changes = input.into_changes(custom)?;
+        Ok(repo::update_contact(conn, p.workspace, current, &changes, Some(p.actor_id()))?)
+    }
+}
+
+/// List contacts.
+///
+/// Filters come as query parameters: `lifecycle_stage=mature`, `created_at[gte]=2026-01-01`,
+/// `tags[contains]=vip`, `companies.industry=Retail`, `custom.score[gt]=3`.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", operation_id = "list_contacts", params(ListParams),
+    responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
+#[get("/contacts")]
+pub async fn list_contacts(state: web::Data<AppState>, Auth(p): Auth, q: QueryPairs) -> ApiResult<web::Json<Page<Contact>>> {
+    records::list::<Contacts>(state, p, q).await
+}
+
+/// Search contacts with the full filter language.
+#[utoipa::path(post, path = "/api/v1/contacts/search", tag = "contacts", operation_id = "search_contacts", request_body = SearchRequest,
+    responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
+#[post("/contacts/search")]
+pub async fn search_contacts(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<web::Json<Page<Contact>>> {
+    records::search::<Contacts>(state, p, body).await
+}
+
+/// Create a contact.
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", operation_id = "create_contact", request_body = ContactInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 201, description = "Created", body = Contact, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/contacts")]
+pub async fn create_contact(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+    records::create::<Contacts>(state, p, body).await
+}
+
+/// Get a contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "get_contact",
+    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived contact")),
+    responses((status = 200, description = "The contact", body = Contact, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
+#[get("/contacts/{id}")]
+pub async fn get_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, q: QueryPairs) -> ApiResult<HttpResponse> {
+    records::get::<Contacts>(state, p, id.into_inner(), q).await
+}
+
+/// Update a contact with a JSON Merge Patch (RFC 7396).
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "update_contact",
+    request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the contact changed since")),
+    responses((status = 200, description = "The updated contact", body = Contact, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[patch("/contacts/{id}")]
+pub async fn update_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+    records::patch::<Contacts>(state, p, id.into_inner(), if_match, body).await
+}
+
+/// Archive a contact, or erase it with `permanent=true` (admins).
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "delete_contact",
+    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
+#[delete("/contacts/{id}")]
+pub async fn delete_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, q: QueryPairs) -> ApiResult<HttpResponse> {
+    records::delete::<Contacts>(state, p, id.into_inner(), if_match, q).await
+}
+
+/// Restore an archived contact.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/restore", tag = "contacts", operation_id = "restore_contact", params(("id" = String, Path)),
+    responses((status = 200, description = "The restored contact", body = Contact), WriteErrors), security(("bearer" = [])))]
+#[post("/contacts/{id}/restore")]
+pub async fn restore_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    records::restore::<Contacts>(state, p, id.into_inner()).await
+}
+
+/// Every lifecycle stage the contact has been in, oldest first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/lifecycle-history", tag = "contacts", operation_id = "contact_lifecycle_history", params(("id" = String, Path)),
+    responses((status = 200, description = "Stage changes", body = Vec<LifecycleChange>), ReadErrors), security(("bearer" = [])))]
+#[get("/contacts/{id}/lifecycle-history")]
+pub async fn lifecycle_history(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<web::Json<Vec<LifecycleChange>>> {
+    p.require(Permission::ContactsRead)?;
+    let id = id.into_inner();
+    let rows = state
+        .db(move |c| {
+            repo::get_contact(c, p.workspace, &id)?;
+            Ok(repo::lifecycle_history(c, p.workspace, &id)?)
+        })
+        .await?;
+    Ok(web::Json(rows.into_iter().map(LifecycleChange::from).collect()))
+}
+
+/// A link between a contact and a company.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompanyLink {
+    pub company: Company,
+    /// The contact's role at the company, e.g. `Buyer`.
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A link between a company and a contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactLink {
+    pub contact: Contact,
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// Links a contact to a company (or changes the link).
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct LinkCompany {
+    pub company_id: String,
+    #[validate(length(max = 100))]
+    pub role: Option<String>,
+    /// The contact's main company; at most one link is primary.
+    #[serde(default)]
+    pub is_primary: bool,
+}
+
+/// Changes a link's role or primary flag.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLink {
+    #[validate(length(max = 100))]
+    pub role: Option<String>,
+    pub is_primary: Option<bool>,
+}
+
+fn live_contact(c: &mut DbConnection, ws: WorkspaceId, id: &str) -> ApiResult<ContactRow> {
+    let row = repo::get_contact(c, ws, id)?;
+    if row.archived_at.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(row)
+}
+
+fn company_links(c: &mut DbConnection, ws: WorkspaceId, contact_id: &str) -> ApiResult<Vec<CompanyLink>> {
+    Ok(repo::links_of_contact(c, ws, contact_id)?
+        .into_iter()
+        .map(|(l, co)| CompanyLink { company: co.into(), role: l.role, is_primary: l.is_primary, linked_at: crate::dto::common::utc(l.created_at) })
+        .collect())
+}
+
+/// The companies a contact belongs to, primary first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/companies", tag = "contacts", operation_id = "list_contact_companies", params(("id" = String, Path)),
+    responses((status = 200, description = "Linked companies", body = Vec<CompanyLink>), ReadErrors), security(("bearer" = [])))]
+#[get("/contacts/{id}/companies")]
+pub async fn list_contact_companies(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<web::Json<Vec<CompanyLink>>> {
+    p.require(Permission::ContactsRead)?;
+    p.require(Permission::CompaniesRead)?;
+    let id = id.into_inner();
+    let links = state
+        .db(move |c| {
+            live_contact(c, p.workspace, &id)?;
+            company_links(c, p.workspace, &id)
+        })
+        .await?;
+    Ok(web::Json(links))
+}
+
+/// Link a contact to a company; linking again updates the role.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/companies", tag = "contacts", operation_id = "link_contact_company", params(("id" = String, Path)),
+    request_body = LinkCompany,
+    responses((status = 201, description = "Linked; the contact's companies", body = Vec<CompanyLink>), (status = 200, description = "The link existed and was updated", body = Vec<CompanyLink>), WriteErrors), security(("bearer" = [])))]
+#[post("/contacts/{id}/companies")]
+pub async fn link_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(Permission::ContactsWrite)?;
+    let input: LinkCompany = parse_json(&body.0)?;
+    let errs = crate::dto::common::validate_input(&input);
+    if !errs.is_empty() {
+        return Err(ApiError::Validation(errs));
+    }
+    let id = id.into_inner();
+    let (created, links) = state
+        .tx(move |c| {
+            live_contact(c, p.workspace, &id)?;
+            match repo::get_company(c, p.workspace, &input.company_id) {
+                Ok(co) if co.archived_at.is_none() => {}
+                Ok(_) | Err(RepoError::NotFound) => {
+                    return Err(ApiError::field("company_id", "not_found", "no such company in this workspace"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let now = crm_domain::values_time::now();
+            let link = ContactCompanyRow {
+                workspace_id: p.workspace.as_string(),
+                contact_id: id.clone(),
+                company_id: input.company_id,
+                role: crate::dto::common::text(input.role),
+                is_primary: input.is_primary,
+                created_at: now,
+                updated_at: now,
+            };
+            let created = repo::upsert_link(c, p.workspace, &link)?;
+            Ok((created, company_links(c, p.workspace, &id)?))
+        })
+        .await?;
+    Ok(if created { HttpResponse::Created().json(links) } else { HttpResponse::Ok().json(links) })
+}
+
+/// Change a link's role or primary flag.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}/companies/{company_id}", tag = "contacts", operation_id = "update_contact_company",
+    params(("id" = String, Path), ("company_id" = String, Path)), request_body = UpdateLink,
+    responses((status = 200, description = "The contact's companies", body = Vec<CompanyLink>), WriteErrors), security(("bearer" = [])))]
+#[patch("/contacts/{id}/companies/{company_id}")]
+pub async fn update_link(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>, body: RawJson) -> ApiResult<web::Json<Vec<CompanyLink>>> {
+    p.require(Permission::ContactsWrite)?;
+    let input: UpdateLink = parse_json(&body.0)?;
+    let errs = crate::dto::common::validate_input(&input);
+    if !errs.is_empty() {
+        return Err(ApiError::Validation(errs));
+    }
+    let (id, company_id) = path.into_inner();
+    let links = state
+        .tx(move |c| {
+            live_contact(c, p.workspace, &id)?;
+            let existing = repo::links_of_contact(c, p.workspace, &id)?
+                .into_iter()
+                .find(|(l, _)| l.company_id == company_id)
+                .map(|(l, _)| l)
+                .ok_or(ApiError::NotFound)?;
+            let link = ContactCompanyRow {
+                role: if input.role.is_some() { crate::dto::common::text(input.role) } else { existing.role.clone() },
+                is_primary: input.is_primary.unwrap_or(existing.is_primary),
+                updated_at: crm_domain::values_time::now(),
+                ..existing
+            };
+            repo::upsert_link(c, p.workspace, &link)?;
+            company_links(c, p.workspace, &id)
+        })
+        .await?;
+    Ok(web::Json(links))
+}
+
+/// Unlink a contact from a company.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}/companies/{company_id}", tag = "contacts", operation_id = "unlink_contact_company",
+    params(("id" = String, Path), ("company_id" = String, Path)),
+    responses((status = 204, description = "Unlinked"), WriteErrors), security(("bearer" = [])))]
+#[delete("/contacts/{id}/companies/{company_id}")]
+pub async fn unlink_company(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    p.require(Permission::ContactsWrite)?;
+    let (id, company_id) = path.into_inner();
+    state
+        .tx(move |c| {
+            live_contact(c, p.workspace, &id)?;
+            Ok(repo::delete_link(c, p.workspace, &id, &company_id)?)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_contacts)
+        .service(search_contacts)
+        .service(create_contact)
+        .service(get_contact)
+        .service(update_contact)
+        .service(delete_contact)
+        .service(restore_contact)
+        .service(lifecycle_history)
+        .service(list_contact_companies)
+        .service(link_company)
+        .service(update_link)
+        .service(unlink_company);
+}

@@ -1,0 +1,180 @@
+//! `/api/v1/fields/{object}`: custom field definitions.
+
+use crate::auth::Auth;
+use crate::dto::common::{utc, validate_input};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{parse_json, RawJson};
+use crate::state::AppState;
+use actix_web::{delete, get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use crm_db::models::CustomFieldRow;
+use crm_db::repo::fields as repo;
+use crm_domain::custom_field::{valid_name, CustomFieldType, CustomObject, MAX_FIELDS_PER_OBJECT, MAX_OPTIONS};
+use crm_domain::{new_id, FieldError, Permission};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "segment", "label": "Segment", "type": "select", "options": ["smb", "mid", "enterprise"]}))]
+pub struct CreateField {
+    /// The key under `custom` and in filters (`custom.<name>`): lower-case letters, digits, `_`.
+    pub name: String,
+    #[validate(length(min = 1, max = 100))]
+    pub label: String,
+    #[serde(rename = "type")]
+    pub field_type: CustomFieldType,
+    /// The choices of `select` and `multi_select` fields.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Records must carry a value (applies to records written from now on).
+    #[serde(default)]
+    pub required: bool,
+    #[validate(length(max = 500))]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomField {
+    pub id: String,
+    pub object: CustomObject,
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub field_type: CustomFieldType,
+    pub options: Vec<String>,
+    pub required: bool,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+impl From<CustomFieldRow> for CustomField {
+    fn from(r: CustomFieldRow) -> Self {
+        CustomField {
+            object: CustomObject::parse(&r.object_type).unwrap_or(CustomObject::Contacts),
+            field_type: CustomFieldType::parse(&r.field_type).unwrap_or(CustomFieldType::Text),
+            options: serde_json::from_str(&r.options).unwrap_or_default(),
+            id: r.id,
+            name: r.name,
+            label: r.label,
+            required: r.required,
+            description: r.description,
+            created_at: utc(r.created_at),
+            updated_at: utc(r.updated_at),
+            version: r.version,
+        }
+    }
+}
+
+fn object(raw: &str) -> ApiResult<CustomObject> {
+    CustomObject::parse(raw).ok_or(ApiError::NotFound)
+}
+
+/// The custom fields of an object.
+#[utoipa::path(get, path = "/api/v1/fields/{object}", tag = "fields", operation_id = "list_fields",
+    params(("object" = CustomObject, Path)),
+    responses((status = 200, description = "Definitions, oldest first", body = Vec<CustomField>), ReadErrors), security(("bearer" = [])))]
+#[get("/fields/{object}")]
+pub async fn list_fields(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<String>) -> ApiResult<web::Json<Vec<CustomField>>> {
+    p.require(Permission::FieldsRead)?;
+    let obj = object(&path)?;
+    let rows = state.db(move |c| Ok(repo::list(c, p.workspace, obj.as_str())?)).await?;
+    Ok(web::Json(rows.into_iter().map(CustomField::from).collect()))
+}
+
+/// Define a custom field (admins).
+#[utoipa::path(post, path = "/api/v1/fields/{object}", tag = "fields", operation_id = "create_field",
+    params(("object" = CustomObject, Path)), request_body = CreateField,
+    responses((status = 201, description = "Created", body = CustomField), WriteErrors), security(("bearer" = [])))]
+#[post("/fields/{object}")]
+pub async fn create_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<String>, body: RawJson) -> ApiResult<HttpResponse> {
+    p.require(Permission::FieldsWrite)?;
+    let obj = object(&path)?;
+    let input: CreateField = parse_json(&body.0)?;
+    let mut errors = validate_input(&input);
+    if !valid_name(&input.name) {
+        errors.push(FieldError::new("name", "invalid_value", "must start with a lower-case letter and hold only a-z, 0-9 and _ (at most 63)"));
+    }
+    let mut options: Vec<String> = Vec::new();
+    for (i, o) in input.options.iter().enumerate() {
+        let o = o.trim();
+        if o.is_empty() || o.chars().count() > 100 {
+            errors.push(FieldError::new(format!("options[{i}]"), "invalid_value", "each option must have 1 to 100 characters"));
+        } else if !options.iter().any(|x| x == o) {
+            options.push(o.to_string());
+        }
+    }
+    let is_choice = matches!(input.field_type, CustomFieldType::Select | CustomFieldType::MultiSelect);
+    if is_choice && options.is_empty() {
+        errors.push(FieldError::new("options", "required", "select fields need at least one option"));
+    }
+    if !is_choice && !input.options.is_empty() {
+        errors.push(FieldError::new("options", "not_allowed", "only select and multi_select fields have options"));
+    }
+    if options.len() > MAX_OPTIONS {
+        errors.push(FieldError::new("options", "too_many", format!("at most {MAX_OPTIONS} options")));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let t = crm_domain::values_time::now();
+    let row = CustomFieldRow {
+        workspace_id: p.workspace.as_string(),
+        id: new_id().to_string(),
+        object_type: obj.as_str().to_string(),
+        name: input.name,
+        label: input.label.trim().to_string(),
+        field_type: input.field_type.as_str().to_string(),
+        options: serde_json::to_string(&options).map_err(ApiError::internal)?,
+        required: input.required,
+        description: input.description,
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    };
+    let row = state
+        .tx(move |c| {
+            if repo::list(c, p.workspace, obj.as_str())?.len() >= MAX_FIELDS_PER_OBJECT {
+                return Err(ApiError::field("name", "too_many", format!("an object has at most {MAX_FIELDS_PER_OBJECT} custom fields")));
+            }
+            Ok(repo::insert(c, &row)?)
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/fields/{}/{}", row.object_type, row.name)))
+        .json(CustomField::from(row)))
+}
+
+/// Get one custom field.
+#[utoipa::path(get, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "get_field",
+    params(("object" = CustomObject, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The definition", body = CustomField), ReadErrors), security(("bearer" = [])))]
+#[get("/fields/{object}/{name}")]
+pub async fn get_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<web::Json<CustomField>> {
+    p.require(Permission::FieldsRead)?;
+    let (obj, name) = path.into_inner();
+    let obj = object(&obj)?;
+    let row = state.db(move |c| Ok(repo::get(c, p.workspace, obj.as_str(), &name)?)).await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Delete a custom field definition (admins). Stored values stay in records' `custom`
+/// until they are next written, and a field of the same name can be defined again.
+#[utoipa::path(delete, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "delete_field",
+    params(("object" = CustomObject, Path), ("name" = String, Path)),
+    responses((status = 204, description = "Deleted"), WriteErrors), security(("bearer" = [])))]
+#[delete("/fields/{object}/{name}")]
+pub async fn delete_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+    p.require(Permission::FieldsWrite)?;
+    let (obj, name) = path.into_inner();
+    let obj = object(&obj)?;
+    state.tx(move |c| Ok(repo::delete(c, p.workspace, obj.as_str(), &name)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_fields).service(create_field).service(get_field).service(delete_field);
+}

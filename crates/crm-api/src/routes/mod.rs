@@ -1,0 +1,5 @@
+pub mod access;
+pub mod companies;
+pub mod contacts;
+pub mod fields;
+pub mod health;

@@ -1,0 +1,59 @@
+//! Shared application state and the helper that runs database work off the async workers.
+
+use crate::error::ApiResult;
+use crm_db::{DbConnection, Pool};
+use std::sync::Arc;
+
+/// Settings the API itself needs (the binary builds them from its configuration).
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// HMAC key for access tokens (HS256). Never logged.
+    pub jwt_secret: Vec<u8>,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub open_signup: bool,
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("jwt_secret", &"<redacted>")
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("open_signup", &self.open_signup)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<ApiConfig>,
+}
+
+impl AppState {
+    /// Runs `f` on a pooled connection in the blocking thread pool.
+    pub async fn db<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await?
+    }
+
+    /// Runs `f` in one write transaction (see `crm_db::write_tx`).
+    pub async fn tx<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db(move |conn| crm_db::write_tx(conn, f)).await
+    }
+}

@@ -1,0 +1,258 @@
+//! Row types: what a table holds, as diesel reads and writes it. They never reach the wire;
+//! the API layer maps them to its DTOs.
+
+use crate::schema::*;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = workspaces)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub active: bool,
+    pub last_login_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub active: bool,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub user_id: String,
+    pub family_id: String,
+    pub token_hash: String,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    pub secret_hash: String,
+    pub last_four: String,
+    pub created_by: String,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = teams)]
+pub struct TeamRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = companies)]
+pub struct CompanyRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub size: Option<String>,
+    pub annual_revenue: Option<String>,
+    pub currency: Option<String>,
+    pub tier: Option<String>,
+    pub region: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub address_city: Option<String>,
+    pub address_region: Option<String>,
+    pub address_postal_code: Option<String>,
+    pub address_country: Option<String>,
+    pub owner_id: Option<String>,
+    pub tags: String,
+    pub external_id: Option<String>,
+    pub custom: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a company: a merge-patch is applied to the whole record and
+/// the result written back.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = companies, treat_none_as_null = true)]
+pub struct CompanyChanges {
+    pub name: String,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub size: Option<String>,
+    pub annual_revenue: Option<String>,
+    pub currency: Option<String>,
+    pub tier: Option<String>,
+    pub region: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub address_city: Option<String>,
+    pub address_region: Option<String>,
+    pub address_postal_code: Option<String>,
+    pub address_country: Option<String>,
+    pub owner_id: Option<String>,
+    pub tags: String,
+    pub external_id: Option<String>,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub additional_emails: String,
+    pub phone: Option<String>,
+    pub additional_phones: String,
+    pub job_title: Option<String>,
+    pub lifecycle_stage: String,
+    pub lifecycle_stage_changed_at: NaiveDateTime,
+    pub owner_id: Option<String>,
+    pub source: Option<String>,
+    pub tags: String,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub address_city: Option<String>,
+    pub address_region: Option<String>,
+    pub address_postal_code: Option<String>,
+    pub address_country: Option<String>,
+    pub preferred_channel: Option<String>,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub consent_phone: bool,
+    pub do_not_contact: bool,
+    pub external_id: Option<String>,
+    pub custom: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a contact (see [`CompanyChanges`]).
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = contacts, treat_none_as_null = true)]
+pub struct ContactChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub additional_emails: String,
+    pub phone: Option<String>,
+    pub additional_phones: String,
+    pub job_title: Option<String>,
+    pub lifecycle_stage: String,
+    pub owner_id: Option<String>,
+    pub source: Option<String>,
+    pub tags: String,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub address_city: Option<String>,
+    pub address_region: Option<String>,
+    pub address_postal_code: Option<String>,
+    pub address_country: Option<String>,
+    pub preferred_channel: Option<String>,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub consent_phone: bool,
+    pub do_not_contact: bool,
+    pub external_id: Option<String>,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contact_companies)]
+pub struct ContactCompanyRow {
+    pub workspace_id: String,
+    pub contact_id: String,
+    pub company_id: String,
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contact_lifecycle_changes)]
+pub struct LifecycleChangeRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub contact_id: String,
+    pub from_stage: Option<String>,
+    pub to_stage: String,
+    pub changed_at: NaiveDateTime,
+    pub changed_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = custom_field_definitions)]
+pub struct CustomFieldRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub object_type: String,
+    pub name: String,
+    pub label: String,
+    pub field_type: String,
+    pub options: String,
+    pub required: bool,
+    pub description: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct IdempotencyRow {
+    pub workspace_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub response_status: Option<i32>,
+    pub response_headers: Option<String>,
+    pub response_body: Option<String>,
+    pub created_at: NaiveDateTime,
+}

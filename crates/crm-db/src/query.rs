@@ -1,0 +1,576 @@
+//! The one list/search mechanism every resource plugs into: a checked filter, free text,
+//! sort keys and a keyset cursor become one parameterised SQL statement for the connection's
+//! dialect. Field names never reach SQL unless they were resolved through the resource's
+//! catalogue (or are validated custom-field identifiers).
+
+use crate::conn::{DbConnection, Dialect};
+use chrono::{NaiveDate, NaiveDateTime};
+use crm_domain::filter::{FieldKind, Op, Scalar, Typed};
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Bool, Date, Double, Text, Timestamp};
+use diesel::{QueryableByName, RunQueryDsl};
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Ts(NaiveDateTime),
+    Date(NaiveDate),
+}
+
+/// Accumulates SQL text and its parameters, writing placeholders in the dialect's syntax.
+pub struct SqlBuf {
+    pub dialect: Dialect,
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+impl SqlBuf {
+    pub fn new(dialect: Dialect) -> Self {
+        SqlBuf { dialect, sql: String::with_capacity(512), binds: Vec::new() }
+    }
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.sql.push_str(s);
+        self
+    }
+    pub fn bind(&mut self, b: Bind) -> &mut Self {
+        self.binds.push(b);
+        match self.dialect {
+            Dialect::Postgres => {
+                self.sql.push('$');
+                self.sql.push_str(&self.binds.len().to_string());
+            }
+            Dialect::Sqlite => self.sql.push('?'),
+        }
+        self
+    }
+
+    fn query<'a>(&self) -> BoxedSqlQuery<'a, crate::conn::MultiBackend, SqlQuery> {
+        let mut q = diesel::sql_query(self.sql.clone()).into_boxed::<crate::conn::MultiBackend>();
+        for b in &self.binds {
+            q = match b.clone() {
+                Bind::Text(v) => q.bind::<Text, _>(v),
+                Bind::Int(v) => q.bind::<BigInt, _>(v),
+                Bind::Float(v) => q.bind::<Double, _>(v),
+                Bind::Bool(v) => q.bind::<Bool, _>(v),
+                Bind::Ts(v) => q.bind::<Timestamp, _>(v),
+                Bind::Date(v) => q.bind::<Date, _>(v),
+            };
+        }
+        q
+    }
+
+    pub fn load<R>(&self, conn: &mut DbConnection) -> diesel::QueryResult<Vec<R>>
+    where
+        R: QueryableByName<crate::conn::MultiBackend> + 'static,
+    {
+        self.query().load::<R>(conn)
+    }
+
+    pub fn execute(&self, conn: &mut DbConnection) -> diesel::QueryResult<usize> {
+        self.query().execute(conn)
+    }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// What a filterable/sortable thing of a resource is in SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldRef {
+    /// A column of the record's own table; `sortable` columns may be used in `sort`.
+    Column { column: &'static str, kind: FieldKind },
+    /// A value of the `custom` JSON column.
+    Custom { name: String, kind: FieldKind },
+    /// A field of a related record, matched with any-of semantics.
+    Related { relation: &'static Relation, inner: Box<FieldRef> },
+}
+
+/// A many-to-many relation reached through a link table, e.g. contact → companies.
+#[derive(Debug, PartialEq)]
+pub struct Relation {
+    pub name: &'static str,
+    pub link_table: &'static str,
+    pub link_self: &'static str,
+    pub link_other: &'static str,
+    pub other_table: &'static str,
+}
+
+/// A column as the API names it.
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub api_name: &'static str,
+    pub column: &'static str,
+    pub kind: FieldKind,
+    pub sortable: bool,
+}
+
+/// A resource's catalogue of columns plus how free text searches it.
+pub struct Resource {
+    pub table: &'static str,
+    pub columns: Vec<ColumnSpec>,
+    /// Columns matched by `q` (case-insensitive substring).
+    pub text_columns: &'static [&'static str],
+    /// Related tables' columns matched by `q`.
+    pub text_relations: &'static [(&'static Relation, &'static [&'static str])],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub column: &'static str,
+    pub api_name: &'static str,
+    pub kind: FieldKind,
+    pub direction: Direction,
+}
+
+/// The position after which the next page starts: the last row's sort values and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyset {
+    pub values: Vec<Option<Bind>>,
+    pub id: String,
+}
+
+/// Everything a list or search asks for.
+pub struct ListQuery {
+    pub filter: Option<Typed<FieldRef>>,
+    pub q: Option<String>,
+    pub sort: Vec<SortKey>,
+    pub after: Option<Keyset>,
+    pub limit: i64,
+    pub archived: bool,
+}
+
+fn like_pattern(s: &str, prefix_only: bool) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    if prefix_only {
+        format!("{escaped}%")
+    } else {
+        format!("%{escaped}%")
+    }
+}
+
+fn scalar_bind(s: &Scalar) -> Bind {
+    match s {
+        Scalar::Text(t) | Scalar::Decimal(t) => Bind::Text(t.clone()),
+        Scalar::Int(i) => Bind::Int(*i),
+        Scalar::Float(f) => Bind::Float(*f),
+        Scalar::Bool(b) => Bind::Bool(*b),
+        Scalar::Timestamp(t) => Bind::Ts(*t),
+        Scalar::Date(d) => Bind::Text(d.format("%Y-%m-%d").to_string()),
+    }
+}
+
+impl SqlBuf {
+    fn like_op(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " ILIKE ",
+            Dialect::Sqlite => " LIKE ",
+        }
+    }
+
+    /// Writes a bound value, cast where the column's storage needs it.
+    fn bind_value(&mut self, kind: &FieldKind, b: Bind) {
+        if *kind == FieldKind::Decimal {
+            self.push("CAST(").bind(b).push(" AS NUMERIC)");
+        } else {
+            self.bind(b);
+        }
+    }
+
+    /// The SQL expression of a scalar field on the table aliased `alias`.
+    fn scalar_expr(&self, alias: &str, f: &FieldRef) -> String {
+        match f {
+            FieldRef::Column { column, kind } => {
+                if *kind == FieldKind::Decimal {
+                    format!("CAST({alias}.{column} AS NUMERIC)")
+                } else {
+                    format!("{alias}.{column}")
+                }
+            }
+            FieldRef::Custom { name, kind } => match self.dialect {
+                Dialect::Postgres => {
+                    let base = format!("(CAST({alias}.custom AS jsonb) ->> '{name}')");
+                    match kind {
+                        FieldKind::Float => format!("CAST({base} AS double precision)"),
+                        FieldKind::Decimal => format!("CAST({base} AS NUMERIC)"),
+                        FieldKind::Bool => format!("CAST({base} AS boolean)"),
+                        _ => base,
+                    }
+                }
+                Dialect::Sqlite => {
+                    let base = format!("json_extract({alias}.custom, '$.{name}')");
+                    if *kind == FieldKind::Decimal {
+                        format!("CAST({base} AS NUMERIC)")
+                    } else {
+                        base
+                    }
+                }
+            },
+            FieldRef::Related { .. } => String::new(),
+        }
+    }
+
+    /// `EXISTS`-style element test over a JSON array (a list column or a multi-select).
+    fn list_elements(&self, alias: &str, f: &FieldRef) -> String {
+        match (self.dialect, f) {
+            (Dialect::Postgres, FieldRef::Column { column, .. }) => {
+                format!("SELECT 1 FROM jsonb_array_elements_text(CAST({alias}.{column} AS jsonb)) AS e(v) WHERE e.v")
+            }
+            (Dialect::Postgres, FieldRef::Custom { name, .. }) => format!(
+                "SELECT 1 FROM jsonb_array_elements_text(COALESCE(CAST({alias}.custom AS jsonb) -> '{name}', '[]'::jsonb)) AS e(v) WHERE e.v"
+            ),
+            (Dialect::Sqlite, FieldRef::Column { column, .. }) => format!("SELECT 1 FROM json_each({alias}.{column}) AS e WHERE e.value"),
+            (Dialect::Sqlite, FieldRef::Custom { name, .. }) => {
+                format!("SELECT 1 FROM json_each({alias}.custom, '$.{name}') AS e WHERE e.value")
+            }
+            (_, FieldRef::Related { .. }) => String::new(),
+        }
+    }
+
+    fn list_is_empty(&self, alias: &str, f: &FieldRef) -> String {
+        match (self.dialect, f) {
+            (Dialect::Postgres, FieldRef::Column { column, .. }) => {
+                format!("COALESCE(jsonb_array_length(CAST({alias}.{column} AS jsonb)), 0) = 0")
+            }
+            (Dialect::Postgres, FieldRef::Custom { name, .. }) => {
+                format!("COALESCE(jsonb_array_length(CAST({alias}.custom AS jsonb) -> '{name}'), 0) = 0")
+            }
+            (Dialect::Sqlite, FieldRef::Column { column, .. }) => format!("COALESCE(json_array_length({alias}.{column}), 0) = 0"),
+            (Dialect::Sqlite, FieldRef::Custom { name, .. }) => {
+                format!("COALESCE(json_array_length({alias}.custom, '$.{name}'), 0) = 0")
+            }
+            (_, FieldRef::Related { .. }) => "1 = 0".to_string(),
+        }
+    }
+
+    fn values_list(&mut self, kind: &FieldKind, values: &[Scalar]) {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_value(kind, scalar_bind(v));
+        }
+        self.push(")");
+    }
+
+    /// Writes a checked filter as a boolean SQL expression over the table aliased `alias`.
+    pub fn filter(&mut self, alias: &str, node: &Typed<FieldRef>) {
+        match node {
+            Typed::And(items) | Typed::Or(items) => {
+                if items.is_empty() {
+                    self.push(if matches!(node, Typed::And(_)) { "1 = 1" } else { "1 = 0" });
+                    return;
+                }
+                let joiner = if matches!(node, Typed::And(_)) { " AND " } else { " OR " };
+                self.push("(");
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(joiner);
+                    }
+                    self.filter(alias, it);
+                }
+                self.push(")");
+            }
+            Typed::Not(inner) => {
+                self.push("NOT (");
+                self.filter(alias, inner);
+                self.push(")");
+            }
+            Typed::IsNull { field: FieldRef::Related { relation, inner }, kind, null } => {
+                self.related(alias, relation, &Typed::IsNull { field: (**inner).clone(), kind: kind.clone(), null: *null });
+            }
+            Typed::Cond { field: FieldRef::Related { relation, inner }, kind, op, values } => {
+                self.related(alias, relation, &Typed::Cond { field: (**inner).clone(), kind: kind.clone(), op: *op, values: values.clone() });
+            }
+            Typed::IsNull { field, kind, null } => {
+                if *kind == FieldKind::TextList {
+                    let e = self.list_is_empty(alias, field);
+                    if *null {
+                        self.push(&e);
+                    } else {
+                        self.push("NOT (").push(&e).push(")");
+                    }
+                } else {
+                    let e = self.scalar_expr(alias, field);
+                    self.push(&e).push(if *null { " IS NULL" } else { " IS NOT NULL" });
+                }
+            }
+            Typed::Cond { field, kind, op, values } => self.condition(alias, field, kind, *op, values),
+        }
+    }
+
+    fn related(&mut self, alias: &str, rel: &Relation, inner: &Typed<FieldRef>) {
+        let r = format!("{alias}_{}", rel.name);
+        let l = format!("{r}_l");
+        self.push(&format!(
+            "EXISTS (SELECT 1 FROM {lt} {l} JOIN {ot} {r} ON {r}.workspace_id = {l}.workspace_id AND {r}.id = {l}.{lo} \
+             WHERE {l}.workspace_id = {alias}.workspace_id AND {l}.{ls} = {alias}.id AND {r}.archived_at IS NULL AND ",
+            lt = rel.link_table,
+            ot = rel.other_table,
+            lo = rel.link_other,
+            ls = rel.link_self,
+        ));
+        self.filter(&r, inner);
+        self.push(")");
+    }
+
+    fn condition(&mut self, alias: &str, field: &FieldRef, kind: &FieldKind, op: Op, values: &[Scalar]) {
+        if *kind == FieldKind::TextList {
+            let elems = self.list_elements(alias, field);
+            match op {
+                Op::Contains => {
+                    self.push("EXISTS (").push(&elems).push(" = ");
+                    self.bind(scalar_bind(&values[0]));
+                    self.push(")");
+                }
+                Op::In | Op::NotIn => {
+                    if op == Op::NotIn {
+                        self.push("NOT ");
+                    }
+                    self.push("EXISTS (").push(&elems).push(" IN ");
+                    self.values_list(&FieldKind::Text, values);
+                    self.push(")");
+                }
+                _ => {
+                    self.push("1 = 0");
+                }
+            }
+            return;
+        }
+        let e = self.scalar_expr(alias, field);
+        let cmp = |s: &mut SqlBuf, sym: &str| {
+            s.push(&e).push(sym);
+            s.bind_value(kind, scalar_bind(&values[0]));
+        };
+        match op {
+            Op::Eq => cmp(self, " = "),
+            Op::Lt => cmp(self, " < "),
+            Op::Lte => cmp(self, " <= "),
+            Op::Gt => cmp(self, " > "),
+            Op::Gte => cmp(self, " >= "),
+            Op::Neq => {
+                self.push("(").push(&e).push(" IS NULL OR ");
+                cmp(self, " <> ");
+                self.push(")");
+            }
+            Op::In => {
+                self.push(&e).push(" IN ");
+                self.values_list(kind, values);
+            }
+            Op::NotIn => {
+                self.push("(").push(&e).push(" IS NULL OR ").push(&e).push(" NOT IN ");
+                self.values_list(kind, values);
+                self.push(")");
+            }
+            Op::Contains | Op::StartsWith => {
+                let text = match &values[0] {
+                    Scalar::Text(t) => t.clone(),
+                    other => format!("{other:?}"),
+                };
+                let like = self.like_op();
+                self.push(&e).push(like);
+                self.bind(Bind::Text(like_pattern(&text, op == Op::StartsWith)));
+                self.push(" ESCAPE '\\'");
+            }
+            // `is_null` is checked into `Typed::IsNull` and never reaches here.
+            Op::IsNull => {
+                self.push("1 = 0");
+            }
+        }
+    }
+
+    /// Free text: every word must match one of the resource's text columns or related names.
+    fn free_text(&mut self, alias: &str, res: &Resource, q: &str) {
+        for (wi, word) in q.split_whitespace().take(10).enumerate() {
+            if wi > 0 {
+                self.push(" AND ");
+            }
+            let pattern = like_pattern(word, false);
+            let like = self.like_op();
+            self.push("(");
+            for (i, col) in res.text_columns.iter().enumerate() {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                self.push(&format!("{alias}.{col}")).push(like);
+                self.bind(Bind::Text(pattern.clone()));
+                self.push(" ESCAPE '\\'");
+            }
+            for (rel, cols) in res.text_relations {
+                let r = format!("{alias}_q{}", rel.name);
+                let l = format!("{r}_l");
+                self.push(&format!(
+                    " OR EXISTS (SELECT 1 FROM {lt} {l} JOIN {ot} {r} ON {r}.workspace_id = {l}.workspace_id AND {r}.id = {l}.{lo} \
+                     WHERE {l}.workspace_id = {alias}.workspace_id AND {l}.{ls} = {alias}.id AND (",
+                    lt = rel.link_table,
+                    ot = rel.other_table,
+                    lo = rel.link_other,
+                    ls = rel.link_self,
+                ));
+                for (i, col) in cols.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" OR ");
+                    }
+                    self.push(&format!("{r}.{col}")).push(like);
+                    self.bind(Bind::Text(pattern.clone()));
+                    self.push(" ESCAPE '\\'");
+                }
+                self.push("))");
+            }
+            self.push(")");
+        }
+    }
+
+    fn sort_expr(&self, alias: &str, key: &SortKey) -> String {
+        self.scalar_expr(alias, &FieldRef::Column { column: key.column, kind: key.kind.clone() })
+    }
+
+    /// Rows strictly after `after` in the order of `sort` (nulls last in both directions, id as
+    /// the final tie-breaker in the first key's direction).
+    fn keyset(&mut self, alias: &str, sort: &[SortKey], after: &Keyset) {
+        let id_dir = sort.first().map(|k| k.direction).unwrap_or(Direction::Asc);
+        let null_safe_eq = match self.dialect {
+            Dialect::Postgres => " IS NOT DISTINCT FROM ",
+            Dialect::Sqlite => " IS ",
+        };
+        self.push("(");
+        for i in 0..=sort.len() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push("(");
+            for (j, key) in sort.iter().enumerate().take(i) {
+                let e = self.sort_expr(alias, key);
+                match &after.values[j] {
+                    Some(v) => {
+                        self.push(&e).push(null_safe_eq);
+                        self.bind_value(&key.kind, v.clone());
+                    }
+                    None => {
+                        self.push(&e).push(" IS NULL");
+                    }
+                }
+                self.push(" AND ");
+            }
+            if i == sort.len() {
+                self.push(&format!("{alias}.id")).push(if id_dir == Direction::Asc { " > " } else { " < " });
+                self.bind(Bind::Text(after.id.clone()));
+            } else {
+                let key = &sort[i];
+                let e = self.sort_expr(alias, key);
+                match &after.values[i] {
+                    // Nothing sorts after NULL on this key: nulls are last.
+                    None => {
+                        self.push("1 = 0");
+                    }
+                    Some(v) => {
+                        self.push("(").push(&e).push(if key.direction == Direction::Asc { " > " } else { " < " });
+                        self.bind_value(&key.kind, v.clone());
+                        self.push(" OR ").push(&e).push(" IS NULL)");
+                    }
+                }
+            }
+            self.push(")");
+        }
+        self.push(")");
+    }
+
+    fn where_clause(&mut self, alias: &str, res: &Resource, workspace: &str, lq: &ListQuery) {
+        self.push(" WHERE ").push(&format!("{alias}.workspace_id = "));
+        self.bind(Bind::Text(workspace.to_string()));
+        self.push(&format!(" AND {alias}.archived_at IS {}NULL", if lq.archived { "NOT " } else { "" }));
+        if let Some(f) = &lq.filter {
+            self.push(" AND ");
+            self.filter(alias, f);
+        }
+        if let Some(q) = lq.q.as_deref().filter(|q| !q.trim().is_empty()) {
+            self.push(" AND ");
+            self.free_text(alias, res, q);
+        }
+    }
+}
+
+/// One page of a resource's rows, in `sort` order, after the cursor.
+pub fn list<R>(conn: &mut DbConnection, res: &Resource, workspace: &str, lq: &ListQuery) -> diesel::QueryResult<Vec<R>>
+where
+    R: QueryableByName<crate::conn::MultiBackend> + 'static,
+{
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("SELECT t.* FROM {} t", res.table));
+    b.where_clause("t", res, workspace, lq);
+    if let Some(after) = &lq.after {
+        b.push(" AND ");
+        b.keyset("t", &lq.sort, after);
+    }
+    b.push(" ORDER BY ");
+    for key in &lq.sort {
+        let e = b.sort_expr("t", key);
+        b.push(&e).push(if key.direction == Direction::Asc { " ASC NULLS LAST, " } else { " DESC NULLS LAST, " });
+    }
+    let id_dir = lq.sort.first().map(|k| k.direction).unwrap_or(Direction::Asc);
+    b.push(if id_dir == Direction::Asc { "t.id ASC" } else { "t.id DESC" });
+    b.push(" LIMIT ");
+    b.bind(Bind::Int(lq.limit));
+    b.load::<R>(conn)
+}
+
+/// How many rows match (ignoring the cursor and limit).
+pub fn count(conn: &mut DbConnection, res: &Resource, workspace: &str, lq: &ListQuery) -> diesel::QueryResult<i64> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("SELECT COUNT(*) AS n FROM {} t", res.table));
+    b.where_clause("t", res, workspace, lq);
+    Ok(b.load::<CountRow>(conn)?.first().map(|r| r.n).unwrap_or(0))
+}
+
+impl Resource {
+    /// Resolves an API field name: a column, `custom.<name>` (through `custom_kind`), or
+    /// `<relation>.<field>` through `relations`.
+    pub fn resolve(
+        &self,
+        name: &str,
+        custom_kind: &dyn Fn(&str) -> Option<FieldKind>,
+        relations: &[(&'static Relation, &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)],
+    ) -> Option<(FieldRef, FieldKind)> {
+        if let Some(c) = self.columns.iter().find(|c| c.api_name == name) {
+            return Some((FieldRef::Column { column: c.column, kind: c.kind.clone() }, c.kind.clone()));
+        }
+        if let Some(custom) = name.strip_prefix("custom.") {
+            if crm_domain::custom_field::valid_name(custom) {
+                let kind = custom_kind(custom)?;
+                return Some((FieldRef::Custom { name: custom.to_string(), kind: kind.clone() }, kind));
+            }
+            return None;
+        }
+        for (rel, resolve_other) in relations {
+            if let Some(rest) = name.strip_prefix(rel.name).and_then(|r| r.strip_prefix('.')) {
+                let (inner, kind) = resolve_other(rest)?;
+                return Some((FieldRef::Related { relation: rel, inner: Box::new(inner) }, kind));
+            }
+        }
+        None
+    }
+
+    pub fn sort_key(&self, api_name: &str, direction: Direction) -> Option<SortKey> {
+        self.columns
+            .iter()
+            .find(|c| c.sortable && c.api_name == api_name)
+            .map(|c| SortKey { column: c.column, api_name: c.api_name, kind: c.kind.clone(), direction })
+    }
+
+    pub fn sortable_names(&self) -> Vec<&'static str> {
+        self.columns.iter().filter(|c| c.sortable).map(|c| c.api_name).collect()
+    }
+}

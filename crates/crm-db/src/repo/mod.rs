@@ -1,0 +1,13 @@
+//! Queries, one module per part of the CRM. Each function takes the workspace it works in.
+
+pub mod access;
+pub mod contacts;
+pub mod fields;
+pub mod idempotency;
+pub mod records;
+
+use diesel::result::{DatabaseErrorKind, Error};
+
+pub fn is_unique_violation(e: &Error) -> bool {
+    matches!(e, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}

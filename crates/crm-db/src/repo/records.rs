@@ -1,0 +1,139 @@
+//! What contacts, companies and every later record share: archive, restore, permanent
+//! delete and the version check behind `If-Match`, written once over the table name.
+
+use crate::conn::DbConnection;
+use crate::error::{RepoError, RepoResult};
+use crate::query::{Bind, SqlBuf};
+use crm_domain::WorkspaceId;
+use diesel::sql_types::{Integer, Nullable, Timestamp};
+use diesel::QueryableByName;
+
+#[derive(QueryableByName)]
+struct State {
+    #[diesel(sql_type = Integer)]
+    version: i32,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    archived_at: Option<chrono::NaiveDateTime>,
+}
+
+/// The current version and archive time of a record, or NotFound.
+pub fn state(conn: &mut DbConnection, table: &'static str, ws: WorkspaceId, id: &str) -> RepoResult<(i32, Option<chrono::NaiveDateTime>)> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("SELECT version, archived_at FROM {table} WHERE workspace_id = "));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND id = ");
+    b.bind(Bind::Text(id.to_string()));
+    let rows: Vec<State> = b.load(conn)?;
+    rows.into_iter().next().map(|s| (s.version, s.archived_at)).ok_or(RepoError::NotFound)
+}
+
+/// Checks `If-Match` against the current version.
+pub fn check_version(current: i32, expected: Option<i32>) -> RepoResult<()> {
+    match expected {
+        Some(e) if e != current => Err(RepoError::VersionMismatch { expected: e, current }),
+        _ => Ok(()),
+    }
+}
+
+/// Archives (`archive = true`) or restores a record, bumping its version. Archiving an
+/// archived record, or restoring a live one, is NotFound: it is not visible in that state.
+pub fn set_archived(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    id: &str,
+    archive: bool,
+    expected_version: Option<i32>,
+) -> RepoResult<i32> {
+    let (version, archived_at) = state(conn, table, ws, id)?;
+    if archived_at.is_some() == archive {
+        return Err(RepoError::NotFound);
+    }
+    check_version(version, expected_version)?;
+    let now = crm_domain::values_time::now();
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("UPDATE {table} SET archived_at = "));
+    if archive {
+        b.bind(Bind::Ts(now));
+    } else {
+        b.push("NULL");
+    }
+    b.push(", updated_at = ");
+    b.bind(Bind::Ts(now));
+    b.push(", version = version + 1 WHERE workspace_id = ");
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND id = ");
+    b.bind(Bind::Text(id.to_string()));
+    b.push(" AND version = ");
+    b.bind(Bind::Int(version.into()));
+    if b.execute(conn)? == 0 {
+        return Err(RepoError::VersionMismatch { expected: version, current: version + 1 });
+    }
+    Ok(version + 1)
+}
+
+/// Erases a record for good (its links and history go with it through the foreign keys).
+pub fn purge(conn: &mut DbConnection, table: &'static str, ws: WorkspaceId, id: &str, expected_version: Option<i32>) -> RepoResult<()> {
+    let (version, _) = state(conn, table, ws, id)?;
+    check_version(version, expected_version)?;
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("DELETE FROM {table} WHERE workspace_id = "));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND id = ");
+    b.bind(Bind::Text(id.to_string()));
+    b.execute(conn)?;
+    Ok(())
+}
+
+/// The id of the record in `table` whose `column` equals `value`, if any.
+pub fn find_by(conn: &mut DbConnection, table: &'static str, column: &'static str, ws: WorkspaceId, value: &str) -> RepoResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct IdRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("SELECT id FROM {table} WHERE workspace_id = "));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(&format!(" AND {column} = "));
+    b.bind(Bind::Text(value.to_string()));
+    let rows: Vec<IdRow> = b.load(conn)?;
+    Ok(rows.into_iter().next().map(|r| r.id))
+}
+
+/// Fails with Conflict when one of `unique` (column, value) pairs is held by another record.
+pub fn ensure_unique(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    self_id: &str,
+    unique: &[(&'static str, Option<&str>)],
+) -> RepoResult<()> {
+    for (column, value) in unique {
+        let Some(value) = value else { continue };
+        if let Some(existing) = find_by(conn, table, column, ws, value)? {
+            if existing != self_id {
+                return Err(RepoError::Conflict {
+                    field: column.to_string(),
+                    message: format!("another record ({existing}) already has {column} `{value}`"),
+                    existing_id: Some(existing),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps a unique violation that slipped past `ensure_unique` (a concurrent write of the same
+/// value) to Conflict, naming the field from the index name (`<table>_<field>`).
+pub fn on_unique_race(e: diesel::result::Error, table: &'static str) -> RepoError {
+    if let diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info) = &e {
+        let field = info
+            .constraint_name()
+            .and_then(|c| c.strip_prefix(table))
+            .map(|f| f.trim_start_matches('_').to_string())
+            .unwrap_or_else(|| "id".to_string());
+        return RepoError::Conflict { message: format!("`{field}` is already taken"), field, existing_id: None };
+    }
+    RepoError::Db(e)
+}

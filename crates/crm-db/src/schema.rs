@@ -1,0 +1,201 @@
+// The shared schema of both databases. UUIDs, JSON and enumerations are Text; times are
+// UTC `Timestamp`s at microsecond precision (ARCHITECTURE.md, "Two databases").
+
+diesel::table! {
+    workspaces (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    users (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        active -> Bool,
+        last_login_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    teams (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    team_members (workspace_id, team_id, user_id) {
+        workspace_id -> Text,
+        team_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        user_id -> Text,
+        family_id -> Text,
+        token_hash -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        scopes -> Text,
+        secret_hash -> Text,
+        last_four -> Text,
+        created_by -> Text,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    companies (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        domain -> Nullable<Text>,
+        industry -> Nullable<Text>,
+        size -> Nullable<Text>,
+        annual_revenue -> Nullable<Text>,
+        currency -> Nullable<Text>,
+        tier -> Nullable<Text>,
+        region -> Nullable<Text>,
+        address_line1 -> Nullable<Text>,
+        address_line2 -> Nullable<Text>,
+        address_city -> Nullable<Text>,
+        address_region -> Nullable<Text>,
+        address_postal_code -> Nullable<Text>,
+        address_country -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        tags -> Text,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    contacts (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        additional_emails -> Text,
+        phone -> Nullable<Text>,
+        additional_phones -> Text,
+        job_title -> Nullable<Text>,
+        lifecycle_stage -> Text,
+        lifecycle_stage_changed_at -> Timestamp,
+        owner_id -> Nullable<Text>,
+        source -> Nullable<Text>,
+        tags -> Text,
+        address_line1 -> Nullable<Text>,
+        address_line2 -> Nullable<Text>,
+        address_city -> Nullable<Text>,
+        address_region -> Nullable<Text>,
+        address_postal_code -> Nullable<Text>,
+        address_country -> Nullable<Text>,
+        preferred_channel -> Nullable<Text>,
+        consent_email -> Bool,
+        consent_sms -> Bool,
+        consent_phone -> Bool,
+        do_not_contact -> Bool,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    contact_companies (workspace_id, contact_id, company_id) {
+        workspace_id -> Text,
+        contact_id -> Text,
+        company_id -> Text,
+        role -> Nullable<Text>,
+        is_primary -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    contact_lifecycle_changes (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        contact_id -> Text,
+        from_stage -> Nullable<Text>,
+        to_stage -> Text,
+        changed_at -> Timestamp,
+        changed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    custom_field_definitions (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        object_type -> Text,
+        name -> Text,
+        label -> Text,
+        field_type -> Text,
+        options -> Text,
+        required -> Bool,
+        description -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (workspace_id, idempotency_key) {
+        workspace_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Nullable<Integer>,
+        response_headers -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    workspaces, users, teams, team_members, refresh_tokens, api_keys, companies, contacts,
+    contact_companies, contact_lifecycle_changes, custom_field_definitions, idempotency_keys,
+);

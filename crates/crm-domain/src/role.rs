@@ -1,0 +1,135 @@
+use serde::{Deserialize, Serialize};
+
+/// A user's role in a workspace. Roles are fixed sets of permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Manager,
+    Sales,
+    Support,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Manager, Role::Sales, Role::Support, Role::Viewer];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Sales => "sales",
+            Role::Support => "support",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn permits(&self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Manager => !matches!(p, UsersWrite | ApiKeysManage | FieldsWrite | RecordsPurge),
+            Role::Sales => matches!(
+                p,
+                ContactsRead | ContactsWrite | CompaniesRead | CompaniesWrite | FieldsRead | UsersRead | TeamsRead
+            ),
+            Role::Support => matches!(
+                p,
+                ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+            ),
+            Role::Viewer => matches!(p, ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead),
+        }
+    }
+}
+
+/// What an operation requires. API keys carry these directly as scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ContactsRead,
+    ContactsWrite,
+    CompaniesRead,
+    CompaniesWrite,
+    FieldsRead,
+    FieldsWrite,
+    UsersRead,
+    UsersWrite,
+    TeamsRead,
+    TeamsWrite,
+    ApiKeysManage,
+    /// Erasing records for good (`DELETE …?permanent=true`).
+    RecordsPurge,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::ContactsRead,
+        Permission::ContactsWrite,
+        Permission::CompaniesRead,
+        Permission::CompaniesWrite,
+        Permission::FieldsRead,
+        Permission::FieldsWrite,
+        Permission::UsersRead,
+        Permission::UsersWrite,
+        Permission::TeamsRead,
+        Permission::TeamsWrite,
+        Permission::ApiKeysManage,
+        Permission::RecordsPurge,
+    ];
+
+    /// The scope name, as API keys list it and 403 responses name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Permission::ContactsRead => "contacts:read",
+            Permission::ContactsWrite => "contacts:write",
+            Permission::CompaniesRead => "companies:read",
+            Permission::CompaniesWrite => "companies:write",
+            Permission::FieldsRead => "fields:read",
+            Permission::FieldsWrite => "fields:write",
+            Permission::UsersRead => "users:read",
+            Permission::UsersWrite => "users:write",
+            Permission::TeamsRead => "teams:read",
+            Permission::TeamsWrite => "teams:write",
+            Permission::ApiKeysManage => "api_keys:manage",
+            Permission::RecordsPurge => "records:purge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_reads_only() {
+        for p in Permission::ALL {
+            let write = p.as_str().ends_with(":write") || p.as_str().ends_with(":manage") || p == Permission::RecordsPurge;
+            assert_eq!(Role::Viewer.permits(p), !write, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn only_admins_manage_people_and_keys() {
+        for r in Role::ALL {
+            assert_eq!(r.permits(Permission::UsersWrite), r == Role::Admin);
+            assert_eq!(r.permits(Permission::ApiKeysManage), r == Role::Admin);
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+        }
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The `crm` server: configuration, start-up and the command line.
+
+use actix_web::{web, App, HttpServer};
+use base64::Engine;
+use clap::{Args, Parser, Subcommand};
+use crm_api::{ApiConfig, AppState};
+use crm_db::DatabaseUrl;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "crm", version, about = "A headless CRM: REST/JSON API on SQLite or PostgreSQL")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations and serve the API (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create a workspace and its first admin (for scripted set-up).
+    Init {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+        #[arg(long, default_value = "Admin")]
+        admin_name: String,
+    },
+}
+
+/// Configuration, from flags or the environment.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// `sqlite://crm.db` or `postgres://user:pass@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://crm.db", global = true)]
+    pub database_url: String,
+    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// `development` allows running without CRM_JWT_SECRET.
+    #[arg(long, env = "CRM_ENV", default_value = "production", global = true)]
+    pub env: String,
+    /// HMAC key for access tokens, at least 32 bytes. Required outside development.
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "CRM_OPEN_SIGNUP", default_value_t = false, global = true)]
+    pub open_signup: bool,
+    /// Log filter, e.g. `info` or `crm_api=debug`.
+    #[arg(long, env = "CRM_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// `text` or `json`.
+    #[arg(long, env = "CRM_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+    /// Allow webhook URLs on loopback and private networks.
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
+    pub webhook_allow_private: bool,
+    /// Largest JSON body accepted, in bytes.
+    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    pub max_body_bytes: usize,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "CRM_ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    pub access_token_ttl: i64,
+    /// Refresh-token lifetime in seconds.
+    #[arg(long, env = "CRM_REFRESH_TOKEN_TTL", default_value_t = 2_592_000, global = true)]
+    pub refresh_token_ttl: i64,
+    /// Database connections (default: 16 on PostgreSQL, 8 on SQLite).
+    #[arg(long, env = "CRM_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<u32>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CRM_WORKERS", global = true)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Settings {
+    /// The API's settings; a missing secret is an error unless in development, where a
+    /// random one is made for this run (tokens then end with the process).
+    pub fn api_config(&self) -> Result<ApiConfig, StartError> {
+        let secret = match &self.jwt_secret {
+            Some(s) if s.len() >= 32 => s.as_bytes().to_vec(),
+            Some(_) => return Err(StartError::Config("CRM_JWT_SECRET must be at least 32 bytes".into())),
+            None if self.env == "development" => {
+                tracing::warn!("CRM_JWT_SECRET is not set: using a random key for this run (development only)");
+                let mut b = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+                base64::engine::general_purpose::STANDARD.encode(b).into_bytes()
+            }
+            None => return Err(StartError::Config("CRM_JWT_SECRET is required (or set CRM_ENV=development)".into())),
+        };
+        if self.access_token_ttl < 10 || self.refresh_token_ttl < 60 {
+            return Err(StartError::Config("token lifetimes are too short".into()));
+        }
+        Ok(ApiConfig {
+            jwt_secret: secret,
+            access_token_ttl_secs: self.access_token_ttl,
+            refresh_token_ttl_secs: self.refresh_token_ttl,
+            open_signup: self.open_signup,
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+
+    pub fn database(&self) -> Result<DatabaseUrl, StartError> {
+        DatabaseUrl::parse(&self.database_url).map_err(|e| StartError::Config(e.to_string()))
+    }
+}
+
+/// Opens the pool and applies pending migrations.
+pub fn open_database(settings: &Settings) -> Result<crm_db::Pool, StartError> {
+    let url = settings.database()?;
+    let size = settings.db_pool_size.unwrap_or(match url {
+        DatabaseUrl::Postgres(_) => 16,
+        DatabaseUrl::Sqlite(_) => 8,
+    });
+    let pool = crm_db::build_pool(&url, size).map_err(|e| StartError::Database(e.to_string()))?;
+    let mut conn = pool.get().map_err(|e| StartError::Database(e.to_string()))?;
+    let applied = crm_db::run_migrations(&mut conn).map_err(|e| StartError::Database(e.to_string()))?;
+    for m in applied {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    Ok(pool)
+}
+
+/// Binds and returns the running server (not yet awaited) and its address.
+pub fn start(settings: &Settings, pool: crm_db::Pool) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+    let config = Arc::new(settings.api_config()?);
+    let state = AppState { pool, config };
+    let listener = TcpListener::bind(&settings.bind)?;
+    let addr = listener.local_addr()?;
+    let max_body = settings.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap(actix_web::middleware::NormalizePath::new(actix_web::middleware::TrailingSlash::Trim))
+            .configure(crm_api::configure(state.clone()))
+    })
+    .listen(listener)?;
+    if let Some(w) = settings.workers {
+        server = server.workers(w.max(1));
+    }
+    Ok((server.run(), addr))
+}
+
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if settings.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,12 @@
+DROP TABLE idempotency_keys;
+DROP TABLE custom_field_definitions;
+DROP TABLE contact_lifecycle_changes;
+DROP TABLE contact_companies;
+DROP TABLE contacts;
+DROP TABLE companies;
+DROP TABLE api_keys;
+DROP TABLE refresh_tokens;
+DROP TABLE team_members;
+DROP TABLE teams;
+DROP TABLE users;
+DROP TABLE workspaces;
