@@ -1,1 +1,176 @@
+//! The end-to-end harness: the real server, over real HTTP, on a fresh database per test.
+//!
+//! `CRM_TEST_DB=sqlite` (default) gives each test its own SQLite file; `CRM_TEST_DB=postgres`
+//! gives each test its own schema in the database at `CRM_TEST_PG_URL`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "end-to-end-test-secret-of-at-least-32-bytes";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    handle: actix_web::dev::ServerHandle,
+    pg_schema: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A signed-in user of a workspace.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+pub fn backend() -> String {
+    std::env::var("CRM_TEST_DB").unwrap_or_else(|_| "sqlite".into())
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("CRM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty database for one test: (DATABASE_URL, schema to drop, temp dir).
+pub fn fresh_database() -> (String, Option<(String, String)>, Option<tempfile::TempDir>) {
+    if backend() == "postgres" {
+        let admin = pg_admin_url();
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut c = diesel::PgConnection::establish(&admin).expect("PostgreSQL for tests (CRM_TEST_PG_URL)");
+        c.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        (format!("{admin}{sep}options=-csearch_path%3D{schema}"), Some((admin, schema)), None)
+    } else {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("crm.db");
+        (format!("sqlite://{}", path.display()), None, Some(dir))
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut crm_server::Settings)) -> TestApp {
+        let (database_url, pg_schema, dir) = fresh_database();
+        let mut settings = crm_server::Settings {
+            database_url: database_url.clone(),
+            bind: "127.0.0.1:0".into(),
+            env: "test".into(),
+            jwt_secret: Some(JWT_SECRET.into()),
+            open_signup: true,
+            log: "warn".into(),
+            log_format: "text".into(),
+            webhook_allow_private: true,
+            max_body_bytes: 1_048_576,
+            access_token_ttl: 900,
+            refresh_token_ttl: 3600,
+            db_pool_size: Some(4),
+            workers: Some(2),
+        };
+        adjust(&mut settings);
+        let pool = crm_server::open_database(&settings).expect("database");
+        let (server, addr) = crm_server::start(&settings, pool).expect("server starts");
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            database_url,
+            handle,
+            pg_schema,
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request; `body` None sends no body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v, headers)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self.call(Method::GET, path, Some(token), None).await;
+        (s, v)
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.call(Method::POST, path, Some(token), Some(body)).await;
+        (s, v)
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.call(Method::PATCH, path, Some(token), Some(body)).await;
+        (s, v)
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> StatusCode {
+        self.call(Method::DELETE, path, Some(token), None).await.0
+    }
+
+    /// Creates a workspace with an admin and signs in.
+    pub async fn workspace(&self, name: &str) -> Session {
+        let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (s, v, _) = self
+            .call(
+                Method::POST,
+                "/api/v1/workspaces",
+                None,
+                Some(json!({"name": name, "admin_email": email, "admin_password": PASSWORD, "admin_name": "Admin"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let mut session = self.login(&email, PASSWORD).await;
+        session.workspace_id = v["workspace"]["id"].as_str().unwrap().to_string();
+        session
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let (s, v, _) = self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password}))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let token = v["access_token"].as_str().unwrap().to_string();
+        let (_, me, _) = self.call(Method::GET, "/api/v1/me", Some(&token), None).await;
+        Session {
+            workspace_id: me["workspace"]["id"].as_str().unwrap_or_default().to_string(),
+            user_id: me["user"]["id"].as_str().unwrap_or_default().to_string(),
+            token,
+            refresh_token: v["refresh_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Adds a user with `role` to the admin's workspace and signs them in.
+    pub async fn user(&self, admin: &Session, role: &str) -> Session {
+        let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (s, v) = self.post("/api/v1/users", &admin.token, json!({"email": email, "name": role, "role": role, "password": PASSWORD})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        self.login(&email, PASSWORD).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some((admin, schema)) = &self.pg_schema {
+            if let Ok(mut c) = diesel::PgConnection::establish(admin) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}

@@ -148,7 +148,6 @@ pub fn start(settings: &Settings, pool: crm_db::Pool) -> Result<(actix_web::dev:
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::PayloadConfig::new(max_body))
-            .wrap(actix_web::middleware::NormalizePath::new(actix_web::middleware::TrailingSlash::Trim))
             .configure(crm_api::configure(state.clone()))
     })
     .listen(listener)?;

@@ -1,0 +1,8 @@
+//! End-to-end tests: every test starts the real server on a fresh database and talks HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod contacts;
+mod lists;
+mod platform;
