@@ -36,7 +36,8 @@ pub fn backend() -> String {
 }
 
 fn pg_admin_url() -> String {
-    std::env::var("CRM_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CRM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A fresh, empty database for one test: (DATABASE_URL, schema to drop, temp dir).
@@ -44,10 +45,16 @@ pub fn fresh_database() -> (String, Option<(String, String)>, Option<tempfile::T
     if backend() == "postgres" {
         let admin = pg_admin_url();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut c = diesel::PgConnection::establish(&admin).expect("PostgreSQL for tests (CRM_TEST_PG_URL)");
-        c.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+        let mut c = diesel::PgConnection::establish(&admin)
+            .expect("PostgreSQL for tests (CRM_TEST_PG_URL)");
+        c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .expect("create schema");
         let sep = if admin.contains('?') { '&' } else { '?' };
-        (format!("{admin}{sep}options=-csearch_path%3D{schema}"), Some((admin, schema)), None)
+        (
+            format!("{admin}{sep}options=-csearch_path%3D{schema}"),
+            Some((admin, schema)),
+            None,
+        )
     } else {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("crm.db");
@@ -93,8 +100,16 @@ impl TestApp {
     }
 
     /// Sends a request; `body` None sends no body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -105,7 +120,11 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, v, headers)
     }
 
@@ -118,7 +137,9 @@ impl TestApp {
         (s, v)
     }
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        let (s, v, _) = self.call(Method::PATCH, path, Some(token), Some(body)).await;
+        let (s, v, _) = self
+            .call(Method::PATCH, path, Some(token), Some(body))
+            .await;
         (s, v)
     }
     pub async fn delete(&self, path: &str, token: &str) -> StatusCode {
@@ -143,12 +164,24 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Session {
-        let (s, v, _) = self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password}))).await;
+        let (s, v, _) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let token = v["access_token"].as_str().unwrap().to_string();
-        let (_, me, _) = self.call(Method::GET, "/api/v1/me", Some(&token), None).await;
+        let (_, me, _) = self
+            .call(Method::GET, "/api/v1/me", Some(&token), None)
+            .await;
         Session {
-            workspace_id: me["workspace"]["id"].as_str().unwrap_or_default().to_string(),
+            workspace_id: me["workspace"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             user_id: me["user"]["id"].as_str().unwrap_or_default().to_string(),
             token,
             refresh_token: v["refresh_token"].as_str().unwrap().to_string(),
@@ -158,7 +191,13 @@ impl TestApp {
     /// Adds a user with `role` to the admin's workspace and signs them in.
     pub async fn user(&self, admin: &Session, role: &str) -> Session {
         let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
-        let (s, v) = self.post("/api/v1/users", &admin.token, json!({"email": email, "name": role, "role": role, "password": PASSWORD})).await;
+        let (s, v) = self
+            .post(
+                "/api/v1/users",
+                &admin.token,
+                json!({"email": email, "name": role, "role": role, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         self.login(&email, PASSWORD).await
     }

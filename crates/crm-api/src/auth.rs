@@ -7,7 +7,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -79,7 +81,11 @@ impl FromRequest for Auth {
                 .get::<Principal>()
                 .cloned()
                 .map(Auth)
-                .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <access token or API key>`".into())),
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "send `Authorization: Bearer <access token or API key>`".into(),
+                    )
+                }),
         )
     }
 }
@@ -94,7 +100,12 @@ pub struct Claims {
     pub typ: String,
 }
 
-pub fn issue_access_token(cfg: &ApiConfig, ws: WorkspaceId, user_id: &str, role: Role) -> ApiResult<String> {
+pub fn issue_access_token(
+    cfg: &ApiConfig,
+    ws: WorkspaceId,
+    user_id: &str,
+    role: Role,
+) -> ApiResult<String> {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: user_id.to_string(),
@@ -104,7 +115,12 @@ pub fn issue_access_token(cfg: &ApiConfig, ws: WorkspaceId, user_id: &str, role:
         exp: now + cfg.access_token_ttl_secs,
         typ: "access".into(),
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(&cfg.jwt_secret)).map_err(ApiError::internal)
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(&cfg.jwt_secret),
+    )
+    .map_err(ApiError::internal)
 }
 
 fn decode_access_token(cfg: &ApiConfig, token: &str) -> Result<Claims, String> {
@@ -112,10 +128,14 @@ fn decode_access_token(cfg: &ApiConfig, token: &str) -> Result<Claims, String> {
     let mut v = Validation::new(Algorithm::HS256);
     v.leeway = 5;
     v.set_required_spec_claims(&["exp", "sub"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&cfg.jwt_secret), &v).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the access token has expired; refresh it".to_string(),
-        _ => "the access token is not valid".to_string(),
-    })?;
+    let data =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&cfg.jwt_secret), &v)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "the access token has expired; refresh it".to_string()
+                }
+                _ => "the access token is not valid".to_string(),
+            })?;
     if data.claims.typ != "access" {
         return Err("the access token is not valid".into());
     }
@@ -124,11 +144,18 @@ fn decode_access_token(cfg: &ApiConfig, token: &str) -> Result<Claims, String> {
 
 pub fn hash_password(password: &str) -> ApiResult<String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(ApiError::internal)
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -152,11 +179,15 @@ pub fn new_refresh_token(ws: WorkspaceId) -> String {
 
 /// The workspace a refresh token belongs to, if it is well-formed.
 pub fn refresh_token_workspace(token: &str) -> Option<WorkspaceId> {
-    let raw = URL_SAFE_NO_PAD.decode(token.strip_prefix(REFRESH_PREFIX)?).ok()?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.strip_prefix(REFRESH_PREFIX)?)
+        .ok()?;
     if raw.len() != 48 {
         return None;
     }
-    Uuid::from_slice(&raw[..16]).ok().map(WorkspaceId::from_authenticated)
+    Uuid::from_slice(&raw[..16])
+        .ok()
+        .map(WorkspaceId::from_authenticated)
 }
 
 /// A new API key secret: `crm_` + base64url(workspace id, key id, 32 random bytes).
@@ -167,63 +198,107 @@ pub fn new_api_key(ws: WorkspaceId, key_id: Uuid) -> (String, String) {
     raw.extend_from_slice(ws.uuid().as_bytes());
     raw.extend_from_slice(key_id.as_bytes());
     raw.extend_from_slice(&secret);
-    (format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)), sha256_hex(&secret))
+    (
+        format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw)),
+        sha256_hex(&secret),
+    )
 }
 
 fn parse_api_key(token: &str) -> Option<(WorkspaceId, Uuid, String)> {
-    let raw = URL_SAFE_NO_PAD.decode(token.strip_prefix(API_KEY_PREFIX)?).ok()?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.strip_prefix(API_KEY_PREFIX)?)
+        .ok()?;
     if raw.len() != 64 {
         return None;
     }
     let ws = Uuid::from_slice(&raw[..16]).ok()?;
     let id = Uuid::from_slice(&raw[16..32]).ok()?;
-    Some((WorkspaceId::from_authenticated(ws), id, sha256_hex(&raw[32..])))
+    Some((
+        WorkspaceId::from_authenticated(ws),
+        id,
+        sha256_hex(&raw[32..]),
+    ))
 }
 
 /// Resolves a bearer credential to a principal, checking the database so that a
 /// deactivated user or revoked key stops working at once.
 async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
     if token.starts_with(API_KEY_PREFIX) {
-        let (ws, key_id, hash) = parse_api_key(&token).ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
+        let (ws, key_id, hash) = parse_api_key(&token)
+            .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
         let row = state
-            .db(move |c| match crm_db::repo::access::get_api_key(c, ws, &key_id.to_string()) {
-                Ok(r) => Ok(Some(r)),
-                Err(crm_db::RepoError::NotFound) => Ok(None),
-                Err(e) => Err(e.into()),
-            })
+            .db(
+                move |c| match crm_db::repo::access::get_api_key(c, ws, &key_id.to_string()) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(crm_db::RepoError::NotFound) => Ok(None),
+                    Err(e) => Err(e.into()),
+                },
+            )
             .await?;
         let now = crm_domain::values_time::now();
         match row {
-            Some(r) if r.secret_hash == hash && r.revoked_at.is_none() && r.expires_at.is_none_or(|e| e > now) => {
+            Some(r)
+                if r.secret_hash == hash
+                    && r.revoked_at.is_none()
+                    && r.expires_at.is_none_or(|e| e > now) =>
+            {
                 let scopes: Vec<String> = serde_json::from_str(&r.scopes).unwrap_or_default();
                 Ok(Principal {
                     workspace: ws,
-                    actor: Actor::ApiKey { id: r.id, scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect() },
+                    actor: Actor::ApiKey {
+                        id: r.id,
+                        scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
+                    },
                 })
             }
-            _ => Err(ApiError::Unauthorized("the API key is not valid or has been revoked".into())),
+            _ => Err(ApiError::Unauthorized(
+                "the API key is not valid or has been revoked".into(),
+            )),
         }
     } else {
         let claims = decode_access_token(&state.config, &token).map_err(ApiError::Unauthorized)?;
-        let ws = Uuid::parse_str(&claims.ws).map_err(|_| ApiError::Unauthorized("the access token is not valid".into()))?;
+        let ws = Uuid::parse_str(&claims.ws)
+            .map_err(|_| ApiError::Unauthorized("the access token is not valid".into()))?;
         let ws = WorkspaceId::from_authenticated(ws);
         let user_id = claims.sub.clone();
-        let role = state.db(move |c| Ok(crm_db::repo::access::active_role(c, ws, &user_id)?)).await?;
+        let role = state
+            .db(move |c| Ok(crm_db::repo::access::active_role(c, ws, &user_id)?))
+            .await?;
         match role.as_deref().and_then(Role::parse) {
-            Some(role) => Ok(Principal { workspace: ws, actor: Actor::User { id: claims.sub, role } }),
-            None => Err(ApiError::Unauthorized("the user has been deactivated".into())),
+            Some(role) => Ok(Principal {
+                workspace: ws,
+                actor: Actor::User {
+                    id: claims.sub,
+                    role,
+                },
+            }),
+            None => Err(ApiError::Unauthorized(
+                "the user has been deactivated".into(),
+            )),
         }
     }
 }
 
 /// Middleware: authenticates a request that carries `Authorization`, or lets it through
 /// anonymous (handlers that need a caller use [`Auth`]).
-pub async fn authenticate(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|h| h.to_str().unwrap_or("").to_string());
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .map(|h| h.to_str().unwrap_or("").to_string());
     if let Some(h) = header {
         let token = match h.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim().to_string(),
-            _ => return Err(ApiError::Unauthorized("use `Authorization: Bearer <token>`".into()).into()),
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                t.trim().to_string()
+            }
+            _ => {
+                return Err(
+                    ApiError::Unauthorized("use `Authorization: Bearer <token>`".into()).into(),
+                )
+            }
         };
         let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
             return Err(ApiError::internal("application state missing").into());

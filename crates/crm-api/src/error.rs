@@ -48,7 +48,10 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    Conflict { message: String, existing_id: Option<String> },
+    Conflict {
+        message: String,
+        existing_id: Option<String>,
+    },
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("request body exceeds {0} bytes")]
@@ -80,7 +83,9 @@ impl ApiError {
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
-            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported media type")
+            }
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
@@ -93,7 +98,14 @@ impl ApiError {
         let detail = match self {
             ApiError::Validation(errs) => {
                 let n = errs.len();
-                format!("{n} field{} invalid: {}", if n == 1 { " is" } else { "s are" }, errs.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{n} field{} invalid: {}",
+                    if n == 1 { " is" } else { "s are" },
+                    errs.iter()
+                        .map(|e| e.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             ApiError::Forbidden(p) => format!("this requires the `{p}` permission"),
             ApiError::NotFound => "no such record in this workspace".to_string(),
@@ -107,9 +119,14 @@ impl ApiError {
             status,
             detail,
             errors: match self {
-                ApiError::Validation(errs) => {
-                    errs.iter().map(|e| ProblemField { field: e.field.clone(), code: e.code.clone(), message: e.message.clone() }).collect()
-                }
+                ApiError::Validation(errs) => errs
+                    .iter()
+                    .map(|e| ProblemField {
+                        field: e.field.clone(),
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                    })
+                    .collect(),
                 _ => Vec::new(),
             },
             existing_id: match self {
@@ -161,9 +178,18 @@ impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         match e {
             RepoError::NotFound => ApiError::NotFound,
-            RepoError::Conflict { message, existing_id, .. } => ApiError::Conflict { message, existing_id },
+            RepoError::Conflict {
+                message,
+                existing_id,
+                ..
+            } => ApiError::Conflict {
+                message,
+                existing_id,
+            },
             RepoError::VersionMismatch { expected, current } => {
-                ApiError::PreconditionFailed(format!("If-Match names version {expected}, but the record is at version {current}"))
+                ApiError::PreconditionFailed(format!(
+                    "If-Match names version {expected}, but the record is at version {current}"
+                ))
             }
             RepoError::Invalid(errs) => ApiError::Validation(errs),
             RepoError::Db(e) => db_error(e),
@@ -175,14 +201,21 @@ fn db_error(e: diesel::result::Error) -> ApiError {
     use diesel::result::{DatabaseErrorKind, Error};
     match &e {
         Error::NotFound => ApiError::NotFound,
-        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-            ApiError::field("id", "not_found", "a referenced record does not exist in this workspace")
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => ApiError::field(
+            "id",
+            "not_found",
+            "a referenced record does not exist in this workspace",
+        ),
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => ApiError::Conflict {
+            message: "a unique value is already taken".into(),
+            existing_id: None,
+        },
+        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+            ApiError::Unavailable("the database is busy; retry".into())
         }
-        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            ApiError::Conflict { message: "a unique value is already taken".into(), existing_id: None }
-        }
-        Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => ApiError::Unavailable("the database is busy; retry".into()),
-        Error::DatabaseError(DatabaseErrorKind::Unknown, info) if info.message().contains("database is locked") => {
+        Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if info.message().contains("database is locked") =>
+        {
             ApiError::Unavailable("the database is busy; retry".into())
         }
         _ => ApiError::internal(e),

@@ -14,23 +14,43 @@ use std::pin::Pin;
 /// Reads a request body (up to the configured limit) for JSON endpoints: 415 without a JSON
 /// content type, 413 past the limit.
 pub async fn read_json_bytes(req: &HttpRequest, payload: &mut Payload) -> ApiResult<web::Bytes> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !(mime == "application/json"
+        || (mime.starts_with("application/") && mime.ends_with("+json")))
+    {
         return Err(ApiError::UnsupportedMediaType(format!(
             "send the body as application/json (got `{}`)",
             if ct.is_empty() { "no content type" } else { ct }
         )));
     }
-    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.config.max_body_bytes).unwrap_or(1 << 20);
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.config.max_body_bytes)
+        .unwrap_or(1 << 20);
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         if len > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -48,7 +68,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_string() } else { path };
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
                 let msg = inner.to_string();
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 let code = if msg.starts_with("unknown field") {
@@ -58,7 +82,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
                 } else {
                     "invalid_type"
                 };
-                let field = if let Some(name) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                let field = if let Some(name) = msg
+                    .strip_prefix("missing field `")
+                    .and_then(|r| r.split('`').next())
+                {
                     if field == "body" {
                         name.to_string()
                     } else {
@@ -108,7 +135,9 @@ impl FromRequest for IfMatch {
         }
         let inner = s.trim_start_matches("W/").trim_matches('"');
         ready(inner.parse::<i32>().map(|n| IfMatch(Some(n))).map_err(|_| {
-            ApiError::BadRequest(format!("If-Match must be an ETag this API returned, like \"3\" (got `{s}`)"))
+            ApiError::BadRequest(format!(
+                "If-Match must be an ETag this API returned, like \"3\" (got `{s}`)"
+            ))
         }))
     }
 }
@@ -135,7 +164,9 @@ impl FromRequest for QueryPairs {
 }
 
 fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, String> {
-    web::Query::<Vec<(String, String)>>::from_query(q).map(|q| q.into_inner()).map_err(|e| e.to_string())
+    web::Query::<Vec<(String, String)>>::from_query(q)
+        .map(|q| q.into_inner())
+        .map_err(|e| e.to_string())
 }
 
 /// Reads a boolean query parameter (`true`/`false`).
@@ -143,7 +174,11 @@ pub fn bool_param(name: &str, v: &str) -> ApiResult<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ApiError::field(name, "invalid_value", "must be true or false")),
+        _ => Err(ApiError::field(
+            name,
+            "invalid_value",
+            "must be true or false",
+        )),
     }
 }
 

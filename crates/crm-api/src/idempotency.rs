@@ -13,17 +13,29 @@ use actix_web::{web, HttpMessage, HttpResponse};
 use futures_util::StreamExt;
 
 pub const HEADER: &str = "Idempotency-Key";
-const KEPT_HEADERS: [header::HeaderName; 3] = [header::LOCATION, header::ETAG, header::CONTENT_TYPE];
+const KEPT_HEADERS: [header::HeaderName; 3] =
+    [header::LOCATION, header::ETAG, header::CONTENT_TYPE];
 
-pub async fn idempotency(mut req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let key = req.headers().get(HEADER).map(|v| v.to_str().map(str::to_string));
+pub async fn idempotency(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let key = req
+        .headers()
+        .get(HEADER)
+        .map(|v| v.to_str().map(str::to_string));
     let principal = req.extensions().get::<Principal>().cloned();
     let (Some(key), Some(p), true) = (key, principal, req.method() == Method::POST) else {
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
     let key = match key {
         Ok(k) if !k.trim().is_empty() && k.len() <= 255 => k,
-        _ => return Err(ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into()).into()),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )
+            .into())
+        }
     };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(ApiError::internal("application state missing").into());
@@ -40,21 +52,38 @@ pub async fn idempotency(mut req: ServiceRequest, next: Next<impl MessageBody + 
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let mut fingerprint = format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
+    let mut fingerprint =
+        format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
     fingerprint.extend_from_slice(&body);
     let hash = sha256_hex(&fingerprint);
     let ws = p.workspace;
     let (k2, h2) = (key.clone(), hash.clone());
-    let existing = state.db(move |c| Ok(crm_db::repo::idempotency::claim(c, ws, &k2, &h2)?)).await?;
+    let existing = state
+        .db(move |c| Ok(crm_db::repo::idempotency::claim(c, ws, &k2, &h2)?))
+        .await?;
     if let Some(row) = existing {
         if row.request_hash != hash {
-            return Err(ApiError::field(HEADER, "key_reused", "this Idempotency-Key was used with a different request").into());
+            return Err(ApiError::field(
+                HEADER,
+                "key_reused",
+                "this Idempotency-Key was used with a different request",
+            )
+            .into());
         }
         let Some(status) = row.response_status else {
-            return Err(ApiError::Conflict { message: "a request with this Idempotency-Key is still in progress".into(), existing_id: None }.into());
+            return Err(ApiError::Conflict {
+                message: "a request with this Idempotency-Key is still in progress".into(),
+                existing_id: None,
+            }
+            .into());
         };
-        let mut res = HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK));
-        let headers: Vec<(String, String)> = row.response_headers.as_deref().and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
+        let mut res =
+            HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK));
+        let headers: Vec<(String, String)> = row
+            .response_headers
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok())
+            .unwrap_or_default();
         for (k, v) in headers {
             res.insert_header((k, v));
         }
@@ -67,26 +96,46 @@ pub async fn idempotency(mut req: ServiceRequest, next: Next<impl MessageBody + 
         Ok(r) => r,
         Err(e) => {
             let k2 = key.clone();
-            state.db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?)).await?;
+            state
+                .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?))
+                .await?;
             return Err(e);
         }
     };
     let status = res.status();
     let headers: Vec<(String, String)> = KEPT_HEADERS
         .iter()
-        .filter_map(|h| res.headers().get(h).and_then(|v| v.to_str().ok()).map(|v| (h.as_str().to_string(), v.to_string())))
+        .filter_map(|h| {
+            res.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (h.as_str().to_string(), v.to_string()))
+        })
         .collect();
     let (http_req, http_res) = res.into_parts();
     let (head, body) = http_res.into_parts();
-    let bytes = to_bytes(body).await.map_err(|_| ApiError::internal("response body could not be read"))?;
+    let bytes = to_bytes(body)
+        .await
+        .map_err(|_| ApiError::internal("response body could not be read"))?;
     let k2 = key.clone();
     if status.is_server_error() {
-        state.db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?)).await?;
+        state
+            .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?))
+            .await?;
     } else {
         let text = String::from_utf8_lossy(&bytes).to_string();
         let headers = serde_json::to_string(&headers).map_err(ApiError::internal)?;
         state
-            .db(move |c| Ok(crm_db::repo::idempotency::complete(c, ws, &k2, i32::from(status.as_u16()), &headers, &text)?))
+            .db(move |c| {
+                Ok(crm_db::repo::idempotency::complete(
+                    c,
+                    ws,
+                    &k2,
+                    i32::from(status.as_u16()),
+                    &headers,
+                    &text,
+                )?)
+            })
             .await?;
     }
     let res = head.set_body(BoxBody::new(bytes));

@@ -20,7 +20,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let spec = openapi::ApiDoc::openapi();
         cfg.app_data(web::Data::new(state))
-            .app_data(web::PathConfig::default().error_handler(|e, _| error::ApiError::BadRequest(e.to_string()).into()))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| error::ApiError::BadRequest(e.to_string()).into()),
+            )
             .service(routes::health::healthz)
             .service(routes::health::readyz)
             .service(
@@ -34,13 +37,17 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::companies::configure)
                     .default_service(web::to(not_found)),
             )
-            .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", spec))
+            .service(
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", spec),
+            )
             .service(web::redirect("/docs", "/docs/"));
     }
 }
 
 async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(openapi::json())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi::json())
 }
 
 async fn not_found() -> Result<HttpResponse, error::ApiError> {

@@ -6,7 +6,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::bool_param;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crm_db::query::{Bind, Direction, FieldRef, Keyset, ListQuery, Relation, Resource, SortKey};
+use crm_db::query::{
+    Bind, Direction, FieldRef, FieldResolver, Keyset, ListQuery, Relation, Resource, SortKey,
+};
 use crm_db::DbConnection;
 use crm_domain::custom_field::CustomFieldDef;
 use crm_domain::filter::{self, FieldKind, Scalar};
@@ -98,7 +100,11 @@ impl SearchRequest {
         let mut conds = Vec::new();
         for (k, v) in pairs {
             match k.as_str() {
-                "limit" => req.limit = Some(v.parse().map_err(|_| ApiError::field("limit", "invalid_value", "must be an integer"))?),
+                "limit" => {
+                    req.limit = Some(v.parse().map_err(|_| {
+                        ApiError::field("limit", "invalid_value", "must be an integer")
+                    })?)
+                }
                 "cursor" => req.cursor = Some(v.clone()),
                 "sort" => {
                     for part in v.split(',').filter(|p| !p.is_empty()) {
@@ -106,7 +112,10 @@ impl SearchRequest {
                             Some(f) => (SortDirection::Desc, f),
                             None => (SortDirection::Asc, part.strip_prefix('+').unwrap_or(part)),
                         };
-                        req.sort.push(SortSpec { field: field.to_string(), direction: dir });
+                        req.sort.push(SortSpec {
+                            field: field.to_string(),
+                            direction: dir,
+                        });
                     }
                 }
                 "count" => req.count = bool_param("count", v)?,
@@ -124,37 +133,58 @@ impl SearchRequest {
             }
         }
         if !conds.is_empty() {
-            req.filter = Some(if conds.len() == 1 { conds.remove(0) } else { json!({"and": conds}) });
+            req.filter = Some(if conds.len() == 1 {
+                conds.remove(0)
+            } else {
+                json!({"and": conds})
+            });
         }
         Ok(req)
     }
 }
 
+/// How a catalogue names the catalogue at the other end of a relation.
+pub type RelatedCatalogue = fn() -> &'static Catalogue;
+
 /// One resource's catalogue plus the relations its filters may follow.
 pub struct Catalogue {
     pub object: &'static str,
     pub resource: &'static Resource,
-    pub relations: &'static [(&'static Relation, fn() -> &'static Catalogue)],
+    pub relations: &'static [(&'static Relation, RelatedCatalogue)],
 }
 
 impl Catalogue {
-    fn resolver<'a>(&'a self, defs: &'a [CustomFieldDef], related_defs: &'a [(&'static str, Vec<CustomFieldDef>)]) -> impl Fn(&str) -> Option<(FieldRef, FieldKind)> + 'a {
+    fn resolver<'a>(
+        &'a self,
+        defs: &'a [CustomFieldDef],
+        related_defs: &'a [(&'static str, Vec<CustomFieldDef>)],
+    ) -> impl Fn(&str) -> Option<(FieldRef, FieldKind)> + 'a {
         move |name: &str| {
             let custom = |n: &str| defs.iter().find(|d| d.name == n).map(|d| d.filter_kind());
-            let rels: Vec<(&'static Relation, Box<dyn Fn(&str) -> Option<(FieldRef, FieldKind)> + '_>)> = self
+            let rels: Vec<(&'static Relation, Box<FieldResolver<'_>>)> = self
                 .relations
                 .iter()
                 .map(|(rel, other)| {
                     let other = other();
-                    let odefs: &[CustomFieldDef] = related_defs.iter().find(|(o, _)| *o == other.object).map(|(_, d)| d.as_slice()).unwrap_or(&[]);
-                    let f: Box<dyn Fn(&str) -> Option<(FieldRef, FieldKind)>> = Box::new(move |n: &str| {
-                        other.resource.resolve(n, &|c| odefs.iter().find(|d| d.name == c).map(|d| d.filter_kind()), &[])
+                    let odefs: &[CustomFieldDef] = related_defs
+                        .iter()
+                        .find(|(o, _)| *o == other.object)
+                        .map(|(_, d)| d.as_slice())
+                        .unwrap_or(&[]);
+                    let f: Box<FieldResolver<'_>> = Box::new(move |n: &str| {
+                        other.resource.resolve(
+                            n,
+                            &|c| odefs.iter().find(|d| d.name == c).map(|d| d.filter_kind()),
+                            &[],
+                        )
                     });
                     (*rel, f)
                 })
                 .collect();
-            let rel_refs: Vec<(&'static Relation, &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)> =
-                rels.iter().map(|(r, f)| (*r, f.as_ref() as &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)).collect();
+            let rel_refs: Vec<(&'static Relation, &FieldResolver<'_>)> = rels
+                .iter()
+                .map(|(r, f)| (*r, f.as_ref() as &FieldResolver<'_>))
+                .collect();
             self.resource.resolve(name, &custom, &rel_refs)
         }
     }
@@ -171,21 +201,38 @@ struct CursorData {
 
 fn sort_signature(sort: &[SortKey]) -> String {
     sort.iter()
-        .map(|k| format!("{}{}", if k.direction == Direction::Desc { "-" } else { "" }, k.api_name))
+        .map(|k| {
+            format!(
+                "{}{}",
+                if k.direction == Direction::Desc {
+                    "-"
+                } else {
+                    ""
+                },
+                k.api_name
+            )
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
 
 /// Looks up a dotted path (`address.city`) in a record's JSON.
 fn json_path<'a>(v: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(v, |acc, p| acc.get(p).unwrap_or(&Value::Null))
+    path.split('.')
+        .fold(v, |acc, p| acc.get(p).unwrap_or(&Value::Null))
 }
 
 fn cursor_bind(kind: &FieldKind, v: &Value) -> ApiResult<Option<Bind>> {
     if v.is_null() {
         return Ok(None);
     }
-    let bad = || ApiError::field("cursor", "invalid_cursor", "the cursor is not valid for this list");
+    let bad = || {
+        ApiError::field(
+            "cursor",
+            "invalid_cursor",
+            "the cursor is not valid for this list",
+        )
+    };
     let scalar = filter::coerce(kind, v).map_err(|_| bad())?;
     Ok(Some(match scalar {
         Scalar::Text(t) | Scalar::Decimal(t) => Bind::Text(t),
@@ -212,16 +259,31 @@ where
 {
     let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("limit", "out_of_range", format!("must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::field(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     // Custom-field definitions are read only when the filter names any.
-    let filter_text = req.filter.as_ref().map(|f| f.to_string()).unwrap_or_default();
-    let defs = if filter_text.contains("custom.") { crm_db::repo::fields::defs(conn, ws, cat.object)? } else { Vec::new() };
+    let filter_text = req
+        .filter
+        .as_ref()
+        .map(|f| f.to_string())
+        .unwrap_or_default();
+    let defs = if filter_text.contains("custom.") {
+        crm_db::repo::fields::defs(conn, ws, cat.object)?
+    } else {
+        Vec::new()
+    };
     let mut related_defs = Vec::new();
     for (rel, other) in cat.relations {
         if filter_text.contains(&format!("{}.custom.", rel.name)) {
             let other = other();
-            related_defs.push((other.object, crm_db::repo::fields::defs(conn, ws, other.object)?));
+            related_defs.push((
+                other.object,
+                crm_db::repo::fields::defs(conn, ws, other.object)?,
+            ));
         }
     }
     let resolver = cat.resolver(&defs, &related_defs);
@@ -233,7 +295,11 @@ where
         }
     };
     if req.sort.len() > 3 {
-        return Err(ApiError::field("sort", "too_many_keys", "sort by at most 3 fields"));
+        return Err(ApiError::field(
+            "sort",
+            "too_many_keys",
+            "sort by at most 3 fields",
+        ));
     }
     let mut sort = Vec::new();
     for (i, s) in req.sort.iter().enumerate() {
@@ -247,7 +313,11 @@ where
                 return Err(ApiError::Validation(vec![FieldError::new(
                     format!("sort[{i}].field"),
                     "unknown_field",
-                    format!("cannot sort by `{}`; sortable: {}", s.field, cat.resource.sortable_names().join(", ")),
+                    format!(
+                        "cannot sort by `{}`; sortable: {}",
+                        s.field,
+                        cat.resource.sortable_names().join(", ")
+                    ),
                 )]))
             }
         }
@@ -259,38 +329,95 @@ where
     let after = match &req.cursor {
         None => None,
         Some(c) => {
-            let bad = || ApiError::field("cursor", "invalid_cursor", "the cursor is not valid for this list; start again without it");
+            let bad = || {
+                ApiError::field(
+                    "cursor",
+                    "invalid_cursor",
+                    "the cursor is not valid for this list; start again without it",
+                )
+            };
             let data: CursorData = URL_SAFE_NO_PAD
                 .decode(c)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(bad)?;
             if data.s != sig || data.a != req.archived || data.v.len() != sort.len() {
-                return Err(ApiError::field("cursor", "invalid_cursor", "the cursor was made for another sort order"));
+                return Err(ApiError::field(
+                    "cursor",
+                    "invalid_cursor",
+                    "the cursor was made for another sort order",
+                ));
             }
-            let values = sort.iter().zip(&data.v).map(|(k, v)| cursor_bind(&k.kind, v)).collect::<ApiResult<Vec<_>>>()?;
-            Some(Keyset { values, id: data.id })
+            let values = sort
+                .iter()
+                .zip(&data.v)
+                .map(|(k, v)| cursor_bind(&k.kind, v))
+                .collect::<ApiResult<Vec<_>>>()?;
+            Some(Keyset {
+                values,
+                id: data.id,
+            })
         }
     };
-    let q = req.q.as_ref().map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    let q = req
+        .q
+        .as_ref()
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::field("q", "too_long", "must be at most 200 characters"));
+        return Err(ApiError::field(
+            "q",
+            "too_long",
+            "must be at most 200 characters",
+        ));
     }
-    let lq = ListQuery { filter: typed, q, sort: sort.clone(), after, limit: limit + 1, archived: req.archived };
+    let lq = ListQuery {
+        filter: typed,
+        q,
+        sort: sort.clone(),
+        after,
+        limit: limit + 1,
+        archived: req.archived,
+    };
     let mut rows: Vec<R> = crm_db::query::list(conn, cat.resource, &ws.as_string(), &lq)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let total = if req.count { Some(crm_db::query::count(conn, cat.resource, &ws.as_string(), &lq)?) } else { None };
+    let total = if req.count {
+        Some(crm_db::query::count(
+            conn,
+            cat.resource,
+            &ws.as_string(),
+            &lq,
+        )?)
+    } else {
+        None
+    };
     let data: Vec<T> = rows.into_iter().map(to_dto).collect();
     let next_cursor = match (has_more, data.last()) {
         (true, Some(last)) => {
             let v = serde_json::to_value(last).map_err(ApiError::internal)?;
-            let id = v.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-            let values = sort.iter().map(|k| json_path(&v, k.api_name).clone()).collect();
-            let data = CursorData { s: sig, a: req.archived, v: values, id };
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values = sort
+                .iter()
+                .map(|k| json_path(&v, k.api_name).clone())
+                .collect();
+            let data = CursorData {
+                s: sig,
+                a: req.archived,
+                v: values,
+                id,
+            };
             Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&data).map_err(ApiError::internal)?))
         }
         _ => None,
     };
-    Ok(Page { data, next_cursor, total })
+    Ok(Page {
+        data,
+        next_cursor,
+        total,
+    })
 }

@@ -14,7 +14,9 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A JWT access token from /auth/login, or an API key (`crm_…`)"))
+                    .description(Some(
+                        "A JWT access token from /auth/login, or an API key (`crm_…`)",
+                    ))
                     .build(),
             ),
         );
@@ -55,5 +57,7 @@ pub struct ApiDoc;
 
 /// The document as pretty JSON, as checked in at `api-spec/openapi.json`.
 pub fn json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }

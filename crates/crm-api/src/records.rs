@@ -18,7 +18,14 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// Fields a client may read but never write.
-const READ_ONLY: &[&str] = &["id", "created_at", "updated_at", "archived_at", "version", "lifecycle_stage_changed_at"];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "archived_at",
+    "version",
+    "lifecycle_stage_changed_at",
+];
 
 pub trait Record: 'static {
     /// Path segment and custom-field object name (`contacts`).
@@ -36,19 +43,42 @@ pub trait Record: 'static {
     fn is_archived(row: &Self::Row) -> bool;
     fn owner(input: &Self::Input) -> Option<&str>;
     fn custom(input: &mut Self::Input) -> Map<String, Value>;
-    fn insert(conn: &mut DbConnection, p: &Principal, input: Self::Input, custom: Map<String, Value>) -> ApiResult<Self::Row>;
-    fn update(conn: &mut DbConnection, p: &Principal, current: &Self::Row, input: Self::Input, custom: Map<String, Value>) -> ApiResult<Self::Row>;
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: Self::Input,
+        custom: Map<String, Value>,
+    ) -> ApiResult<Self::Row>;
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &Self::Row,
+        input: Self::Input,
+        custom: Map<String, Value>,
+    ) -> ApiResult<Self::Row>;
 }
 
 /// Checks the owner and custom values of an input against the workspace.
-fn check_references<R: Record>(conn: &mut DbConnection, ws: WorkspaceId, input: &mut R::Input) -> ApiResult<Map<String, Value>> {
+fn check_references<R: Record>(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    input: &mut R::Input,
+) -> ApiResult<Map<String, Value>> {
     let mut errors: Vec<FieldError> = Vec::new();
     if let Some(owner) = R::owner(input) {
         if uuid::Uuid::parse_str(owner).is_ok() {
             match crm_db::repo::access::get_user(conn, ws, owner) {
                 Ok(u) if u.active => {}
-                Ok(_) => errors.push(FieldError::new("owner_id", "inactive_user", "the owner has been deactivated")),
-                Err(RepoError::NotFound) => errors.push(FieldError::new("owner_id", "not_found", "no user with this id in the workspace")),
+                Ok(_) => errors.push(FieldError::new(
+                    "owner_id",
+                    "inactive_user",
+                    "the owner has been deactivated",
+                )),
+                Err(RepoError::NotFound) => errors.push(FieldError::new(
+                    "owner_id",
+                    "not_found",
+                    "no user with this id in the workspace",
+                )),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -69,7 +99,11 @@ fn check_references<R: Record>(conn: &mut DbConnection, ws: WorkspaceId, input: 
     }
 }
 
-fn respond<R: Record>(status: actix_web::http::StatusCode, row: R::Row, location: bool) -> HttpResponse {
+fn respond<R: Record>(
+    status: actix_web::http::StatusCode,
+    row: R::Row,
+    location: bool,
+) -> HttpResponse {
     let version = R::version(&row);
     let dto = R::Dto::from(row);
     let mut res = HttpResponse::build(status);
@@ -84,7 +118,11 @@ fn respond<R: Record>(status: actix_web::http::StatusCode, row: R::Row, location
     res.json(dto)
 }
 
-pub async fn create<R: Record>(state: web::Data<AppState>, p: Principal, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let mut input: R::Input = parse_json(&body.0)?;
     let row = state
@@ -93,7 +131,11 @@ pub async fn create<R: Record>(state: web::Data<AppState>, p: Principal, body: R
             R::insert(c, &p, input, custom)
         })
         .await?;
-    Ok(respond::<R>(actix_web::http::StatusCode::CREATED, row, true))
+    Ok(respond::<R>(
+        actix_web::http::StatusCode::CREATED,
+        row,
+        true,
+    ))
 }
 
 fn archived_param(q: &QueryPairs) -> ApiResult<bool> {
@@ -103,7 +145,12 @@ fn archived_param(q: &QueryPairs) -> ApiResult<bool> {
     }
 }
 
-pub async fn get<R: Record>(state: web::Data<AppState>, p: Principal, id: String, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn get<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: String,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     p.require(R::READ)?;
     let archived = archived_param(&q)?;
     let row = state.db(move |c| Ok(R::get(c, p.workspace, &id)?)).await?;
@@ -116,11 +163,21 @@ pub async fn get<R: Record>(state: web::Data<AppState>, p: Principal, id: String
 /// JSON Merge Patch (RFC 7396): the patch is applied to the record's writable fields and
 /// the result validated as a whole, so nested objects (`address`, `consent`, `custom`)
 /// merge key by key and `null` removes a value.
-pub async fn patch<R: Record>(state: web::Data<AppState>, p: Principal, id: String, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn patch<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: String,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let patch: Value = parse_json(&body.0)?;
     let Some(obj) = patch.as_object() else {
-        return Err(ApiError::field("body", "invalid_type", "a merge patch must be a JSON object"));
+        return Err(ApiError::field(
+            "body",
+            "invalid_type",
+            "a merge patch must be a JSON object",
+        ));
     };
     let read_only: Vec<FieldError> = obj
         .keys()
@@ -137,7 +194,8 @@ pub async fn patch<R: Record>(state: web::Data<AppState>, p: Principal, id: Stri
                 return Err(ApiError::NotFound);
             }
             crm_db::repo::records::check_version(R::version(&current), if_match.0)?;
-            let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+            let mut doc =
+                serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
             json_patch::merge(&mut doc, &patch);
             let mut input: R::Input = serde_json::from_value(doc).map_err(|e| {
                 let msg = e.to_string();
@@ -151,7 +209,13 @@ pub async fn patch<R: Record>(state: web::Data<AppState>, p: Principal, id: Stri
 }
 
 /// `DELETE`: archives, or with `?permanent=true` erases (needs `records:purge`).
-pub async fn delete<R: Record>(state: web::Data<AppState>, p: Principal, id: String, if_match: IfMatch, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn delete<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: String,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let permanent = match q.0.iter().find(|(k, _)| k == "permanent") {
         Some((_, v)) => crate::extract::bool_param("permanent", v)?,
@@ -165,7 +229,14 @@ pub async fn delete<R: Record>(state: web::Data<AppState>, p: Principal, id: Str
             if permanent {
                 crm_db::repo::records::purge(c, R::TABLE, p.workspace, &id, if_match.0)?;
             } else {
-                crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, true, if_match.0)?;
+                crm_db::repo::records::set_archived(
+                    c,
+                    R::TABLE,
+                    p.workspace,
+                    &id,
+                    true,
+                    if_match.0,
+                )?;
             }
             Ok(())
         })
@@ -173,7 +244,11 @@ pub async fn delete<R: Record>(state: web::Data<AppState>, p: Principal, id: Str
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn restore<R: Record>(state: web::Data<AppState>, p: Principal, id: String) -> ApiResult<HttpResponse> {
+pub async fn restore<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    id: String,
+) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let row = state
         .tx(move |c| {
@@ -184,19 +259,35 @@ pub async fn restore<R: Record>(state: web::Data<AppState>, p: Principal, id: St
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
 }
 
-pub async fn list<R: Record>(state: web::Data<AppState>, p: Principal, q: QueryPairs) -> ApiResult<web::Json<Page<R::Dto>>> {
+pub async fn list<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<R::Dto>>> {
     p.require(R::READ)?;
     let req = SearchRequest::from_query(&q.0)?;
     search_with::<R>(state, p, req).await
 }
 
-pub async fn search<R: Record>(state: web::Data<AppState>, p: Principal, body: RawJson) -> ApiResult<web::Json<Page<R::Dto>>> {
+pub async fn search<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<R::Dto>>> {
     p.require(R::READ)?;
     let req: SearchRequest = parse_json(&body.0)?;
     search_with::<R>(state, p, req).await
 }
 
-async fn search_with<R: Record>(state: web::Data<AppState>, p: Principal, req: SearchRequest) -> ApiResult<web::Json<Page<R::Dto>>> {
-    let page = state.db(move |c| listing::run::<R::Row, R::Dto>(c, R::catalogue(), p.workspace, &req, R::Dto::from)).await?;
+async fn search_with<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    req: SearchRequest,
+) -> ApiResult<web::Json<Page<R::Dto>>> {
+    let page = state
+        .db(move |c| {
+            listing::run::<R::Row, R::Dto>(c, R::catalogue(), p.workspace, &req, R::Dto::from)
+        })
+        .await?;
     Ok(web::Json(page))
 }

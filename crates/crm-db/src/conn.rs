@@ -52,7 +52,10 @@ impl DatabaseUrl {
     pub fn parse(url: &str) -> Result<Self, ConfigError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(DatabaseUrl::Postgres(url.to_string()))
-        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
                 return Err(ConfigError::UnknownScheme(url.to_string()));
             }
@@ -144,7 +147,9 @@ pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError>
 }
 
 /// Applies pending migrations; returns the names applied.
-pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn run_migrations(
+    conn: &mut DbConnection,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let applied = match conn {
         DbConnection::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS)?,
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS)?,
@@ -153,7 +158,9 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, Box<dyn st
 }
 
 /// Reverts every migration (used to check that each `down.sql` works).
-pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+pub fn revert_all_migrations(
+    conn: &mut DbConnection,
+) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let reverted = match conn {
         DbConnection::Pg(c) => c.revert_all_migrations(PG_MIGRATIONS)?,
         DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS)?,

@@ -7,7 +7,11 @@ pub enum RepoError {
     NotFound,
     /// A unique value is taken; names the field and the record holding it.
     #[error("{message}")]
-    Conflict { field: String, existing_id: Option<String>, message: String },
+    Conflict {
+        field: String,
+        existing_id: Option<String>,
+        message: String,
+    },
     /// `If-Match` named a version that is no longer current.
     #[error("version {expected} is not current (current: {current})")]
     VersionMismatch { expected: i32, current: i32 },

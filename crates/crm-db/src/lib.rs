@@ -10,5 +10,7 @@ pub mod query;
 pub mod repo;
 pub mod schema;
 
-pub use conn::{build_pool, run_migrations, write_tx, DatabaseUrl, DbConnection, Dialect, Pool, PooledConn};
+pub use conn::{
+    build_pool, run_migrations, write_tx, DatabaseUrl, DbConnection, Dialect, Pool, PooledConn,
+};
 pub use error::RepoError;

@@ -30,7 +30,11 @@ pub struct SqlBuf {
 
 impl SqlBuf {
     pub fn new(dialect: Dialect) -> Self {
-        SqlBuf { dialect, sql: String::with_capacity(512), binds: Vec::new() }
+        SqlBuf {
+            dialect,
+            sql: String::with_capacity(512),
+            binds: Vec::new(),
+        }
     }
     pub fn push(&mut self, s: &str) -> &mut Self {
         self.sql.push_str(s);
@@ -85,11 +89,17 @@ struct CountRow {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldRef {
     /// A column of the record's own table; `sortable` columns may be used in `sort`.
-    Column { column: &'static str, kind: FieldKind },
+    Column {
+        column: &'static str,
+        kind: FieldKind,
+    },
     /// A value of the `custom` JSON column.
     Custom { name: String, kind: FieldKind },
     /// A field of a related record, matched with any-of semantics.
-    Related { relation: &'static Relation, inner: Box<FieldRef> },
+    Related {
+        relation: &'static Relation,
+        inner: Box<FieldRef>,
+    },
 }
 
 /// A many-to-many relation reached through a link table, e.g. contact → companies.
@@ -153,7 +163,10 @@ pub struct ListQuery {
 }
 
 fn like_pattern(s: &str, prefix_only: bool) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     if prefix_only {
         format!("{escaped}%")
     } else {
@@ -247,7 +260,9 @@ impl SqlBuf {
             (Dialect::Postgres, FieldRef::Custom { name, .. }) => {
                 format!("COALESCE(jsonb_array_length(CAST({alias}.custom AS jsonb) -> '{name}'), 0) = 0")
             }
-            (Dialect::Sqlite, FieldRef::Column { column, .. }) => format!("COALESCE(json_array_length({alias}.{column}), 0) = 0"),
+            (Dialect::Sqlite, FieldRef::Column { column, .. }) => {
+                format!("COALESCE(json_array_length({alias}.{column}), 0) = 0")
+            }
             (Dialect::Sqlite, FieldRef::Custom { name, .. }) => {
                 format!("COALESCE(json_array_length({alias}.custom, '$.{name}'), 0) = 0")
             }
@@ -271,10 +286,18 @@ impl SqlBuf {
         match node {
             Typed::And(items) | Typed::Or(items) => {
                 if items.is_empty() {
-                    self.push(if matches!(node, Typed::And(_)) { "1 = 1" } else { "1 = 0" });
+                    self.push(if matches!(node, Typed::And(_)) {
+                        "1 = 1"
+                    } else {
+                        "1 = 0"
+                    });
                     return;
                 }
-                let joiner = if matches!(node, Typed::And(_)) { " AND " } else { " OR " };
+                let joiner = if matches!(node, Typed::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 self.push("(");
                 for (i, it) in items.iter().enumerate() {
                     if i > 0 {
@@ -289,11 +312,37 @@ impl SqlBuf {
                 self.filter(alias, inner);
                 self.push(")");
             }
-            Typed::IsNull { field: FieldRef::Related { relation, inner }, kind, null } => {
-                self.related(alias, relation, &Typed::IsNull { field: (**inner).clone(), kind: kind.clone(), null: *null });
+            Typed::IsNull {
+                field: FieldRef::Related { relation, inner },
+                kind,
+                null,
+            } => {
+                self.related(
+                    alias,
+                    relation,
+                    &Typed::IsNull {
+                        field: (**inner).clone(),
+                        kind: kind.clone(),
+                        null: *null,
+                    },
+                );
             }
-            Typed::Cond { field: FieldRef::Related { relation, inner }, kind, op, values } => {
-                self.related(alias, relation, &Typed::Cond { field: (**inner).clone(), kind: kind.clone(), op: *op, values: values.clone() });
+            Typed::Cond {
+                field: FieldRef::Related { relation, inner },
+                kind,
+                op,
+                values,
+            } => {
+                self.related(
+                    alias,
+                    relation,
+                    &Typed::Cond {
+                        field: (**inner).clone(),
+                        kind: kind.clone(),
+                        op: *op,
+                        values: values.clone(),
+                    },
+                );
             }
             Typed::IsNull { field, kind, null } => {
                 if *kind == FieldKind::TextList {
@@ -305,10 +354,16 @@ impl SqlBuf {
                     }
                 } else {
                     let e = self.scalar_expr(alias, field);
-                    self.push(&e).push(if *null { " IS NULL" } else { " IS NOT NULL" });
+                    self.push(&e)
+                        .push(if *null { " IS NULL" } else { " IS NOT NULL" });
                 }
             }
-            Typed::Cond { field, kind, op, values } => self.condition(alias, field, kind, *op, values),
+            Typed::Cond {
+                field,
+                kind,
+                op,
+                values,
+            } => self.condition(alias, field, kind, *op, values),
         }
     }
 
@@ -327,7 +382,14 @@ impl SqlBuf {
         self.push(")");
     }
 
-    fn condition(&mut self, alias: &str, field: &FieldRef, kind: &FieldKind, op: Op, values: &[Scalar]) {
+    fn condition(
+        &mut self,
+        alias: &str,
+        field: &FieldRef,
+        kind: &FieldKind,
+        op: Op,
+        values: &[Scalar],
+    ) {
         if *kind == FieldKind::TextList {
             let elems = self.list_elements(alias, field);
             match op {
@@ -371,7 +433,11 @@ impl SqlBuf {
                 self.values_list(kind, values);
             }
             Op::NotIn => {
-                self.push("(").push(&e).push(" IS NULL OR ").push(&e).push(" NOT IN ");
+                self.push("(")
+                    .push(&e)
+                    .push(" IS NULL OR ")
+                    .push(&e)
+                    .push(" NOT IN ");
                 self.values_list(kind, values);
                 self.push(")");
             }
@@ -435,7 +501,13 @@ impl SqlBuf {
     }
 
     fn sort_expr(&self, alias: &str, key: &SortKey) -> String {
-        self.scalar_expr(alias, &FieldRef::Column { column: key.column, kind: key.kind.clone() })
+        self.scalar_expr(
+            alias,
+            &FieldRef::Column {
+                column: key.column,
+                kind: key.kind.clone(),
+            },
+        )
     }
 
     /// Rows strictly after `after` in the order of `sort` (nulls last in both directions, id as
@@ -466,7 +538,12 @@ impl SqlBuf {
                 self.push(" AND ");
             }
             if i == sort.len() {
-                self.push(&format!("{alias}.id")).push(if id_dir == Direction::Asc { " > " } else { " < " });
+                self.push(&format!("{alias}.id"))
+                    .push(if id_dir == Direction::Asc {
+                        " > "
+                    } else {
+                        " < "
+                    });
                 self.bind(Bind::Text(after.id.clone()));
             } else {
                 let key = &sort[i];
@@ -477,7 +554,13 @@ impl SqlBuf {
                         self.push("1 = 0");
                     }
                     Some(v) => {
-                        self.push("(").push(&e).push(if key.direction == Direction::Asc { " > " } else { " < " });
+                        self.push("(")
+                            .push(&e)
+                            .push(if key.direction == Direction::Asc {
+                                " > "
+                            } else {
+                                " < "
+                            });
                         self.bind_value(&key.kind, v.clone());
                         self.push(" OR ").push(&e).push(" IS NULL)");
                     }
@@ -489,9 +572,13 @@ impl SqlBuf {
     }
 
     fn where_clause(&mut self, alias: &str, res: &Resource, workspace: &str, lq: &ListQuery) {
-        self.push(" WHERE ").push(&format!("{alias}.workspace_id = "));
+        self.push(" WHERE ")
+            .push(&format!("{alias}.workspace_id = "));
         self.bind(Bind::Text(workspace.to_string()));
-        self.push(&format!(" AND {alias}.archived_at IS {}NULL", if lq.archived { "NOT " } else { "" }));
+        self.push(&format!(
+            " AND {alias}.archived_at IS {}NULL",
+            if lq.archived { "NOT " } else { "" }
+        ));
         if let Some(f) = &lq.filter {
             self.push(" AND ");
             self.filter(alias, f);
@@ -504,7 +591,12 @@ impl SqlBuf {
 }
 
 /// One page of a resource's rows, in `sort` order, after the cursor.
-pub fn list<R>(conn: &mut DbConnection, res: &Resource, workspace: &str, lq: &ListQuery) -> diesel::QueryResult<Vec<R>>
+pub fn list<R>(
+    conn: &mut DbConnection,
+    res: &Resource,
+    workspace: &str,
+    lq: &ListQuery,
+) -> diesel::QueryResult<Vec<R>>
 where
     R: QueryableByName<crate::conn::MultiBackend> + 'static,
 {
@@ -518,22 +610,42 @@ where
     b.push(" ORDER BY ");
     for key in &lq.sort {
         let e = b.sort_expr("t", key);
-        b.push(&e).push(if key.direction == Direction::Asc { " ASC NULLS LAST, " } else { " DESC NULLS LAST, " });
+        b.push(&e).push(if key.direction == Direction::Asc {
+            " ASC NULLS LAST, "
+        } else {
+            " DESC NULLS LAST, "
+        });
     }
-    let id_dir = lq.sort.first().map(|k| k.direction).unwrap_or(Direction::Asc);
-    b.push(if id_dir == Direction::Asc { "t.id ASC" } else { "t.id DESC" });
+    let id_dir = lq
+        .sort
+        .first()
+        .map(|k| k.direction)
+        .unwrap_or(Direction::Asc);
+    b.push(if id_dir == Direction::Asc {
+        "t.id ASC"
+    } else {
+        "t.id DESC"
+    });
     b.push(" LIMIT ");
     b.bind(Bind::Int(lq.limit));
     b.load::<R>(conn)
 }
 
 /// How many rows match (ignoring the cursor and limit).
-pub fn count(conn: &mut DbConnection, res: &Resource, workspace: &str, lq: &ListQuery) -> diesel::QueryResult<i64> {
+pub fn count(
+    conn: &mut DbConnection,
+    res: &Resource,
+    workspace: &str,
+    lq: &ListQuery,
+) -> diesel::QueryResult<i64> {
     let mut b = SqlBuf::new(conn.dialect());
     b.push(&format!("SELECT COUNT(*) AS n FROM {} t", res.table));
     b.where_clause("t", res, workspace, lq);
     Ok(b.load::<CountRow>(conn)?.first().map(|r| r.n).unwrap_or(0))
 }
+
+/// Resolves an API field name of a related resource.
+pub type FieldResolver<'a> = dyn Fn(&str) -> Option<(FieldRef, FieldKind)> + 'a;
 
 impl Resource {
     /// Resolves an API field name: a column, `custom.<name>` (through `custom_kind`), or
@@ -542,22 +654,43 @@ impl Resource {
         &self,
         name: &str,
         custom_kind: &dyn Fn(&str) -> Option<FieldKind>,
-        relations: &[(&'static Relation, &dyn Fn(&str) -> Option<(FieldRef, FieldKind)>)],
+        relations: &[(&'static Relation, &FieldResolver)],
     ) -> Option<(FieldRef, FieldKind)> {
         if let Some(c) = self.columns.iter().find(|c| c.api_name == name) {
-            return Some((FieldRef::Column { column: c.column, kind: c.kind.clone() }, c.kind.clone()));
+            return Some((
+                FieldRef::Column {
+                    column: c.column,
+                    kind: c.kind.clone(),
+                },
+                c.kind.clone(),
+            ));
         }
         if let Some(custom) = name.strip_prefix("custom.") {
             if crm_domain::custom_field::valid_name(custom) {
                 let kind = custom_kind(custom)?;
-                return Some((FieldRef::Custom { name: custom.to_string(), kind: kind.clone() }, kind));
+                return Some((
+                    FieldRef::Custom {
+                        name: custom.to_string(),
+                        kind: kind.clone(),
+                    },
+                    kind,
+                ));
             }
             return None;
         }
         for (rel, resolve_other) in relations {
-            if let Some(rest) = name.strip_prefix(rel.name).and_then(|r| r.strip_prefix('.')) {
+            if let Some(rest) = name
+                .strip_prefix(rel.name)
+                .and_then(|r| r.strip_prefix('.'))
+            {
                 let (inner, kind) = resolve_other(rest)?;
-                return Some((FieldRef::Related { relation: rel, inner: Box::new(inner) }, kind));
+                return Some((
+                    FieldRef::Related {
+                        relation: rel,
+                        inner: Box::new(inner),
+                    },
+                    kind,
+                ));
             }
         }
         None
@@ -567,10 +700,19 @@ impl Resource {
         self.columns
             .iter()
             .find(|c| c.sortable && c.api_name == api_name)
-            .map(|c| SortKey { column: c.column, api_name: c.api_name, kind: c.kind.clone(), direction })
+            .map(|c| SortKey {
+                column: c.column,
+                api_name: c.api_name,
+                kind: c.kind.clone(),
+                direction,
+            })
     }
 
     pub fn sortable_names(&self) -> Vec<&'static str> {
-        self.columns.iter().filter(|c| c.sortable).map(|c| c.api_name).collect()
+        self.columns
+            .iter()
+            .filter(|c| c.sortable)
+            .map(|c| c.api_name)
+            .collect()
     }
 }

@@ -196,6 +196,16 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
-    workspaces, users, teams, team_members, refresh_tokens, api_keys, companies, contacts,
-    contact_companies, contact_lifecycle_changes, custom_field_definitions, idempotency_keys,
+    workspaces,
+    users,
+    teams,
+    team_members,
+    refresh_tokens,
+    api_keys,
+    companies,
+    contacts,
+    contact_companies,
+    contact_lifecycle_changes,
+    custom_field_definitions,
+    idempotency_keys,
 );

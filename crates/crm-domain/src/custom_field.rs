@@ -65,13 +65,21 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Validates a whole `custom` object against the definitions and returns it in canonical
 /// form (decimals normalised, nulls dropped). `path` prefixes error fields (`custom`).
-pub fn validate_values(defs: &[CustomFieldDef], values: &Map<String, Value>, path: &str) -> Result<Map<String, Value>, Vec<FieldError>> {
+pub fn validate_values(
+    defs: &[CustomFieldDef],
+    values: &Map<String, Value>,
+    path: &str,
+) -> Result<Map<String, Value>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut out = Map::new();
     for (key, v) in values {
         let field = format!("{path}.{key}");
         let Some(def) = defs.iter().find(|d| &d.name == key) else {
-            errors.push(FieldError::new(field, "unknown_field", format!("no custom field `{key}` is defined for this object")));
+            errors.push(FieldError::new(
+                field,
+                "unknown_field",
+                format!("no custom field `{key}` is defined for this object"),
+            ));
             continue;
         };
         if v.is_null() {
@@ -86,7 +94,11 @@ pub fn validate_values(defs: &[CustomFieldDef], values: &Map<String, Value>, pat
     }
     for def in defs.iter().filter(|d| d.required) {
         if !out.contains_key(&def.name) {
-            errors.push(FieldError::new(format!("{path}.{}", def.name), "required", "this custom field is required"));
+            errors.push(FieldError::new(
+                format!("{path}.{}", def.name),
+                "required",
+                "this custom field is required",
+            ));
         }
     }
     if errors.is_empty() {
@@ -108,10 +120,15 @@ fn validate_one(def: &CustomFieldDef, v: &Value) -> Result<Value, String> {
             _ => Err("must be a number".into()),
         },
         CustomFieldType::Decimal => match v.as_str() {
-            Some(s) => crate::values::normalize_decimal(s).map(Value::String).map_err(|m| m.to_string()),
+            Some(s) => crate::values::normalize_decimal(s)
+                .map(Value::String)
+                .map_err(|m| m.to_string()),
             None => Err("must be a decimal number written as a string, like \"12.50\"".into()),
         },
-        CustomFieldType::Date => match v.as_str().map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")) {
+        CustomFieldType::Date => match v
+            .as_str()
+            .map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d"))
+        {
             Some(Ok(d)) => Ok(Value::String(d.format("%Y-%m-%d").to_string())),
             _ => Err("must be a date written YYYY-MM-DD".into()),
         },
@@ -135,7 +152,12 @@ fn validate_one(def: &CustomFieldDef, v: &Value) -> Result<Value, String> {
                             out.push(it.clone());
                         }
                     }
-                    _ => return Err(format!("each item must be one of: {}", def.options.join(", "))),
+                    _ => {
+                        return Err(format!(
+                            "each item must be one of: {}",
+                            def.options.join(", ")
+                        ))
+                    }
                 }
             }
             Ok(Value::Array(out))
@@ -150,9 +172,24 @@ mod tests {
 
     fn defs() -> Vec<CustomFieldDef> {
         vec![
-            CustomFieldDef { name: "size".into(), field_type: CustomFieldType::Select, options: vec!["s".into(), "l".into()], required: false },
-            CustomFieldDef { name: "score".into(), field_type: CustomFieldType::Number, options: vec![], required: true },
-            CustomFieldDef { name: "budget".into(), field_type: CustomFieldType::Decimal, options: vec![], required: false },
+            CustomFieldDef {
+                name: "size".into(),
+                field_type: CustomFieldType::Select,
+                options: vec!["s".into(), "l".into()],
+                required: false,
+            },
+            CustomFieldDef {
+                name: "score".into(),
+                field_type: CustomFieldType::Number,
+                options: vec![],
+                required: true,
+            },
+            CustomFieldDef {
+                name: "budget".into(),
+                field_type: CustomFieldType::Decimal,
+                options: vec![],
+                required: false,
+            },
         ]
     }
 
@@ -162,7 +199,8 @@ mod tests {
         let out = validate_values(&defs(), ok.as_object().expect("obj"), "custom").expect("valid");
         assert_eq!(out["budget"], json!("10.5"));
         let bad = json!({"size": "xl", "other": 1});
-        let errs = validate_values(&defs(), bad.as_object().expect("obj"), "custom").expect_err("invalid");
+        let errs =
+            validate_values(&defs(), bad.as_object().expect("obj"), "custom").expect_err("invalid");
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["custom.other", "custom.size", "custom.score"]);
     }

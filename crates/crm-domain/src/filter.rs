@@ -30,8 +30,19 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 11] =
-        [Op::Eq, Op::Neq, Op::Lt, Op::Lte, Op::Gt, Op::Gte, Op::In, Op::NotIn, Op::Contains, Op::StartsWith, Op::IsNull];
+    pub const ALL: [Op; 11] = [
+        Op::Eq,
+        Op::Neq,
+        Op::Lt,
+        Op::Lte,
+        Op::Gt,
+        Op::Gte,
+        Op::In,
+        Op::NotIn,
+        Op::Contains,
+        Op::StartsWith,
+        Op::IsNull,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -89,9 +100,11 @@ impl FieldKind {
             FieldKind::Text | FieldKind::LowerText => true,
             FieldKind::Bool => matches!(op, Eq | Neq | IsNull),
             FieldKind::Enum(_) | FieldKind::Id => matches!(op, Eq | Neq | In | NotIn | IsNull),
-            FieldKind::Integer | FieldKind::Float | FieldKind::Decimal | FieldKind::Timestamp | FieldKind::Date => {
-                !matches!(op, Contains | StartsWith)
-            }
+            FieldKind::Integer
+            | FieldKind::Float
+            | FieldKind::Decimal
+            | FieldKind::Timestamp
+            | FieldKind::Date => !matches!(op, Contains | StartsWith),
         }
     }
 }
@@ -115,9 +128,18 @@ pub enum Typed<F> {
     And(Vec<Typed<F>>),
     Or(Vec<Typed<F>>),
     Not(Box<Typed<F>>),
-    Cond { field: F, kind: FieldKind, op: Op, values: Vec<Scalar> },
+    Cond {
+        field: F,
+        kind: FieldKind,
+        op: Op,
+        values: Vec<Scalar>,
+    },
     /// `is_null` with its boolean: true → the field is absent/empty.
-    IsNull { field: F, kind: FieldKind, null: bool },
+    IsNull {
+        field: F,
+        kind: FieldKind,
+        null: bool,
+    },
 }
 
 /// Parses a filter node from JSON; `path` names where it sits for error messages.
@@ -131,23 +153,51 @@ pub fn parse(v: &Value, path: &str) -> Result<Node, Vec<FieldError>> {
     }
 }
 
-fn parse_inner(v: &Value, path: &str, depth: usize, count: &mut usize, errors: &mut Vec<FieldError>) -> Option<Node> {
+fn parse_inner(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    count: &mut usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<Node> {
     if depth > MAX_DEPTH {
-        errors.push(FieldError::new(path, "too_deep", format!("filters may nest at most {MAX_DEPTH} levels")));
+        errors.push(FieldError::new(
+            path,
+            "too_deep",
+            format!("filters may nest at most {MAX_DEPTH} levels"),
+        ));
         return None;
     }
     let Some(obj) = v.as_object() else {
-        errors.push(FieldError::new(path, "invalid_type", "a filter node must be an object"));
+        errors.push(FieldError::new(
+            path,
+            "invalid_type",
+            "a filter node must be an object",
+        ));
         return None;
     };
-    let list = |key: &str, items: &Value, count: &mut usize, errors: &mut Vec<FieldError>| -> Option<Vec<Node>> {
+    let list = |key: &str,
+                items: &Value,
+                count: &mut usize,
+                errors: &mut Vec<FieldError>|
+     -> Option<Vec<Node>> {
         let Some(arr) = items.as_array() else {
-            errors.push(FieldError::new(format!("{path}.{key}"), "invalid_type", format!("`{key}` takes an array of filter nodes")));
+            errors.push(FieldError::new(
+                format!("{path}.{key}"),
+                "invalid_type",
+                format!("`{key}` takes an array of filter nodes"),
+            ));
             return None;
         };
         let mut out = Vec::with_capacity(arr.len());
         for (i, item) in arr.iter().enumerate() {
-            if let Some(n) = parse_inner(item, &format!("{path}.{key}[{i}]"), depth + 1, count, errors) {
+            if let Some(n) = parse_inner(
+                item,
+                &format!("{path}.{key}[{i}]"),
+                depth + 1,
+                count,
+                errors,
+            ) {
                 out.push(n);
             }
         }
@@ -161,7 +211,8 @@ fn parse_inner(v: &Value, path: &str, depth: usize, count: &mut usize, errors: &
             return list("or", items, count, errors).map(Node::Or);
         }
         if let Some(inner) = obj.get("not") {
-            return parse_inner(inner, &format!("{path}.not"), depth + 1, count, errors).map(|n| Node::Not(Box::new(n)));
+            return parse_inner(inner, &format!("{path}.not"), depth + 1, count, errors)
+                .map(|n| Node::Not(Box::new(n)));
         }
     }
     for key in obj.keys() {
@@ -176,13 +227,21 @@ fn parse_inner(v: &Value, path: &str, depth: usize, count: &mut usize, errors: &
     }
     *count += 1;
     if *count > MAX_CONDITIONS {
-        errors.push(FieldError::new(path, "too_many_conditions", format!("a filter may hold at most {MAX_CONDITIONS} conditions")));
+        errors.push(FieldError::new(
+            path,
+            "too_many_conditions",
+            format!("a filter may hold at most {MAX_CONDITIONS} conditions"),
+        ));
         return None;
     }
     let field = match obj.get("field").and_then(Value::as_str) {
         Some(f) => f.to_string(),
         None => {
-            errors.push(FieldError::new(format!("{path}.field"), "required", "`field` must be a string"));
+            errors.push(FieldError::new(
+                format!("{path}.field"),
+                "required",
+                "`field` must be a string",
+            ));
             return None;
         }
     };
@@ -200,7 +259,11 @@ fn parse_inner(v: &Value, path: &str, depth: usize, count: &mut usize, errors: &
             }
         },
         None => {
-            errors.push(FieldError::new(format!("{path}.op"), "required", "`op` must be a string"));
+            errors.push(FieldError::new(
+                format!("{path}.op"),
+                "required",
+                "`op` must be a string",
+            ));
             return None;
         }
     };
@@ -230,25 +293,41 @@ fn check_inner<F: Clone>(
 ) -> Option<Typed<F>> {
     match node {
         Node::And(items) | Node::Or(items) => {
-            let key = if matches!(node, Node::And(_)) { "and" } else { "or" };
+            let key = if matches!(node, Node::And(_)) {
+                "and"
+            } else {
+                "or"
+            };
             let out: Vec<Typed<F>> = items
                 .iter()
                 .enumerate()
                 .filter_map(|(i, n)| check_inner(n, &format!("{path}.{key}[{i}]"), resolve, errors))
                 .collect();
-            Some(if key == "and" { Typed::And(out) } else { Typed::Or(out) })
+            Some(if key == "and" {
+                Typed::And(out)
+            } else {
+                Typed::Or(out)
+            })
         }
-        Node::Not(inner) => check_inner(inner, &format!("{path}.not"), resolve, errors).map(|t| Typed::Not(Box::new(t))),
+        Node::Not(inner) => check_inner(inner, &format!("{path}.not"), resolve, errors)
+            .map(|t| Typed::Not(Box::new(t))),
         Node::Cond { field, op, value } => {
             let Some((handle, kind)) = resolve(field) else {
-                errors.push(FieldError::new(format!("{path}.field"), "unknown_field", format!("unknown field `{field}`")));
+                errors.push(FieldError::new(
+                    format!("{path}.field"),
+                    "unknown_field",
+                    format!("unknown field `{field}`"),
+                ));
                 return None;
             };
             if !kind.allows(*op) {
                 errors.push(FieldError::new(
                     format!("{path}.op"),
                     "unsupported_operator",
-                    format!("operator `{}` does not apply to field `{field}`", op.as_str()),
+                    format!(
+                        "operator `{}` does not apply to field `{field}`",
+                        op.as_str()
+                    ),
                 ));
                 return None;
             }
@@ -259,24 +338,42 @@ fn check_inner<F: Clone>(
                     Value::Null => true,
                     Value::String(s) if s == "true" || s == "false" => s == "true",
                     _ => {
-                        errors.push(FieldError::new(vpath, "invalid_value", "`is_null` takes true or false"));
+                        errors.push(FieldError::new(
+                            vpath,
+                            "invalid_value",
+                            "`is_null` takes true or false",
+                        ));
                         return None;
                     }
                 };
-                return Some(Typed::IsNull { field: handle, kind, null });
+                return Some(Typed::IsNull {
+                    field: handle,
+                    kind,
+                    null,
+                });
             }
             let values = if matches!(op, Op::In | Op::NotIn) {
                 let items: Vec<Value> = match value {
                     Value::Array(a) => a.clone(),
                     // Query strings give `a,b,c`.
-                    Value::String(s) => s.split(',').map(|p| Value::String(p.to_string())).collect(),
+                    Value::String(s) => {
+                        s.split(',').map(|p| Value::String(p.to_string())).collect()
+                    }
                     _ => {
-                        errors.push(FieldError::new(vpath, "invalid_value", format!("`{}` takes an array of values", op.as_str())));
+                        errors.push(FieldError::new(
+                            vpath,
+                            "invalid_value",
+                            format!("`{}` takes an array of values", op.as_str()),
+                        ));
                         return None;
                     }
                 };
                 if items.is_empty() || items.len() > MAX_LIST_VALUES {
-                    errors.push(FieldError::new(vpath, "invalid_value", format!("`{}` takes 1 to {MAX_LIST_VALUES} values", op.as_str())));
+                    errors.push(FieldError::new(
+                        vpath,
+                        "invalid_value",
+                        format!("`{}` takes 1 to {MAX_LIST_VALUES} values", op.as_str()),
+                    ));
                     return None;
                 }
                 let mut out = Vec::with_capacity(items.len());
@@ -284,23 +381,40 @@ fn check_inner<F: Clone>(
                     match coerce(&kind, it) {
                         Ok(s) => out.push(s),
                         Err(msg) => {
-                            errors.push(FieldError::new(format!("{vpath}[{i}]"), "invalid_value", format!("{field}: {msg}")));
+                            errors.push(FieldError::new(
+                                format!("{vpath}[{i}]"),
+                                "invalid_value",
+                                format!("{field}: {msg}"),
+                            ));
                             return None;
                         }
                     }
                 }
                 out
             } else {
-                let k = if kind == FieldKind::TextList { &FieldKind::Text } else { &kind };
+                let k = if kind == FieldKind::TextList {
+                    &FieldKind::Text
+                } else {
+                    &kind
+                };
                 match coerce(k, value) {
                     Ok(s) => vec![s],
                     Err(msg) => {
-                        errors.push(FieldError::new(vpath, "invalid_value", format!("{field}: {msg}")));
+                        errors.push(FieldError::new(
+                            vpath,
+                            "invalid_value",
+                            format!("{field}: {msg}"),
+                        ));
                         return None;
                     }
                 }
             };
-            Some(Typed::Cond { field: handle, kind, op: *op, values })
+            Some(Typed::Cond {
+                field: handle,
+                kind,
+                op: *op,
+                values,
+            })
         }
     }
 }
@@ -320,32 +434,46 @@ pub fn coerce(kind: &FieldKind, v: &Value) -> Result<Scalar, String> {
         return Err("expects a string, number or boolean value".into());
     };
     if s.chars().count() > MAX_VALUE_CHARS {
-        return Err(format!("values may have at most {MAX_VALUE_CHARS} characters"));
+        return Err(format!(
+            "values may have at most {MAX_VALUE_CHARS} characters"
+        ));
     }
     match kind {
         FieldKind::Text | FieldKind::TextList => Ok(Scalar::Text(s)),
         FieldKind::LowerText => Ok(Scalar::Text(s.trim().to_lowercase())),
         FieldKind::Enum(allowed) => {
-            if allowed.iter().any(|a| *a == s) {
+            if allowed.contains(&s) {
                 Ok(Scalar::Text(s))
             } else {
                 Err(format!("`{s}` is not one of {}", allowed.join(", ")))
             }
         }
-        FieldKind::Id => uuid::Uuid::parse_str(&s).map(|u| Scalar::Text(u.to_string())).map_err(|_| format!("`{s}` is not a UUID")),
-        FieldKind::Integer => s.trim().parse::<i64>().map(Scalar::Int).map_err(|_| format!("`{s}` is not an integer")),
+        FieldKind::Id => uuid::Uuid::parse_str(&s)
+            .map(|u| Scalar::Text(u.to_string()))
+            .map_err(|_| format!("`{s}` is not a UUID")),
+        FieldKind::Integer => s
+            .trim()
+            .parse::<i64>()
+            .map(Scalar::Int)
+            .map_err(|_| format!("`{s}` is not an integer")),
         FieldKind::Float => match s.trim().parse::<f64>() {
             Ok(f) if f.is_finite() => Ok(Scalar::Float(f)),
             _ => Err(format!("`{s}` is not a number")),
         },
-        FieldKind::Decimal => crate::values::normalize_decimal(&s).map(Scalar::Decimal).map_err(|m| m.to_string()),
+        FieldKind::Decimal => crate::values::normalize_decimal(&s)
+            .map(Scalar::Decimal)
+            .map_err(|m| m.to_string()),
         FieldKind::Bool => match s.as_str() {
             "true" => Ok(Scalar::Bool(true)),
             "false" => Ok(Scalar::Bool(false)),
             _ => Err(format!("`{s}` is not true or false")),
         },
-        FieldKind::Date => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map(Scalar::Date).map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)")),
-        FieldKind::Timestamp => parse_timestamp(&s).map(Scalar::Timestamp).ok_or_else(|| format!("`{s}` is not an RFC 3339 time or a date")),
+        FieldKind::Date => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map(Scalar::Date)
+            .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)")),
+        FieldKind::Timestamp => parse_timestamp(&s)
+            .map(Scalar::Timestamp)
+            .ok_or_else(|| format!("`{s}` is not an RFC 3339 time or a date")),
     }
 }
 
@@ -353,9 +481,13 @@ pub fn coerce(kind: &FieldKind, v: &Value) -> Result<Scalar, String> {
 pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(crate::values_time::truncate_micros(t.with_timezone(&Utc).naive_utc()));
+        return Some(crate::values_time::truncate_micros(
+            t.with_timezone(&Utc).naive_utc(),
+        ));
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
 #[cfg(test)]
@@ -366,7 +498,10 @@ mod tests {
     fn resolver(name: &str) -> Option<(String, FieldKind)> {
         match name {
             "email" => Some((name.into(), FieldKind::LowerText)),
-            "stage" => Some((name.into(), FieldKind::Enum(vec!["new".into(), "mature".into()]))),
+            "stage" => Some((
+                name.into(),
+                FieldKind::Enum(vec!["new".into(), "mature".into()]),
+            )),
             "created_at" => Some((name.into(), FieldKind::Timestamp)),
             "tags" => Some((name.into(), FieldKind::TextList)),
             _ => None,
@@ -380,7 +515,9 @@ mod tests {
         let t = check(&n, "filter", &resolver).expect("checks");
         let Typed::And(items) = t else { panic!("and") };
         assert_eq!(items.len(), 2);
-        assert!(matches!(&items[0], Typed::Cond { values, .. } if values == &vec![Scalar::Text("a@x.io".into())]));
+        assert!(
+            matches!(&items[0], Typed::Cond { values, .. } if values == &vec![Scalar::Text("a@x.io".into())])
+        );
     }
 
     #[test]
@@ -389,18 +526,34 @@ mod tests {
         let e = check(&n, "filter", &resolver).expect_err("unknown field");
         assert_eq!(e[0].field, "filter.field");
         assert!(e[0].message.contains("nope"));
-        let e = parse(&json!({"field": "email", "op": "like", "value": 1}), "filter").expect_err("unknown op");
+        let e = parse(
+            &json!({"field": "email", "op": "like", "value": 1}),
+            "filter",
+        )
+        .expect_err("unknown op");
         assert_eq!(e[0].code, "unknown_operator");
         assert!(e[0].message.contains("like"));
     }
 
     #[test]
     fn rejects_bad_values_and_ops() {
-        let n = parse(&json!({"field": "stage", "op": "eq", "value": "gone"}), "f").expect("parses");
+        let n =
+            parse(&json!({"field": "stage", "op": "eq", "value": "gone"}), "f").expect("parses");
         assert!(check(&n, "f", &resolver).is_err());
-        let n = parse(&json!({"field": "stage", "op": "contains", "value": "x"}), "f").expect("parses");
-        assert_eq!(check(&n, "f", &resolver).expect_err("op")[0].code, "unsupported_operator");
-        let n = parse(&json!({"field": "created_at", "op": "gt", "value": "2026-01-01T00:00:00+02:00"}), "f").expect("parses");
+        let n = parse(
+            &json!({"field": "stage", "op": "contains", "value": "x"}),
+            "f",
+        )
+        .expect("parses");
+        assert_eq!(
+            check(&n, "f", &resolver).expect_err("op")[0].code,
+            "unsupported_operator"
+        );
+        let n = parse(
+            &json!({"field": "created_at", "op": "gt", "value": "2026-01-01T00:00:00+02:00"}),
+            "f",
+        )
+        .expect("parses");
         assert!(check(&n, "f", &resolver).is_ok());
     }
 

@@ -1,6 +1,5 @@
 //! Enumerations of the customer records (DOMAIN.md §2–3).
 
-
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*

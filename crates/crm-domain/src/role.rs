@@ -12,7 +12,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Manager, Role::Sales, Role::Support, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Sales,
+        Role::Support,
+        Role::Viewer,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -35,13 +41,22 @@ impl Role {
             Role::Manager => !matches!(p, UsersWrite | ApiKeysManage | FieldsWrite | RecordsPurge),
             Role::Sales => matches!(
                 p,
-                ContactsRead | ContactsWrite | CompaniesRead | CompaniesWrite | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | ContactsWrite
+                    | CompaniesRead
+                    | CompaniesWrite
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
             ),
             Role::Support => matches!(
                 p,
                 ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
             ),
-            Role::Viewer => matches!(p, ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead),
+            Role::Viewer => matches!(
+                p,
+                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+            ),
         }
     }
 }
@@ -110,7 +125,9 @@ mod tests {
     #[test]
     fn viewer_reads_only() {
         for p in Permission::ALL {
-            let write = p.as_str().ends_with(":write") || p.as_str().ends_with(":manage") || p == Permission::RecordsPurge;
+            let write = p.as_str().ends_with(":write")
+                || p.as_str().ends_with(":manage")
+                || p == Permission::RecordsPurge;
             assert_eq!(Role::Viewer.permits(p), !write, "{p:?}");
         }
     }

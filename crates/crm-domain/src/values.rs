@@ -54,7 +54,8 @@ pub fn phone_digits(s: &str) -> String {
 
 /// An exact decimal amount as a canonical string ("1234.5" stays "1234.5").
 pub fn normalize_decimal(raw: &str) -> Result<String, &'static str> {
-    let d = Decimal::from_str(raw.trim()).map_err(|_| "must be a decimal number written as a string, like \"1234.50\"")?;
+    let d = Decimal::from_str(raw.trim())
+        .map_err(|_| "must be a decimal number written as a string, like \"1234.50\"")?;
     if d.scale() > 8 {
         return Err("may have at most 8 decimal places");
     }
@@ -96,7 +97,11 @@ pub fn normalize_domain(raw: &str) -> Result<String, &'static str> {
         s = rest.to_string();
     }
     let label_ok = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
     };
     if s.len() <= 253 && s.contains('.') && s.split('.').all(label_ok) {
         Ok(s)
@@ -129,7 +134,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalize_email(" Ada@Example.COM ").as_deref(), Ok("ada@example.com"));
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").as_deref(),
+            Ok("ada@example.com")
+        );
         assert!(normalize_email("ada").is_err());
         assert!(normalize_email("ada@localhost").is_err());
         assert!(normalize_email("a'; DROP TABLE contacts;--@x.io").is_err());
@@ -147,7 +155,10 @@ mod tests {
     fn phones_and_domains() {
         assert!(normalize_phone("+49 (30) 1234-567").is_ok());
         assert!(normalize_phone("12+3").is_err());
-        assert_eq!(normalize_domain("https://www.Example.com/about").as_deref(), Ok("example.com"));
+        assert_eq!(
+            normalize_domain("https://www.Example.com/about").as_deref(),
+            Ok("example.com")
+        );
         assert!(normalize_domain("not a domain").is_err());
     }
 

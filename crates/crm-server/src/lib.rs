@@ -9,7 +9,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "crm", version, about = "A headless CRM: REST/JSON API on SQLite or PostgreSQL")]
+#[command(
+    name = "crm",
+    version,
+    about = "A headless CRM: REST/JSON API on SQLite or PostgreSQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -42,9 +46,19 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// `sqlite://crm.db` or `postgres://user:pass@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://crm.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://crm.db",
+        global = true
+    )]
     pub database_url: String,
-    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CRM_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: String,
     /// `development` allows running without CRM_JWT_SECRET.
     #[arg(long, env = "CRM_ENV", default_value = "production", global = true)]
@@ -61,16 +75,36 @@ pub struct Settings {
     #[arg(long, env = "CRM_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
     /// Allow webhook URLs on loopback and private networks.
-    #[arg(long, env = "CRM_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        global = true
+    )]
     pub webhook_allow_private: bool,
     /// Largest JSON body accepted, in bytes.
-    #[arg(long, env = "CRM_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true)]
+    #[arg(
+        long,
+        env = "CRM_MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        global = true
+    )]
     pub max_body_bytes: usize,
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "CRM_ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "CRM_ACCESS_TOKEN_TTL",
+        default_value_t = 900,
+        global = true
+    )]
     pub access_token_ttl: i64,
     /// Refresh-token lifetime in seconds.
-    #[arg(long, env = "CRM_REFRESH_TOKEN_TTL", default_value_t = 2_592_000, global = true)]
+    #[arg(
+        long,
+        env = "CRM_REFRESH_TOKEN_TTL",
+        default_value_t = 2_592_000,
+        global = true
+    )]
     pub refresh_token_ttl: i64,
     /// Database connections (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "CRM_DB_POOL_SIZE", global = true)]
@@ -96,14 +130,26 @@ impl Settings {
     pub fn api_config(&self) -> Result<ApiConfig, StartError> {
         let secret = match &self.jwt_secret {
             Some(s) if s.len() >= 32 => s.as_bytes().to_vec(),
-            Some(_) => return Err(StartError::Config("CRM_JWT_SECRET must be at least 32 bytes".into())),
+            Some(_) => {
+                return Err(StartError::Config(
+                    "CRM_JWT_SECRET must be at least 32 bytes".into(),
+                ))
+            }
             None if self.env == "development" => {
-                tracing::warn!("CRM_JWT_SECRET is not set: using a random key for this run (development only)");
+                tracing::warn!(
+                    "CRM_JWT_SECRET is not set: using a random key for this run (development only)"
+                );
                 let mut b = [0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
-                base64::engine::general_purpose::STANDARD.encode(b).into_bytes()
+                base64::engine::general_purpose::STANDARD
+                    .encode(b)
+                    .into_bytes()
             }
-            None => return Err(StartError::Config("CRM_JWT_SECRET is required (or set CRM_ENV=development)".into())),
+            None => {
+                return Err(StartError::Config(
+                    "CRM_JWT_SECRET is required (or set CRM_ENV=development)".into(),
+                ))
+            }
         };
         if self.access_token_ttl < 10 || self.refresh_token_ttl < 60 {
             return Err(StartError::Config("token lifetimes are too short".into()));
@@ -130,8 +176,11 @@ pub fn open_database(settings: &Settings) -> Result<crm_db::Pool, StartError> {
         DatabaseUrl::Sqlite(_) => 8,
     });
     let pool = crm_db::build_pool(&url, size).map_err(|e| StartError::Database(e.to_string()))?;
-    let mut conn = pool.get().map_err(|e| StartError::Database(e.to_string()))?;
-    let applied = crm_db::run_migrations(&mut conn).map_err(|e| StartError::Database(e.to_string()))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartError::Database(e.to_string()))?;
+    let applied =
+        crm_db::run_migrations(&mut conn).map_err(|e| StartError::Database(e.to_string()))?;
     for m in applied {
         tracing::info!(migration = %m, "applied migration");
     }
@@ -139,7 +188,10 @@ pub fn open_database(settings: &Settings) -> Result<crm_db::Pool, StartError> {
 }
 
 /// Binds and returns the running server (not yet awaited) and its address.
-pub fn start(settings: &Settings, pool: crm_db::Pool) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+pub fn start(
+    settings: &Settings,
+    pool: crm_db::Pool,
+) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
     let config = Arc::new(settings.api_config()?);
     let state = AppState { pool, config };
     let listener = TcpListener::bind(&settings.bind)?;
@@ -158,8 +210,11 @@ pub fn start(settings: &Settings, pool: crm_db::Pool) -> Result<(actix_web::dev:
 }
 
 pub fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log_format == "json" {
         builder.json().init();
     } else {

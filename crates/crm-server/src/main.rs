@@ -28,9 +28,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             tracing::info!("migrations are up to date");
             Ok(())
         }
-        Command::Init { workspace, admin_email, admin_password, admin_name } => {
+        Command::Init {
+            workspace,
+            admin_email,
+            admin_password,
+            admin_name,
+        } => {
             let pool = open_database(&settings)?;
-            let id = crm_api::routes::access::init_workspace(&pool, &workspace, &admin_email, &admin_password, &admin_name)?;
+            let id = crm_api::routes::access::init_workspace(
+                &pool,
+                &workspace,
+                &admin_email,
+                &admin_password,
+                &admin_name,
+            )?;
             println!("{id}");
             Ok(())
         }

@@ -22,9 +22,20 @@ async fn login_me_and_wrong_password() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(me["kind"], "user");
     assert_eq!(me["role"], "admin");
-    assert!(me["permissions"].as_array().unwrap().iter().any(|p| p == "users:write"));
+    assert!(me["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "users:write"));
     let email = me["user"]["email"].as_str().unwrap();
-    let (s, v, h) = app.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": "nope-nope"}))).await;
+    let (s, v, h) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": "nope-nope"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(h.get("content-type").unwrap(), "application/problem+json");
     assert_eq!(v["status"], 401);
@@ -42,25 +53,66 @@ async fn tokens_that_are_expired_tampered_wrongly_signed_or_unsigned_are_refused
     let admin = app.workspace("Acme").await;
     let now = chrono::Utc::now().timestamp();
     let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
-    let good = encode(&Header::default(), &claims(&admin.user_id, &admin.workspace_id, now + 600), &key).unwrap();
-    assert_eq!(app.get("/api/v1/me", &good).await.0, StatusCode::OK, "a correctly signed token works");
-    let expired = encode(&Header::default(), &claims(&admin.user_id, &admin.workspace_id, now - 120), &key).unwrap();
+    let good = encode(
+        &Header::default(),
+        &claims(&admin.user_id, &admin.workspace_id, now + 600),
+        &key,
+    )
+    .unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", &good).await.0,
+        StatusCode::OK,
+        "a correctly signed token works"
+    );
+    let expired = encode(
+        &Header::default(),
+        &claims(&admin.user_id, &admin.workspace_id, now - 120),
+        &key,
+    )
+    .unwrap();
     let (s, v) = app.get("/api/v1/me", &expired).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(v["detail"].as_str().unwrap().contains("expired"));
-    let wrong_key = encode(&Header::default(), &claims(&admin.user_id, &admin.workspace_id, now + 600), &EncodingKey::from_secret(b"another-secret-another-secret-xx")).unwrap();
-    assert_eq!(app.get("/api/v1/me", &wrong_key).await.0, StatusCode::UNAUTHORIZED);
+    let wrong_key = encode(
+        &Header::default(),
+        &claims(&admin.user_id, &admin.workspace_id, now + 600),
+        &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+    )
+    .unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", &wrong_key).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // Tamper: swap the payload for one naming another role, keep the signature.
     let parts: Vec<&str> = admin.token.split('.').collect();
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut payload: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     payload["role"] = json!("viewer");
-    let tampered = format!("{}.{}.{}", parts[0], b64.encode(payload.to_string()), parts[2]);
-    assert_eq!(app.get("/api/v1/me", &tampered).await.0, StatusCode::UNAUTHORIZED);
-    let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), b64.encode(claims(&admin.user_id, &admin.workspace_id, now + 600).to_string()));
-    assert_eq!(app.get("/api/v1/me", &none).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/api/v1/me", "garbage").await.0, StatusCode::UNAUTHORIZED);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(payload.to_string()),
+        parts[2]
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &tampered).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let none = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(claims(&admin.user_id, &admin.workspace_id, now + 600).to_string())
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &none).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/me", "garbage").await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -68,21 +120,68 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let app = TestApp::spawn().await;
     let admin = app.workspace("Acme").await;
     let refresh = |t: &str| json!({"refresh_token": t});
-    let (s, first, _) = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(refresh(&admin.refresh_token))).await;
+    let (s, first, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(refresh(&admin.refresh_token)),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{first}");
     let rotated = first["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rotated, admin.refresh_token);
-    assert_eq!(app.get("/api/v1/me", first["access_token"].as_str().unwrap()).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/me", first["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
     // Reusing the old token fails and revokes the rotated one too.
-    let (s, _, _) = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(refresh(&admin.refresh_token))).await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(refresh(&admin.refresh_token)),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(refresh(&rotated))).await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(refresh(&rotated)),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "the family is revoked");
     // Logout revokes.
-    let again = app.login(&app.get("/api/v1/me", &admin.token).await.1["user"]["email"].as_str().unwrap().to_string(), PASSWORD).await;
-    let (s, _, _) = app.call(Method::POST, "/api/v1/auth/logout", None, Some(refresh(&again.refresh_token))).await;
+    let again = app
+        .login(
+            app.get("/api/v1/me", &admin.token).await.1["user"]["email"]
+                .as_str()
+                .unwrap(),
+            PASSWORD,
+        )
+        .await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(refresh(&again.refresh_token)),
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _, _) = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(refresh(&again.refresh_token))).await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(refresh(&again.refresh_token)),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
@@ -92,23 +191,73 @@ async fn roles_are_enforced_and_a_403_names_the_permission() {
     let admin = app.workspace("Acme").await;
     let viewer = app.user(&admin, "viewer").await;
     let sales = app.user(&admin, "sales").await;
-    let (s, v) = app.post("/api/v1/contacts", &viewer.token, json!({"first_name": "X"})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts",
+            &viewer.token,
+            json!({"first_name": "X"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(v["missing_permission"], "contacts:write");
-    assert_eq!(app.get("/api/v1/contacts", &viewer.token).await.0, StatusCode::OK);
-    let (s, _) = app.post("/api/v1/contacts", &sales.token, json!({"first_name": "X"})).await;
+    assert_eq!(
+        app.get("/api/v1/contacts", &viewer.token).await.0,
+        StatusCode::OK
+    );
+    let (s, _) = app
+        .post("/api/v1/contacts", &sales.token, json!({"first_name": "X"}))
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, v) = app.post("/api/v1/users", &sales.token, json!({"email": "x@example.com", "name": "X", "role": "admin", "password": PASSWORD})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/users",
+            &sales.token,
+            json!({"email": "x@example.com", "name": "X", "role": "admin", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(v["missing_permission"], "users:write");
-    let (s, v) = app.post("/api/v1/fields/contacts", &sales.token, json!({"name": "x", "label": "X", "type": "text"})).await;
-    assert_eq!((s, v["missing_permission"].as_str()), (StatusCode::FORBIDDEN, Some("fields:write")));
+    let (s, v) = app
+        .post(
+            "/api/v1/fields/contacts",
+            &sales.token,
+            json!({"name": "x", "label": "X", "type": "text"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("fields:write"))
+    );
     // Only admins erase for good.
-    let (_, c) = app.post("/api/v1/contacts", &sales.token, json!({"first_name": "Y"})).await;
+    let (_, c) = app
+        .post("/api/v1/contacts", &sales.token, json!({"first_name": "Y"}))
+        .await;
     let id = c["id"].as_str().unwrap();
-    assert_eq!(app.delete(&format!("/api/v1/contacts/{id}?permanent=true"), &sales.token).await, StatusCode::FORBIDDEN);
-    assert_eq!(app.delete(&format!("/api/v1/contacts/{id}?permanent=true"), &admin.token).await, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(&format!("/api/v1/contacts/{id}?archived=true"), &admin.token).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/contacts/{id}?permanent=true"),
+            &sales.token
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/contacts/{id}?permanent=true"),
+            &admin.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/contacts/{id}?archived=true"),
+            &admin.token
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -117,12 +266,32 @@ async fn a_deactivated_users_tokens_stop_working_at_once() {
     let admin = app.workspace("Acme").await;
     let sales = app.user(&admin, "sales").await;
     assert_eq!(app.get("/api/v1/me", &sales.token).await.0, StatusCode::OK);
-    assert_eq!(app.delete(&format!("/api/v1/users/{}", sales.user_id), &admin.token).await, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/api/v1/me", &sales.token).await.0, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = app.call(Method::POST, "/api/v1/auth/refresh", None, Some(json!({"refresh_token": sales.refresh_token}))).await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/users/{}", sales.user_id), &admin.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": sales.refresh_token})),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // The last admin cannot be demoted.
-    let (s, v) = app.patch(&format!("/api/v1/users/{}", admin.user_id), &admin.token, json!({"role": "sales"})).await;
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/users/{}", admin.user_id),
+            &admin.token,
+            json!({"role": "sales"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     let (s, users) = app.get("/api/v1/users", &admin.token).await;
     assert_eq!(s, StatusCode::OK);
@@ -133,19 +302,46 @@ async fn a_deactivated_users_tokens_stop_working_at_once() {
 async fn api_keys_carry_their_scopes_and_stop_when_revoked() {
     let app = TestApp::spawn().await;
     let admin = app.workspace("Acme").await;
-    let (s, key) = app.post("/api/v1/api-keys", &admin.token, json!({"name": "ERP", "scopes": ["contacts:read"]})).await;
+    let (s, key) = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.token,
+            json!({"name": "ERP", "scopes": ["contacts:read"]}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{key}");
     let secret = key["secret"].as_str().unwrap();
     let (s, me) = app.get("/api/v1/me", secret).await;
     assert_eq!((s, me["kind"].as_str()), (StatusCode::OK, Some("api_key")));
     assert_eq!(app.get("/api/v1/contacts", secret).await.0, StatusCode::OK);
-    let (s, v) = app.post("/api/v1/contacts", secret, json!({"first_name": "X"})).await;
-    assert_eq!((s, v["missing_permission"].as_str()), (StatusCode::FORBIDDEN, Some("contacts:write")));
+    let (s, v) = app
+        .post("/api/v1/contacts", secret, json!({"first_name": "X"}))
+        .await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("contacts:write"))
+    );
     let (_, list) = app.get("/api/v1/api-keys", &admin.token).await;
     assert!(list[0].get("secret").is_none(), "secrets are never listed");
-    let (s, v) = app.post("/api/v1/api-keys", &admin.token, json!({"name": "Bad", "scopes": ["everything"]})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.token,
+            json!({"name": "Bad", "scopes": ["everything"]}),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["errors"][0]["field"], "scopes[0]");
-    assert_eq!(app.delete(&format!("/api/v1/api-keys/{}", key["id"].as_str().unwrap()), &admin.token).await, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/api/v1/contacts", secret).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/api-keys/{}", key["id"].as_str().unwrap()),
+            &admin.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/api/v1/contacts", secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -8,7 +8,12 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
     let send = |body: serde_json::Value, key: &'static str| {
-        let req = app.client.post(format!("{}/api/v1/contacts", app.base)).bearer_auth(&a.token).header("Idempotency-Key", key).json(&body);
+        let req = app
+            .client
+            .post(format!("{}/api/v1/contacts", app.base))
+            .bearer_auth(&a.token)
+            .header("Idempotency-Key", key)
+            .json(&body);
         async move { req.send().await.unwrap() }
     };
     let first = send(json!({"first_name": "Once"}), "k-1").await;
@@ -21,12 +26,24 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
     assert_eq!(again.headers().get("location").unwrap(), &loc);
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(again, first);
-    assert_eq!(app.get("/api/v1/contacts?count=true", &a.token).await.1["total"], 1, "acted once");
+    assert_eq!(
+        app.get("/api/v1/contacts?count=true", &a.token).await.1["total"],
+        1,
+        "acted once"
+    );
     let other = send(json!({"first_name": "Twice"}), "k-1").await;
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Keys belong to a workspace.
     let b = app.workspace("Beta").await;
-    let r = app.client.post(format!("{}/api/v1/contacts", app.base)).bearer_auth(&b.token).header("Idempotency-Key", "k-1").json(&json!({"first_name": "Twice"})).send().await.unwrap();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/contacts", app.base))
+        .bearer_auth(&b.token)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"first_name": "Twice"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -35,21 +52,44 @@ async fn health_docs_and_spec() {
     let app = TestApp::spawn().await;
     let (s, v, _) = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
-    assert_eq!(app.call(Method::GET, "/readyz", None, None).await.0, StatusCode::OK);
-    let (s, spec, _) = app.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(
+        app.call(Method::GET, "/readyz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (s, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
-    let r = app.client.get(format!("{}/docs/", app.base)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("swagger"));
-    let (s, v, _) = app.call(Method::GET, "/api/v1/nothing-here", None, None).await;
-    assert_eq!((s, v["status"].as_u64()), (StatusCode::NOT_FOUND, Some(404)));
+    let (s, v, _) = app
+        .call(Method::GET, "/api/v1/nothing-here", None, None)
+        .await;
+    assert_eq!(
+        (s, v["status"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(404))
+    );
 }
 
 #[test]
 fn the_checked_in_spec_matches_the_code() {
-    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api-spec/openapi.json")).expect("api-spec/openapi.json");
-    assert_eq!(checked_in.trim_end(), crm_api::openapi::json().trim_end(), "run `make openapi` and commit api-spec/openapi.json");
+    let checked_in = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../api-spec/openapi.json"
+    ))
+    .expect("api-spec/openapi.json");
+    assert_eq!(
+        checked_in.trim_end(),
+        crm_api::openapi::json().trim_end(),
+        "run `make openapi` and commit api-spec/openapi.json"
+    );
 }
 
 #[test]
@@ -64,7 +104,8 @@ fn migrations_go_up_down_and_up_again() {
         use diesel::connection::SimpleConnection;
         drop(conn);
         let mut c = diesel::PgConnection::establish(&admin).unwrap();
-        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
     }
 }
 

@@ -34,18 +34,33 @@ pub struct Address {
 /// Flattens `validator` errors into field errors with dotted paths.
 pub fn validation_errors(errs: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
     for (field, kind) in errs.errors() {
-        let path = if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 for e in list {
-                    let message = match (e.code.as_ref(), e.params.get("max"), e.params.get("min")) {
-                        ("length", Some(max), Some(min)) => format!("must have {min} to {max} characters"),
+                    let message = match (e.code.as_ref(), e.params.get("max"), e.params.get("min"))
+                    {
+                        ("length", Some(max), Some(min)) => {
+                            format!("must have {min} to {max} characters")
+                        }
                         ("length", Some(max), None) => format!("must be at most {max} characters"),
                         ("length", None, Some(min)) => format!("must be at least {min} characters"),
                         ("range", _, _) => "is out of range".to_string(),
-                        _ => e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| format!("is invalid ({})", e.code)),
+                        _ => e
+                            .message
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_else(|| format!("is invalid ({})", e.code)),
                     };
-                    let code = if e.code == "length" { "invalid_length".to_string() } else { e.code.to_string() };
+                    let code = if e.code == "length" {
+                        "invalid_length".to_string()
+                    } else {
+                        e.code.to_string()
+                    };
                     out.push(FieldError::new(path.clone(), &code, message));
                 }
             }
@@ -70,7 +85,12 @@ pub fn validate_input<T: Validate>(input: &T) -> Vec<FieldError> {
 }
 
 /// Applies a normaliser to an optional field, recording a failure under `field`.
-pub fn norm(value: Option<String>, field: &str, f: fn(&str) -> Result<String, &'static str>, errors: &mut Vec<FieldError>) -> Option<String> {
+pub fn norm(
+    value: Option<String>,
+    field: &str,
+    f: fn(&str) -> Result<String, &'static str>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     let v = value?;
     if v.trim().is_empty() {
         return None;
@@ -86,7 +106,9 @@ pub fn norm(value: Option<String>, field: &str, f: fn(&str) -> Result<String, &'
 
 /// Trims an optional text and turns blank into absent.
 pub fn text(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 pub fn address_columns(a: Address, errors: &mut Vec<FieldError>) -> [Option<String>; 6] {
@@ -96,7 +118,12 @@ pub fn address_columns(a: Address, errors: &mut Vec<FieldError>) -> [Option<Stri
         text(a.city),
         text(a.region),
         text(a.postal_code),
-        norm(a.country, "address.country", crm_domain::values::normalize_country, errors),
+        norm(
+            a.country,
+            "address.country",
+            crm_domain::values::normalize_country,
+            errors,
+        ),
     ]
 }
 

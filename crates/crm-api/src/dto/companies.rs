@@ -128,24 +128,48 @@ impl From<&CompanyRow> for CompanyInput {
 }
 
 impl CompanyInput {
-    pub fn into_changes(self, custom: Map<String, Value>) -> Result<CompanyChanges, Vec<FieldError>> {
+    pub fn into_changes(
+        self,
+        custom: Map<String, Value>,
+    ) -> Result<CompanyChanges, Vec<FieldError>> {
         let mut errors = validate_input(&self);
         let name = text(self.name);
         if name.is_none() && !errors.iter().any(|e| e.field == "name") {
-            errors.push(FieldError::new("name", "required", "a company needs a name"));
+            errors.push(FieldError::new(
+                "name",
+                "required",
+                "a company needs a name",
+            ));
         }
         let domain = norm(self.domain, "domain", normalize_domain, &mut errors);
-        let annual_revenue = norm(self.annual_revenue, "annual_revenue", normalize_decimal, &mut errors);
+        let annual_revenue = norm(
+            self.annual_revenue,
+            "annual_revenue",
+            normalize_decimal,
+            &mut errors,
+        );
         let currency = norm(self.currency, "currency", normalize_currency, &mut errors);
-        if annual_revenue.is_some() && currency.is_none() && !errors.iter().any(|e| e.field == "currency") {
-            errors.push(FieldError::new("currency", "required", "annual_revenue needs its currency"));
+        if annual_revenue.is_some()
+            && currency.is_none()
+            && !errors.iter().any(|e| e.field == "currency")
+        {
+            errors.push(FieldError::new(
+                "currency",
+                "required",
+                "annual_revenue needs its currency",
+            ));
         }
         let tags = tags(&self.tags, &mut errors);
-        let [line1, line2, city, region, postal_code, country] = address_columns(self.address, &mut errors);
+        let [line1, line2, city, region, postal_code, country] =
+            address_columns(self.address, &mut errors);
         let owner_id = self.owner_id.filter(|o| !o.is_empty());
         if let Some(o) = &owner_id {
             if uuid::Uuid::parse_str(o).is_err() {
-                errors.push(FieldError::new("owner_id", "invalid_value", "must be the id of a user in this workspace"));
+                errors.push(FieldError::new(
+                    "owner_id",
+                    "invalid_value",
+                    "must be the id of a user in this workspace",
+                ));
             }
         }
         if !errors.is_empty() {

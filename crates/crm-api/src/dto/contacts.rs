@@ -116,9 +116,18 @@ impl From<ContactRow> for Contact {
     fn from(r: ContactRow) -> Self {
         Contact {
             address: address_of(&r),
-            lifecycle_stage: LifecycleStage::parse(&r.lifecycle_stage).unwrap_or(LifecycleStage::Prospect),
-            preferred_channel: r.preferred_channel.as_deref().and_then(PreferredChannel::parse),
-            consent: Consent { email: r.consent_email, sms: r.consent_sms, phone: r.consent_phone, do_not_contact: r.do_not_contact },
+            lifecycle_stage: LifecycleStage::parse(&r.lifecycle_stage)
+                .unwrap_or(LifecycleStage::Prospect),
+            preferred_channel: r
+                .preferred_channel
+                .as_deref()
+                .and_then(PreferredChannel::parse),
+            consent: Consent {
+                email: r.consent_email,
+                sms: r.consent_sms,
+                phone: r.consent_phone,
+                do_not_contact: r.do_not_contact,
+            },
             additional_emails: parse_list(&r.additional_emails),
             additional_phones: parse_list(&r.additional_phones),
             tags: parse_list(&r.tags),
@@ -156,8 +165,16 @@ impl From<&ContactRow> for ContactInput {
             source: r.source.clone(),
             tags: parse_list(&r.tags),
             address: address_of(r),
-            preferred_channel: r.preferred_channel.as_deref().and_then(PreferredChannel::parse),
-            consent: Consent { email: r.consent_email, sms: r.consent_sms, phone: r.consent_phone, do_not_contact: r.do_not_contact },
+            preferred_channel: r
+                .preferred_channel
+                .as_deref()
+                .and_then(PreferredChannel::parse),
+            consent: Consent {
+                email: r.consent_email,
+                sms: r.consent_sms,
+                phone: r.consent_phone,
+                do_not_contact: r.do_not_contact,
+            },
             external_id: r.external_id.clone(),
             custom: parse_object(&r.custom),
         }
@@ -166,11 +183,17 @@ impl From<&ContactRow> for ContactInput {
 
 impl ContactInput {
     /// Validates and normalises into the columns to write; `custom` must already be checked.
-    pub fn into_changes(self, custom: Map<String, Value>) -> Result<ContactChanges, Vec<FieldError>> {
+    pub fn into_changes(
+        self,
+        custom: Map<String, Value>,
+    ) -> Result<ContactChanges, Vec<FieldError>> {
         let mut errors = validate_input(&self);
         let email = norm(self.email, "email", normalize_email, &mut errors);
         let phone = norm(self.phone, "phone", normalize_phone, &mut errors);
-        let mut list = |items: Vec<String>, field: &str, f: fn(&str) -> Result<String, &'static str>| -> Vec<String> {
+        let mut list = |items: Vec<String>,
+                        field: &str,
+                        f: fn(&str) -> Result<String, &'static str>|
+         -> Vec<String> {
             let mut out: Vec<String> = Vec::new();
             for (i, v) in items.into_iter().enumerate() {
                 if let Some(v) = norm(Some(v), &format!("{field}[{i}]"), f, &mut errors) {
@@ -184,16 +207,29 @@ impl ContactInput {
         let additional_emails = list(self.additional_emails, "additional_emails", normalize_email);
         let additional_phones = list(self.additional_phones, "additional_phones", normalize_phone);
         let tags = tags(&self.tags, &mut errors);
-        let [line1, line2, city, region, postal_code, country] = address_columns(self.address, &mut errors);
+        let [line1, line2, city, region, postal_code, country] =
+            address_columns(self.address, &mut errors);
         let first_name = text(self.first_name);
         let last_name = text(self.last_name);
-        if first_name.is_none() && last_name.is_none() && email.is_none() && !errors.iter().any(|e| e.field == "email") {
-            errors.push(FieldError::new("first_name", "required", "a contact needs at least one of first_name, last_name or email"));
+        if first_name.is_none()
+            && last_name.is_none()
+            && email.is_none()
+            && !errors.iter().any(|e| e.field == "email")
+        {
+            errors.push(FieldError::new(
+                "first_name",
+                "required",
+                "a contact needs at least one of first_name, last_name or email",
+            ));
         }
         let owner_id = self.owner_id.filter(|o| !o.is_empty());
         if let Some(o) = &owner_id {
             if uuid::Uuid::parse_str(o).is_err() {
-                errors.push(FieldError::new("owner_id", "invalid_value", "must be the id of a user in this workspace"));
+                errors.push(FieldError::new(
+                    "owner_id",
+                    "invalid_value",
+                    "must be the id of a user in this workspace",
+                ));
             }
         }
         if !errors.is_empty() {
@@ -207,7 +243,11 @@ impl ContactInput {
             phone,
             additional_phones: json_list(&additional_phones),
             job_title: text(self.job_title),
-            lifecycle_stage: self.lifecycle_stage.unwrap_or(LifecycleStage::Prospect).as_str().to_string(),
+            lifecycle_stage: self
+                .lifecycle_stage
+                .unwrap_or(LifecycleStage::Prospect)
+                .as_str()
+                .to_string(),
             owner_id,
             source: text(self.source),
             tags: json_list(&tags),

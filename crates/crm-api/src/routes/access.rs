@@ -40,7 +40,11 @@ pub struct Workspace {
 
 impl From<WorkspaceRow> for Workspace {
     fn from(w: WorkspaceRow) -> Self {
-        Workspace { id: w.id, name: w.name, created_at: utc(w.created_at) }
+        Workspace {
+            id: w.id,
+            name: w.name,
+            created_at: utc(w.created_at),
+        }
     }
 }
 
@@ -97,9 +101,21 @@ fn fail_if(errors: Vec<FieldError>) -> ApiResult<()> {
     }
 }
 
-fn insert_workspace(c: &mut crm_db::DbConnection, name: &str, email: String, hash: String, admin_name: &str) -> ApiResult<(WorkspaceRow, UserRow)> {
+fn insert_workspace(
+    c: &mut crm_db::DbConnection,
+    name: &str,
+    email: String,
+    hash: String,
+    admin_name: &str,
+) -> ApiResult<(WorkspaceRow, UserRow)> {
     let t = now();
-    let ws = WorkspaceRow { id: new_id().to_string(), name: name.trim().to_string(), created_at: t, updated_at: t, version: 1 };
+    let ws = WorkspaceRow {
+        id: new_id().to_string(),
+        name: name.trim().to_string(),
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    };
     let admin = UserRow {
         workspace_id: ws.id.clone(),
         id: new_id().to_string(),
@@ -119,14 +135,27 @@ fn insert_workspace(c: &mut crm_db::DbConnection, name: &str, email: String, has
 
 /// `crm init`: creates a workspace and its admin directly in the database; returns the
 /// workspace id. Validation is the same as `POST /workspaces`.
-pub fn init_workspace(pool: &crm_db::Pool, name: &str, admin_email: &str, admin_password: &str, admin_name: &str) -> ApiResult<String> {
-    let input = CreateWorkspace { name: name.into(), admin_email: admin_email.into(), admin_password: admin_password.into(), admin_name: admin_name.into() };
+pub fn init_workspace(
+    pool: &crm_db::Pool,
+    name: &str,
+    admin_email: &str,
+    admin_password: &str,
+    admin_name: &str,
+) -> ApiResult<String> {
+    let input = CreateWorkspace {
+        name: name.into(),
+        admin_email: admin_email.into(),
+        admin_password: admin_password.into(),
+        admin_name: admin_name.into(),
+    };
     let mut errors = validate_input(&input);
     let email = checked_email(&input.admin_email, "admin_email", &mut errors);
     fail_if(errors)?;
     let hash = auth::hash_password(admin_password)?;
     let mut conn = pool.get()?;
-    let (ws, _) = crm_db::write_tx(&mut conn, |c| insert_workspace(c, name, email, hash, admin_name))?;
+    let (ws, _) = crm_db::write_tx(&mut conn, |c| {
+        insert_workspace(c, name, email, hash, admin_name)
+    })?;
     Ok(ws.id)
 }
 
@@ -136,7 +165,10 @@ pub fn init_workspace(pool: &crm_db::Pool, name: &str, admin_email: &str, admin_
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", request_body = CreateWorkspace,
     responses((status = 201, description = "Created", body = WorkspaceCreated), WriteErrors))]
 #[post("/workspaces")]
-pub async fn create_workspace(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_workspace(
+    state: web::Data<AppState>,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     let input: CreateWorkspace = parse_json(&body.0)?;
     let mut errors = validate_input(&input);
     let email = checked_email(&input.admin_email, "admin_email", &mut errors);
@@ -153,7 +185,10 @@ pub async fn create_workspace(state: web::Data<AppState>, body: RawJson) -> ApiR
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/workspaces/{}", ws.id)))
-        .json(WorkspaceCreated { workspace: ws.into(), admin: admin.into() }))
+        .json(WorkspaceCreated {
+            workspace: ws.into(),
+            admin: admin.into(),
+        }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -176,8 +211,15 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
-fn issue_pair(state: &AppState, c: &mut crm_db::DbConnection, ws: WorkspaceId, user: &UserRow, family: Option<String>) -> ApiResult<TokenPair> {
-    let role = Role::parse(&user.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
+fn issue_pair(
+    state: &AppState,
+    c: &mut crm_db::DbConnection,
+    ws: WorkspaceId,
+    user: &UserRow,
+    family: Option<String>,
+) -> ApiResult<TokenPair> {
+    let role =
+        Role::parse(&user.role).ok_or_else(|| ApiError::internal("stored role is unknown"))?;
     let access = auth::issue_access_token(&state.config, ws, &user.id, role)?;
     let refresh_token = auth::new_refresh_token(ws);
     let t = now();
@@ -195,11 +237,18 @@ fn issue_pair(state: &AppState, c: &mut crm_db::DbConnection, ws: WorkspaceId, u
             created_at: t,
         },
     )?;
-    Ok(TokenPair { access_token: access, refresh_token, token_type: "Bearer".into(), expires_in: state.config.access_token_ttl_secs })
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: state.config.access_token_ttl_secs,
+    })
 }
 
 fn ws_of(row: &UserRow) -> ApiResult<WorkspaceId> {
-    uuid::Uuid::parse_str(&row.workspace_id).map(WorkspaceId::from_authenticated).map_err(ApiError::internal)
+    uuid::Uuid::parse_str(&row.workspace_id)
+        .map(WorkspaceId::from_authenticated)
+        .map_err(ApiError::internal)
 }
 
 /// Sign in with e-mail and password.
@@ -212,7 +261,9 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
     let Ok(email) = normalize_email(&input.email) else {
         return Err(bad());
     };
-    let candidates = state.db(move |c| Ok(repo::users_by_email(c, &email)?)).await?;
+    let candidates = state
+        .db(move |c| Ok(repo::users_by_email(c, &email)?))
+        .await?;
     let wanted = input.workspace_id.clone();
     let password = input.password.clone();
     // Password checks are slow on purpose: run them off the async workers.
@@ -227,7 +278,13 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
     let user = match matching.len() {
         0 => return Err(bad()),
         1 => matching.into_iter().next().ok_or_else(bad)?,
-        _ => return Err(ApiError::field("workspace_id", "required", "this e-mail signs in to several workspaces: name one")),
+        _ => {
+            return Err(ApiError::field(
+                "workspace_id",
+                "required",
+                "this e-mail signs in to several workspaces: name one",
+            ))
+        }
     };
     let st = state.clone();
     let pair = state
@@ -269,7 +326,9 @@ pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web
             }
             if !repo::use_refresh_token(c, ws, &row.id, t)? {
                 repo::revoke_family(c, ws, &row.family_id, t)?;
-                return Ok(Err("the refresh token was already used; its whole chain is now revoked"));
+                return Ok(Err(
+                    "the refresh token was already used; its whole chain is now revoked",
+                ));
             }
             let user = match repo::get_user(c, ws, &row.user_id) {
                 Ok(u) if u.active => u,
@@ -278,7 +337,9 @@ pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web
             Ok(Ok(issue_pair(&st, c, ws, &user, Some(row.family_id))?))
         })
         .await?;
-    outcome.map(web::Json).map_err(|m| ApiError::Unauthorized(m.into()))
+    outcome
+        .map(web::Json)
+        .map_err(|m| ApiError::Unauthorized(m.into()))
 }
 
 /// Revoke a refresh token and every token refreshed from the same sign-in.
@@ -323,7 +384,11 @@ pub struct Me {
     responses((status = 200, description = "The caller", body = Me), ReadErrors), security(("bearer" = [])))]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Json<Me>> {
-    let permissions = Permission::ALL.iter().filter(|x| p.can(**x)).map(|x| x.as_str().to_string()).collect();
+    let permissions = Permission::ALL
+        .iter()
+        .filter(|x| p.can(**x))
+        .map(|x| x.as_str().to_string())
+        .collect();
     let p2 = p.clone();
     let (ws, user) = state
         .db(move |c| {
@@ -344,7 +409,14 @@ pub async fn me(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Jso
             api_key_id: None,
             permissions,
         },
-        Actor::ApiKey { id, .. } => Me { kind: "api_key".into(), workspace: ws.into(), user: None, role: None, api_key_id: Some(id.clone()), permissions },
+        Actor::ApiKey { id, .. } => Me {
+            kind: "api_key".into(),
+            workspace: ws.into(),
+            user: None,
+            role: None,
+            api_key_id: Some(id.clone()),
+            permissions,
+        },
     }))
 }
 
@@ -377,7 +449,11 @@ pub struct UpdateUser {
 fn parse_role(raw: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
     let r = Role::parse(raw);
     if r.is_none() {
-        errors.push(FieldError::new("role", "invalid_value", "must be one of admin, manager, sales, support, viewer"));
+        errors.push(FieldError::new(
+            "role",
+            "invalid_value",
+            "must be one of admin, manager, sales, support, viewer",
+        ));
     }
     r
 }
@@ -394,31 +470,75 @@ pub struct UserPage {
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "Users", body = UserPage), ReadErrors), security(("bearer" = [])))]
 #[get("/users")]
-pub async fn list_users(state: web::Data<AppState>, Auth(p): Auth, q: QueryPairs) -> ApiResult<web::Json<UserPage>> {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<UserPage>> {
     p.require(Permission::UsersRead)?;
     let mut limit = 50i64;
     let mut cursor = None;
     for (k, v) in &q.0 {
         match k.as_str() {
             "limit" => {
-                limit = v.parse().ok().filter(|l| (1..=500).contains(l)).ok_or_else(|| ApiError::field("limit", "out_of_range", "must be between 1 and 500"))?
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=500).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
+                    })?
             }
-            "cursor" => cursor = Some(uuid::Uuid::parse_str(v).map_err(|_| ApiError::field("cursor", "invalid_cursor", "the cursor is not valid"))?.to_string()),
-            _ => return Err(ApiError::field(k, "unknown_parameter", format!("unknown parameter `{k}`"))),
+            "cursor" => {
+                cursor = Some(
+                    uuid::Uuid::parse_str(v)
+                        .map_err(|_| {
+                            ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
+                        })?
+                        .to_string(),
+                )
+            }
+            _ => {
+                return Err(ApiError::field(
+                    k,
+                    "unknown_parameter",
+                    format!("unknown parameter `{k}`"),
+                ))
+            }
         }
     }
-    let mut rows = state.db(move |c| Ok(repo::list_users(c, p.workspace, cursor.as_deref(), limit + 1)?)).await?;
+    let mut rows = state
+        .db(move |c| {
+            Ok(repo::list_users(
+                c,
+                p.workspace,
+                cursor.as_deref(),
+                limit + 1,
+            )?)
+        })
+        .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|u| u.id.clone()) } else { None };
-    Ok(web::Json(UserPage { data: rows.into_iter().map(User::from).collect(), next_cursor }))
+    let next_cursor = if more {
+        rows.last().map(|u| u.id.clone())
+    } else {
+        None
+    };
+    Ok(web::Json(UserPage {
+        data: rows.into_iter().map(User::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Add a user (admins).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user", request_body = CreateUser,
     responses((status = 201, description = "Created", body = User), WriteErrors), security(("bearer" = [])))]
 #[post("/users")]
-pub async fn create_user(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_user(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersWrite)?;
     let input: CreateUser = parse_json(&body.0)?;
     let mut errors = validate_input(&input);
@@ -451,17 +571,37 @@ pub async fn create_user(state: web::Data<AppState>, Auth(p): Auth, body: RawJso
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "get_user", params(("id" = String, Path)),
     responses((status = 200, description = "The user", body = User), ReadErrors), security(("bearer" = [])))]
 #[get("/users/{id}")]
-pub async fn get_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_user(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersRead)?;
     let id = id.into_inner();
-    let user = state.db(move |c| Ok(repo::get_user(c, p.workspace, &id)?)).await?;
-    Ok(HttpResponse::Ok().insert_header(crate::extract::etag(user.version)).json(User::from(user)))
+    let user = state
+        .db(move |c| Ok(repo::get_user(c, p.workspace, &id)?))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::extract::etag(user.version))
+        .json(User::from(user)))
 }
 
-async fn change_user(state: web::Data<AppState>, p: auth::Principal, id: String, if_match: Option<i32>, input: UpdateUser) -> ApiResult<UserRow> {
+async fn change_user(
+    state: web::Data<AppState>,
+    p: auth::Principal,
+    id: String,
+    if_match: Option<i32>,
+    input: UpdateUser,
+) -> ApiResult<UserRow> {
     let mut errors = validate_input(&input);
-    let email = input.email.as_deref().map(|e| checked_email(e, "email", &mut errors));
-    let role = input.role.as_deref().and_then(|r| parse_role(r, &mut errors));
+    let email = input
+        .email
+        .as_deref()
+        .map(|e| checked_email(e, "email", &mut errors));
+    let role = input
+        .role
+        .as_deref()
+        .and_then(|r| parse_role(r, &mut errors));
     fail_if(errors)?;
     let hash = match &input.password {
         Some(pw) => Some(auth::hash_password(pw)?),
@@ -473,17 +613,28 @@ async fn change_user(state: web::Data<AppState>, p: auth::Principal, id: String,
             let cur = repo::get_user(c, p.workspace, &id)?;
             crm_db::repo::records::check_version(cur.version, if_match)?;
             let active = input.active.unwrap_or(cur.active);
-            let role = role.map(|r| r.as_str().to_string()).unwrap_or(cur.role.clone());
+            let role = role
+                .map(|r| r.as_str().to_string())
+                .unwrap_or(cur.role.clone());
             let demotes_admin = cur.role == "admin" && cur.active && (role != "admin" || !active);
             if demotes_admin && repo::count_active_admins(c, p.workspace)? <= 1 {
-                return Err(ApiError::Conflict { message: "a workspace keeps at least one active admin".into(), existing_id: None });
+                return Err(ApiError::Conflict {
+                    message: "a workspace keeps at least one active admin".into(),
+                    existing_id: None,
+                });
             }
             if self_id.as_deref() == Some(id.as_str()) && !active {
-                return Err(ApiError::Conflict { message: "you cannot deactivate yourself".into(), existing_id: None });
+                return Err(ApiError::Conflict {
+                    message: "you cannot deactivate yourself".into(),
+                    existing_id: None,
+                });
             }
             let changes = UserChanges {
                 email: email.unwrap_or(cur.email.clone()),
-                name: input.name.map(|n| n.trim().to_string()).unwrap_or(cur.name.clone()),
+                name: input
+                    .name
+                    .map(|n| n.trim().to_string())
+                    .unwrap_or(cur.name.clone()),
                 role,
                 password_hash: hash.unwrap_or(cur.password_hash.clone()),
                 active,
@@ -504,20 +655,39 @@ async fn change_user(state: web::Data<AppState>, p: auth::Principal, id: String,
     request_body(content = UpdateUser, content_type = "application/merge-patch+json"),
     responses((status = 200, description = "The user", body = User), WriteErrors), security(("bearer" = [])))]
 #[patch("/users/{id}")]
-pub async fn update_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn update_user(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersWrite)?;
     let input: UpdateUser = parse_json(&body.0)?;
     let user = change_user(state, p, id.into_inner(), if_match.0, input).await?;
-    Ok(HttpResponse::Ok().insert_header(crate::extract::etag(user.version)).json(User::from(user)))
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::extract::etag(user.version))
+        .json(User::from(user)))
 }
 
 /// Deactivate a user (admins): their tokens stop working at once.
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "deactivate_user", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Deactivated"), WriteErrors), security(("bearer" = [])))]
 #[delete("/users/{id}")]
-pub async fn deactivate_user(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch) -> ApiResult<HttpResponse> {
+pub async fn deactivate_user(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersWrite)?;
-    let input = UpdateUser { email: None, name: None, role: None, password: None, active: Some(false) };
+    let input = UpdateUser {
+        email: None,
+        name: None,
+        role: None,
+        password: None,
+        active: Some(false),
+    };
     change_user(state, p, id.into_inner(), if_match.0, input).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -555,7 +725,7 @@ impl From<ApiKeyRow> for ApiKey {
             last_four: k.last_four,
             created_by: k.created_by,
             last_used_at: k.last_used_at.map(utc),
-            expires_at: k.expires_at.map(|t| utc(t)),
+            expires_at: k.expires_at.map(utc),
             created_at: utc(k.created_at),
         }
     }
@@ -574,7 +744,11 @@ pub struct ApiKeyCreated {
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "create_api_key", request_body = CreateApiKey,
     responses((status = 201, description = "Created; the secret is shown once", body = ApiKeyCreated), WriteErrors), security(("bearer" = [])))]
 #[post("/api-keys")]
-pub async fn create_api_key(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_api_key(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::ApiKeysManage)?;
     let input: CreateApiKey = parse_json(&body.0)?;
     let mut errors = validate_input(&input);
@@ -582,15 +756,27 @@ pub async fn create_api_key(state: web::Data<AppState>, Auth(p): Auth, body: Raw
     for (i, s) in input.scopes.iter().enumerate() {
         match Permission::parse(s) {
             Some(perm) if p.can(perm) => scopes.push(perm.as_str().to_string()),
-            Some(_) => errors.push(FieldError::new(format!("scopes[{i}]"), "not_allowed", format!("you cannot grant `{s}`"))),
+            Some(_) => errors.push(FieldError::new(
+                format!("scopes[{i}]"),
+                "not_allowed",
+                format!("you cannot grant `{s}`"),
+            )),
             None => {
                 let known: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
-                errors.push(FieldError::new(format!("scopes[{i}]"), "invalid_value", format!("unknown scope `{s}`; known: {}", known.join(", "))))
+                errors.push(FieldError::new(
+                    format!("scopes[{i}]"),
+                    "invalid_value",
+                    format!("unknown scope `{s}`; known: {}", known.join(", ")),
+                ))
             }
         }
     }
     if input.scopes.is_empty() {
-        errors.push(FieldError::new("scopes", "required", "name at least one scope"));
+        errors.push(FieldError::new(
+            "scopes",
+            "required",
+            "name at least one scope",
+        ));
     }
     scopes.dedup();
     fail_if(errors)?;
@@ -602,10 +788,19 @@ pub async fn create_api_key(state: web::Data<AppState>, Auth(p): Auth, body: Raw
         name: input.name.trim().to_string(),
         scopes: serde_json::to_string(&scopes).map_err(ApiError::internal)?,
         secret_hash: hash,
-        last_four: secret.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect(),
+        last_four: secret
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
         created_by: p.actor_id().to_string(),
         last_used_at: None,
-        expires_at: input.expires_at.map(|t| crm_domain::values_time::truncate_micros(t.naive_utc())),
+        expires_at: input
+            .expires_at
+            .map(|t| crm_domain::values_time::truncate_micros(t.naive_utc())),
         revoked_at: None,
         created_at: now(),
     };
@@ -613,16 +808,24 @@ pub async fn create_api_key(state: web::Data<AppState>, Auth(p): Auth, body: Raw
     state.tx(move |c| Ok(repo::insert_api_key(c, &r2)?)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/api-keys/{}", row.id)))
-        .json(ApiKeyCreated { key: row.into(), secret }))
+        .json(ApiKeyCreated {
+            key: row.into(),
+            secret,
+        }))
 }
 
 /// List the workspace's active API keys (admins).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys",
     responses((status = 200, description = "Keys (without secrets)", body = Vec<ApiKey>), ReadErrors), security(("bearer" = [])))]
 #[get("/api-keys")]
-pub async fn list_api_keys(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Json<Vec<ApiKey>>> {
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<web::Json<Vec<ApiKey>>> {
     p.require(Permission::ApiKeysManage)?;
-    let rows = state.db(move |c| Ok(repo::list_api_keys(c, p.workspace)?)).await?;
+    let rows = state
+        .db(move |c| Ok(repo::list_api_keys(c, p.workspace)?))
+        .await?;
     Ok(web::Json(rows.into_iter().map(ApiKey::from).collect()))
 }
 
@@ -630,10 +833,16 @@ pub async fn list_api_keys(state: web::Data<AppState>, Auth(p): Auth) -> ApiResu
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", operation_id = "revoke_api_key", params(("id" = String, Path)),
     responses((status = 204, description = "Revoked"), WriteErrors), security(("bearer" = [])))]
 #[delete("/api-keys/{id}")]
-pub async fn revoke_api_key(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn revoke_api_key(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::ApiKeysManage)?;
     let id = id.into_inner();
-    state.tx(move |c| Ok(repo::revoke_api_key(c, p.workspace, &id, now())?)).await?;
+    state
+        .tx(move |c| Ok(repo::revoke_api_key(c, p.workspace, &id, now())?))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

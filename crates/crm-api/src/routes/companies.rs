@@ -19,7 +19,8 @@ use std::sync::OnceLock;
 pub struct Companies;
 
 type RelatedCatalogue = fn() -> &'static Catalogue;
-static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] = &[(&repo::COMPANY_CONTACTS, super::contacts::catalogue)];
+static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] =
+    &[(&repo::COMPANY_CONTACTS, super::contacts::catalogue)];
 
 pub fn catalogue() -> &'static Catalogue {
     static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
@@ -58,11 +59,22 @@ impl Record for Companies {
     fn custom(input: &mut CompanyInput) -> Map<String, Value> {
         std::mem::take(&mut input.custom)
     }
-    fn insert(conn: &mut DbConnection, p: &Principal, input: CompanyInput, custom: Map<String, Value>) -> ApiResult<CompanyRow> {
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: CompanyInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<CompanyRow> {
         let row = new_row(&p.workspace.as_string(), input.into_changes(custom)?);
         Ok(repo::insert_company(conn, p.workspace, &row)?)
     }
-    fn update(conn: &mut DbConnection, p: &Principal, current: &CompanyRow, input: CompanyInput, custom: Map<String, Value>) -> ApiResult<CompanyRow> {
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &CompanyRow,
+        input: CompanyInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<CompanyRow> {
         let changes = input.into_changes(custom)?;
         Ok(repo::update_company(conn, p.workspace, current, &changes)?)
     }
@@ -75,7 +87,11 @@ impl Record for Companies {
 #[utoipa::path(get, path = "/api/v1/companies", tag = "companies", operation_id = "list_companies", params(ListParams),
     responses((status = 200, description = "A page of companies", body = Page<Company>), ReadErrors), security(("bearer" = [])))]
 #[get("/companies")]
-pub async fn list_companies(state: web::Data<AppState>, Auth(p): Auth, q: QueryPairs) -> ApiResult<web::Json<Page<Company>>> {
+pub async fn list_companies(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Company>>> {
     records::list::<Companies>(state, p, q).await
 }
 
@@ -83,7 +99,11 @@ pub async fn list_companies(state: web::Data<AppState>, Auth(p): Auth, q: QueryP
 #[utoipa::path(post, path = "/api/v1/companies/search", tag = "companies", operation_id = "search_companies", request_body = SearchRequest,
     responses((status = 200, description = "A page of companies", body = Page<Company>), ReadErrors), security(("bearer" = [])))]
 #[post("/companies/search")]
-pub async fn search_companies(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<web::Json<Page<Company>>> {
+pub async fn search_companies(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<Company>>> {
     records::search::<Companies>(state, p, body).await
 }
 
@@ -92,7 +112,11 @@ pub async fn search_companies(state: web::Data<AppState>, Auth(p): Auth, body: R
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 201, description = "Created", body = Company, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
 #[post("/companies")]
-pub async fn create_company(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     records::create::<Companies>(state, p, body).await
 }
 
@@ -101,7 +125,12 @@ pub async fn create_company(state: web::Data<AppState>, Auth(p): Auth, body: Raw
     params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived company")),
     responses((status = 200, description = "The company", body = Company, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
 #[get("/companies/{id}")]
-pub async fn get_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn get_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     records::get::<Companies>(state, p, id.into_inner(), q).await
 }
 
@@ -111,7 +140,13 @@ pub async fn get_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Pat
     params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The updated company", body = Company, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
 #[patch("/companies/{id}")]
-pub async fn update_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn update_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     records::patch::<Companies>(state, p, id.into_inner(), if_match, body).await
 }
 
@@ -120,7 +155,13 @@ pub async fn update_company(state: web::Data<AppState>, Auth(p): Auth, id: web::
     params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
 #[delete("/companies/{id}")]
-pub async fn delete_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn delete_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     records::delete::<Companies>(state, p, id.into_inner(), if_match, q).await
 }
 
@@ -128,7 +169,11 @@ pub async fn delete_company(state: web::Data<AppState>, Auth(p): Auth, id: web::
 #[utoipa::path(post, path = "/api/v1/companies/{id}/restore", tag = "companies", operation_id = "restore_company", params(("id" = String, Path)),
     responses((status = 200, description = "The restored company", body = Company), WriteErrors), security(("bearer" = [])))]
 #[post("/companies/{id}/restore")]
-pub async fn restore_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn restore_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     records::restore::<Companies>(state, p, id.into_inner()).await
 }
 
@@ -136,7 +181,11 @@ pub async fn restore_company(state: web::Data<AppState>, Auth(p): Auth, id: web:
 #[utoipa::path(get, path = "/api/v1/companies/{id}/contacts", tag = "companies", operation_id = "list_company_contacts", params(("id" = String, Path)),
     responses((status = 200, description = "Linked contacts", body = Vec<ContactLink>), ReadErrors), security(("bearer" = [])))]
 #[get("/companies/{id}/contacts")]
-pub async fn list_company_contacts(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<web::Json<Vec<ContactLink>>> {
+pub async fn list_company_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<ContactLink>>> {
     p.require(Permission::CompaniesRead)?;
     p.require(Permission::ContactsRead)?;
     let id = id.into_inner();
@@ -152,7 +201,12 @@ pub async fn list_company_contacts(state: web::Data<AppState>, Auth(p): Auth, id
     Ok(web::Json(
         links
             .into_iter()
-            .map(|(l, ct)| ContactLink { contact: ct.into(), role: l.role, is_primary: l.is_primary, linked_at: crate::dto::common::utc(l.created_at) })
+            .map(|(l, ct)| ContactLink {
+                contact: ct.into(),
+                role: l.role,
+                is_primary: l.is_primary,
+                linked_at: crate::dto::common::utc(l.created_at),
+            })
             .collect(),
     ))
 }

@@ -23,7 +23,8 @@ use validator::Validate;
 pub struct Contacts;
 
 type RelatedCatalogue = fn() -> &'static Catalogue;
-static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] = &[(&repo::CONTACT_COMPANIES, super::companies::catalogue)];
+static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] =
+    &[(&repo::CONTACT_COMPANIES, super::companies::catalogue)];
 
 pub fn catalogue() -> &'static Catalogue {
     static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
@@ -62,14 +63,36 @@ impl Record for Contacts {
     fn custom(input: &mut ContactInput) -> Map<String, Value> {
         std::mem::take(&mut input.custom)
     }
-    fn insert(conn: &mut DbConnection, p: &Principal, input: ContactInput, custom: Map<String, Value>) -> ApiResult<ContactRow> {
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: ContactInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<ContactRow> {
         let changes = input.into_changes(custom)?;
         let row = new_row(&p.workspace.as_string(), changes);
-        Ok(repo::insert_contact(conn, p.workspace, &row, Some(p.actor_id()))?)
+        Ok(repo::insert_contact(
+            conn,
+            p.workspace,
+            &row,
+            Some(p.actor_id()),
+        )?)
     }
-    fn update(conn: &mut DbConnection, p: &Principal, current: &ContactRow, input: ContactInput, custom: Map<String, Value>) -> ApiResult<ContactRow> {
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &ContactRow,
+        input: ContactInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<ContactRow> {
         let changes = input.into_changes(custom)?;
-        Ok(repo::update_contact(conn, p.workspace, current, &changes, Some(p.actor_id()))?)
+        Ok(repo::update_contact(
+            conn,
+            p.workspace,
+            current,
+            &changes,
+            Some(p.actor_id()),
+        )?)
     }
 }
 
@@ -80,7 +103,11 @@ impl Record for Contacts {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", operation_id = "list_contacts", params(ListParams),
     responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
 #[get("/contacts")]
-pub async fn list_contacts(state: web::Data<AppState>, Auth(p): Auth, q: QueryPairs) -> ApiResult<web::Json<Page<Contact>>> {
+pub async fn list_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Contact>>> {
     records::list::<Contacts>(state, p, q).await
 }
 
@@ -88,7 +115,11 @@ pub async fn list_contacts(state: web::Data<AppState>, Auth(p): Auth, q: QueryPa
 #[utoipa::path(post, path = "/api/v1/contacts/search", tag = "contacts", operation_id = "search_contacts", request_body = SearchRequest,
     responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
 #[post("/contacts/search")]
-pub async fn search_contacts(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<web::Json<Page<Contact>>> {
+pub async fn search_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<Contact>>> {
     records::search::<Contacts>(state, p, body).await
 }
 
@@ -97,7 +128,11 @@ pub async fn search_contacts(state: web::Data<AppState>, Auth(p): Auth, body: Ra
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 201, description = "Created", body = Contact, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
 #[post("/contacts")]
-pub async fn create_contact(state: web::Data<AppState>, Auth(p): Auth, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     records::create::<Contacts>(state, p, body).await
 }
 
@@ -106,7 +141,12 @@ pub async fn create_contact(state: web::Data<AppState>, Auth(p): Auth, body: Raw
     params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived contact")),
     responses((status = 200, description = "The contact", body = Contact, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
 #[get("/contacts/{id}")]
-pub async fn get_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn get_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     records::get::<Contacts>(state, p, id.into_inner(), q).await
 }
 
@@ -116,7 +156,13 @@ pub async fn get_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Pat
     params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the contact changed since")),
     responses((status = 200, description = "The updated contact", body = Contact, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
 #[patch("/contacts/{id}")]
-pub async fn update_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn update_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     records::patch::<Contacts>(state, p, id.into_inner(), if_match, body).await
 }
 
@@ -125,7 +171,13 @@ pub async fn update_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::
     params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
 #[delete("/contacts/{id}")]
-pub async fn delete_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, if_match: IfMatch, q: QueryPairs) -> ApiResult<HttpResponse> {
+pub async fn delete_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
     records::delete::<Contacts>(state, p, id.into_inner(), if_match, q).await
 }
 
@@ -133,7 +185,11 @@ pub async fn delete_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/restore", tag = "contacts", operation_id = "restore_contact", params(("id" = String, Path)),
     responses((status = 200, description = "The restored contact", body = Contact), WriteErrors), security(("bearer" = [])))]
 #[post("/contacts/{id}/restore")]
-pub async fn restore_contact(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn restore_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     records::restore::<Contacts>(state, p, id.into_inner()).await
 }
 
@@ -141,7 +197,11 @@ pub async fn restore_contact(state: web::Data<AppState>, Auth(p): Auth, id: web:
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/lifecycle-history", tag = "contacts", operation_id = "contact_lifecycle_history", params(("id" = String, Path)),
     responses((status = 200, description = "Stage changes", body = Vec<LifecycleChange>), ReadErrors), security(("bearer" = [])))]
 #[get("/contacts/{id}/lifecycle-history")]
-pub async fn lifecycle_history(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<web::Json<Vec<LifecycleChange>>> {
+pub async fn lifecycle_history(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<LifecycleChange>>> {
     p.require(Permission::ContactsRead)?;
     let id = id.into_inner();
     let rows = state
@@ -150,7 +210,9 @@ pub async fn lifecycle_history(state: web::Data<AppState>, Auth(p): Auth, id: we
             Ok(repo::lifecycle_history(c, p.workspace, &id)?)
         })
         .await?;
-    Ok(web::Json(rows.into_iter().map(LifecycleChange::from).collect()))
+    Ok(web::Json(
+        rows.into_iter().map(LifecycleChange::from).collect(),
+    ))
 }
 
 /// A link between a contact and a company.
@@ -201,10 +263,19 @@ fn live_contact(c: &mut DbConnection, ws: WorkspaceId, id: &str) -> ApiResult<Co
     Ok(row)
 }
 
-fn company_links(c: &mut DbConnection, ws: WorkspaceId, contact_id: &str) -> ApiResult<Vec<CompanyLink>> {
+fn company_links(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_id: &str,
+) -> ApiResult<Vec<CompanyLink>> {
     Ok(repo::links_of_contact(c, ws, contact_id)?
         .into_iter()
-        .map(|(l, co)| CompanyLink { company: co.into(), role: l.role, is_primary: l.is_primary, linked_at: crate::dto::common::utc(l.created_at) })
+        .map(|(l, co)| CompanyLink {
+            company: co.into(),
+            role: l.role,
+            is_primary: l.is_primary,
+            linked_at: crate::dto::common::utc(l.created_at),
+        })
         .collect())
 }
 
@@ -212,7 +283,11 @@ fn company_links(c: &mut DbConnection, ws: WorkspaceId, contact_id: &str) -> Api
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/companies", tag = "contacts", operation_id = "list_contact_companies", params(("id" = String, Path)),
     responses((status = 200, description = "Linked companies", body = Vec<CompanyLink>), ReadErrors), security(("bearer" = [])))]
 #[get("/contacts/{id}/companies")]
-pub async fn list_contact_companies(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>) -> ApiResult<web::Json<Vec<CompanyLink>>> {
+pub async fn list_contact_companies(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<CompanyLink>>> {
     p.require(Permission::ContactsRead)?;
     p.require(Permission::CompaniesRead)?;
     let id = id.into_inner();
@@ -230,7 +305,12 @@ pub async fn list_contact_companies(state: web::Data<AppState>, Auth(p): Auth, i
     request_body = LinkCompany,
     responses((status = 201, description = "Linked; the contact's companies", body = Vec<CompanyLink>), (status = 200, description = "The link existed and was updated", body = Vec<CompanyLink>), WriteErrors), security(("bearer" = [])))]
 #[post("/contacts/{id}/companies")]
-pub async fn link_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Path<String>, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn link_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::ContactsWrite)?;
     let input: LinkCompany = parse_json(&body.0)?;
     let errs = crate::dto::common::validate_input(&input);
@@ -244,7 +324,11 @@ pub async fn link_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Pa
             match repo::get_company(c, p.workspace, &input.company_id) {
                 Ok(co) if co.archived_at.is_none() => {}
                 Ok(_) | Err(RepoError::NotFound) => {
-                    return Err(ApiError::field("company_id", "not_found", "no such company in this workspace"));
+                    return Err(ApiError::field(
+                        "company_id",
+                        "not_found",
+                        "no such company in this workspace",
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -262,7 +346,11 @@ pub async fn link_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Pa
             Ok((created, company_links(c, p.workspace, &id)?))
         })
         .await?;
-    Ok(if created { HttpResponse::Created().json(links) } else { HttpResponse::Ok().json(links) })
+    Ok(if created {
+        HttpResponse::Created().json(links)
+    } else {
+        HttpResponse::Ok().json(links)
+    })
 }
 
 /// Change a link's role or primary flag.
@@ -270,7 +358,12 @@ pub async fn link_company(state: web::Data<AppState>, Auth(p): Auth, id: web::Pa
     params(("id" = String, Path), ("company_id" = String, Path)), request_body = UpdateLink,
     responses((status = 200, description = "The contact's companies", body = Vec<CompanyLink>), WriteErrors), security(("bearer" = [])))]
 #[patch("/contacts/{id}/companies/{company_id}")]
-pub async fn update_link(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>, body: RawJson) -> ApiResult<web::Json<Vec<CompanyLink>>> {
+pub async fn update_link(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+    body: RawJson,
+) -> ApiResult<web::Json<Vec<CompanyLink>>> {
     p.require(Permission::ContactsWrite)?;
     let input: UpdateLink = parse_json(&body.0)?;
     let errs = crate::dto::common::validate_input(&input);
@@ -287,7 +380,11 @@ pub async fn update_link(state: web::Data<AppState>, Auth(p): Auth, path: web::P
                 .map(|(l, _)| l)
                 .ok_or(ApiError::NotFound)?;
             let link = ContactCompanyRow {
-                role: if input.role.is_some() { crate::dto::common::text(input.role) } else { existing.role.clone() },
+                role: if input.role.is_some() {
+                    crate::dto::common::text(input.role)
+                } else {
+                    existing.role.clone()
+                },
                 is_primary: input.is_primary.unwrap_or(existing.is_primary),
                 updated_at: crm_domain::values_time::now(),
                 ..existing
@@ -304,7 +401,11 @@ pub async fn update_link(state: web::Data<AppState>, Auth(p): Auth, path: web::P
     params(("id" = String, Path), ("company_id" = String, Path)),
     responses((status = 204, description = "Unlinked"), WriteErrors), security(("bearer" = [])))]
 #[delete("/contacts/{id}/companies/{company_id}")]
-pub async fn unlink_company(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn unlink_company(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::ContactsWrite)?;
     let (id, company_id) = path.into_inner();
     state

@@ -9,7 +9,9 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use crm_db::models::CustomFieldRow;
 use crm_db::repo::fields as repo;
-use crm_domain::custom_field::{valid_name, CustomFieldType, CustomObject, MAX_FIELDS_PER_OBJECT, MAX_OPTIONS};
+use crm_domain::custom_field::{
+    valid_name, CustomFieldType, CustomObject, MAX_FIELDS_PER_OBJECT, MAX_OPTIONS,
+};
 use crm_domain::{new_id, FieldError, Permission};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -78,10 +80,16 @@ fn object(raw: &str) -> ApiResult<CustomObject> {
     params(("object" = CustomObject, Path)),
     responses((status = 200, description = "Definitions, oldest first", body = Vec<CustomField>), ReadErrors), security(("bearer" = [])))]
 #[get("/fields/{object}")]
-pub async fn list_fields(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<String>) -> ApiResult<web::Json<Vec<CustomField>>> {
+pub async fn list_fields(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<Vec<CustomField>>> {
     p.require(Permission::FieldsRead)?;
     let obj = object(&path)?;
-    let rows = state.db(move |c| Ok(repo::list(c, p.workspace, obj.as_str())?)).await?;
+    let rows = state
+        .db(move |c| Ok(repo::list(c, p.workspace, obj.as_str())?))
+        .await?;
     Ok(web::Json(rows.into_iter().map(CustomField::from).collect()))
 }
 
@@ -90,32 +98,60 @@ pub async fn list_fields(state: web::Data<AppState>, Auth(p): Auth, path: web::P
     params(("object" = CustomObject, Path)), request_body = CreateField,
     responses((status = 201, description = "Created", body = CustomField), WriteErrors), security(("bearer" = [])))]
 #[post("/fields/{object}")]
-pub async fn create_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<String>, body: RawJson) -> ApiResult<HttpResponse> {
+pub async fn create_field(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<String>,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::FieldsWrite)?;
     let obj = object(&path)?;
     let input: CreateField = parse_json(&body.0)?;
     let mut errors = validate_input(&input);
     if !valid_name(&input.name) {
-        errors.push(FieldError::new("name", "invalid_value", "must start with a lower-case letter and hold only a-z, 0-9 and _ (at most 63)"));
+        errors.push(FieldError::new(
+            "name",
+            "invalid_value",
+            "must start with a lower-case letter and hold only a-z, 0-9 and _ (at most 63)",
+        ));
     }
     let mut options: Vec<String> = Vec::new();
     for (i, o) in input.options.iter().enumerate() {
         let o = o.trim();
         if o.is_empty() || o.chars().count() > 100 {
-            errors.push(FieldError::new(format!("options[{i}]"), "invalid_value", "each option must have 1 to 100 characters"));
+            errors.push(FieldError::new(
+                format!("options[{i}]"),
+                "invalid_value",
+                "each option must have 1 to 100 characters",
+            ));
         } else if !options.iter().any(|x| x == o) {
             options.push(o.to_string());
         }
     }
-    let is_choice = matches!(input.field_type, CustomFieldType::Select | CustomFieldType::MultiSelect);
+    let is_choice = matches!(
+        input.field_type,
+        CustomFieldType::Select | CustomFieldType::MultiSelect
+    );
     if is_choice && options.is_empty() {
-        errors.push(FieldError::new("options", "required", "select fields need at least one option"));
+        errors.push(FieldError::new(
+            "options",
+            "required",
+            "select fields need at least one option",
+        ));
     }
     if !is_choice && !input.options.is_empty() {
-        errors.push(FieldError::new("options", "not_allowed", "only select and multi_select fields have options"));
+        errors.push(FieldError::new(
+            "options",
+            "not_allowed",
+            "only select and multi_select fields have options",
+        ));
     }
     if options.len() > MAX_OPTIONS {
-        errors.push(FieldError::new("options", "too_many", format!("at most {MAX_OPTIONS} options")));
+        errors.push(FieldError::new(
+            "options",
+            "too_many",
+            format!("at most {MAX_OPTIONS} options"),
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -138,13 +174,20 @@ pub async fn create_field(state: web::Data<AppState>, Auth(p): Auth, path: web::
     let row = state
         .tx(move |c| {
             if repo::list(c, p.workspace, obj.as_str())?.len() >= MAX_FIELDS_PER_OBJECT {
-                return Err(ApiError::field("name", "too_many", format!("an object has at most {MAX_FIELDS_PER_OBJECT} custom fields")));
+                return Err(ApiError::field(
+                    "name",
+                    "too_many",
+                    format!("an object has at most {MAX_FIELDS_PER_OBJECT} custom fields"),
+                ));
             }
             Ok(repo::insert(c, &row)?)
         })
         .await?;
     Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/fields/{}/{}", row.object_type, row.name)))
+        .insert_header((
+            "Location",
+            format!("/api/v1/fields/{}/{}", row.object_type, row.name),
+        ))
         .json(CustomField::from(row)))
 }
 
@@ -153,11 +196,17 @@ pub async fn create_field(state: web::Data<AppState>, Auth(p): Auth, path: web::
     params(("object" = CustomObject, Path), ("name" = String, Path)),
     responses((status = 200, description = "The definition", body = CustomField), ReadErrors), security(("bearer" = [])))]
 #[get("/fields/{object}/{name}")]
-pub async fn get_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<web::Json<CustomField>> {
+pub async fn get_field(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<web::Json<CustomField>> {
     p.require(Permission::FieldsRead)?;
     let (obj, name) = path.into_inner();
     let obj = object(&obj)?;
-    let row = state.db(move |c| Ok(repo::get(c, p.workspace, obj.as_str(), &name)?)).await?;
+    let row = state
+        .db(move |c| Ok(repo::get(c, p.workspace, obj.as_str(), &name)?))
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -167,14 +216,23 @@ pub async fn get_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Pat
     params(("object" = CustomObject, Path), ("name" = String, Path)),
     responses((status = 204, description = "Deleted"), WriteErrors), security(("bearer" = [])))]
 #[delete("/fields/{object}/{name}")]
-pub async fn delete_field(state: web::Data<AppState>, Auth(p): Auth, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn delete_field(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     p.require(Permission::FieldsWrite)?;
     let (obj, name) = path.into_inner();
     let obj = object(&obj)?;
-    state.tx(move |c| Ok(repo::delete(c, p.workspace, obj.as_str(), &name)?)).await?;
+    state
+        .tx(move |c| Ok(repo::delete(c, p.workspace, obj.as_str(), &name)?))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_fields).service(create_field).service(get_field).service(delete_field);
+    cfg.service(list_fields)
+        .service(create_field)
+        .service(get_field)
+        .service(delete_field);
 }

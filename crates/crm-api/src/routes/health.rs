@@ -16,7 +16,9 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, description = "Up", body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok".into() })
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// The database answers.
@@ -25,7 +27,12 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state
-        .db(|c| crm_db::conn::ping(c).map_err(|e| crate::error::ApiError::Unavailable(format!("database: {e}"))))
+        .db(|c| {
+            crm_db::conn::ping(c)
+                .map_err(|e| crate::error::ApiError::Unavailable(format!("database: {e}")))
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok".into() }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+    }))
 }

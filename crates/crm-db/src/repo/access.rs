@@ -13,21 +13,36 @@ pub fn count_workspaces(conn: &mut DbConnection) -> RepoResult<i64> {
 }
 
 /// Creates a workspace and its first admin in the caller's transaction.
-pub fn create_workspace(conn: &mut DbConnection, ws: &WorkspaceRow, admin: &UserRow) -> RepoResult<()> {
-    diesel::insert_into(workspaces::table).values(ws).execute(conn)?;
-    diesel::insert_into(users::table).values(admin).execute(conn)?;
+pub fn create_workspace(
+    conn: &mut DbConnection,
+    ws: &WorkspaceRow,
+    admin: &UserRow,
+) -> RepoResult<()> {
+    diesel::insert_into(workspaces::table)
+        .values(ws)
+        .execute(conn)?;
+    diesel::insert_into(users::table)
+        .values(admin)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn get_workspace(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<WorkspaceRow> {
-    workspaces::table.find(ws.as_string()).first(conn).optional()?.ok_or(RepoError::NotFound)
+    workspaces::table
+        .find(ws.as_string())
+        .first(conn)
+        .optional()?
+        .ok_or(RepoError::NotFound)
 }
 
 // ---- users ----
 
 /// Every active user with this e-mail, in any workspace (login names no workspace).
 pub fn users_by_email(conn: &mut DbConnection, email: &str) -> RepoResult<Vec<UserRow>> {
-    Ok(users::table.filter(users::email.eq(email)).filter(users::active.eq(true)).load(conn)?)
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .filter(users::active.eq(true))
+        .load(conn)?)
 }
 
 pub fn get_user(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<UserRow> {
@@ -41,7 +56,11 @@ pub fn get_user(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResul
 
 /// The role of an active user, for authenticating each request; None when the user is
 /// gone or deactivated.
-pub fn active_role(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<Option<String>> {
+pub fn active_role(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+) -> RepoResult<Option<String>> {
     Ok(users::table
         .filter(users::workspace_id.eq(ws.as_string()))
         .filter(users::id.eq(id))
@@ -51,8 +70,15 @@ pub fn active_role(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoRe
         .optional()?)
 }
 
-pub fn list_users(conn: &mut DbConnection, ws: WorkspaceId, after_id: Option<&str>, limit: i64) -> RepoResult<Vec<UserRow>> {
-    let mut q = users::table.filter(users::workspace_id.eq(ws.as_string())).into_boxed();
+pub fn list_users(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    after_id: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<UserRow>> {
+    let mut q = users::table
+        .filter(users::workspace_id.eq(ws.as_string()))
+        .into_boxed();
     if let Some(a) = after_id {
         q = q.filter(users::id.gt(a.to_string()));
     }
@@ -60,13 +86,24 @@ pub fn list_users(conn: &mut DbConnection, ws: WorkspaceId, after_id: Option<&st
 }
 
 pub fn insert_user(conn: &mut DbConnection, user: &UserRow) -> RepoResult<UserRow> {
-    let ws = WorkspaceId::from_authenticated(uuid::Uuid::parse_str(&user.workspace_id).unwrap_or_default());
+    let ws = WorkspaceId::from_authenticated(
+        uuid::Uuid::parse_str(&user.workspace_id).unwrap_or_default(),
+    );
     super::records::ensure_unique(conn, "users", ws, &user.id, &[("email", Some(&user.email))])?;
-    diesel::insert_into(users::table).values(user).execute(conn).map_err(|e| super::records::on_unique_race(e, "users"))?;
+    diesel::insert_into(users::table)
+        .values(user)
+        .execute(conn)
+        .map_err(|e| super::records::on_unique_race(e, "users"))?;
     Ok(user.clone())
 }
 
-pub fn update_user(conn: &mut DbConnection, ws: WorkspaceId, id: &str, expected_version: i32, changes: &UserChanges) -> RepoResult<UserRow> {
+pub fn update_user(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    expected_version: i32,
+    changes: &UserChanges,
+) -> RepoResult<UserRow> {
     super::records::ensure_unique(conn, "users", ws, id, &[("email", Some(&changes.email))])?;
     let n = diesel::update(
         users::table
@@ -78,7 +115,10 @@ pub fn update_user(conn: &mut DbConnection, ws: WorkspaceId, id: &str, expected_
     .execute(conn)
     .map_err(|e| super::records::on_unique_race(e, "users"))?;
     if n == 0 {
-        return Err(RepoError::VersionMismatch { expected: expected_version, current: expected_version + 1 });
+        return Err(RepoError::VersionMismatch {
+            expected: expected_version,
+            current: expected_version + 1,
+        });
     }
     get_user(conn, ws, id)
 }
@@ -92,21 +132,36 @@ pub fn count_active_admins(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResu
         .get_result(conn)?)
 }
 
-pub fn touch_login(conn: &mut DbConnection, ws: WorkspaceId, id: &str, at: NaiveDateTime) -> RepoResult<()> {
-    diesel::update(users::table.filter(users::workspace_id.eq(ws.as_string())).filter(users::id.eq(id)))
-        .set(users::last_login_at.eq(at))
-        .execute(conn)?;
+pub fn touch_login(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    at: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(
+        users::table
+            .filter(users::workspace_id.eq(ws.as_string()))
+            .filter(users::id.eq(id)),
+    )
+    .set(users::last_login_at.eq(at))
+    .execute(conn)?;
     Ok(())
 }
 
 // ---- refresh tokens ----
 
 pub fn insert_refresh_token(conn: &mut DbConnection, row: &RefreshTokenRow) -> RepoResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(refresh_tokens::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
-pub fn find_refresh_token(conn: &mut DbConnection, ws: WorkspaceId, hash: &str) -> RepoResult<Option<RefreshTokenRow>> {
+pub fn find_refresh_token(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    hash: &str,
+) -> RepoResult<Option<RefreshTokenRow>> {
     Ok(refresh_tokens::table
         .filter(refresh_tokens::workspace_id.eq(ws.as_string()))
         .filter(refresh_tokens::token_hash.eq(hash))
@@ -115,7 +170,12 @@ pub fn find_refresh_token(conn: &mut DbConnection, ws: WorkspaceId, hash: &str) 
 }
 
 /// Marks a token used, only if nobody used it first; false means it was already used.
-pub fn use_refresh_token(conn: &mut DbConnection, ws: WorkspaceId, id: &str, at: NaiveDateTime) -> RepoResult<bool> {
+pub fn use_refresh_token(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    at: NaiveDateTime,
+) -> RepoResult<bool> {
     let n = diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::workspace_id.eq(ws.as_string()))
@@ -128,7 +188,12 @@ pub fn use_refresh_token(conn: &mut DbConnection, ws: WorkspaceId, id: &str, at:
     Ok(n == 1)
 }
 
-pub fn revoke_family(conn: &mut DbConnection, ws: WorkspaceId, family_id: &str, at: NaiveDateTime) -> RepoResult<()> {
+pub fn revoke_family(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    family_id: &str,
+    at: NaiveDateTime,
+) -> RepoResult<()> {
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::workspace_id.eq(ws.as_string()))
@@ -140,7 +205,12 @@ pub fn revoke_family(conn: &mut DbConnection, ws: WorkspaceId, family_id: &str, 
     Ok(())
 }
 
-pub fn revoke_user_tokens(conn: &mut DbConnection, ws: WorkspaceId, user_id: &str, at: NaiveDateTime) -> RepoResult<()> {
+pub fn revoke_user_tokens(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    user_id: &str,
+    at: NaiveDateTime,
+) -> RepoResult<()> {
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::workspace_id.eq(ws.as_string()))
@@ -155,7 +225,9 @@ pub fn revoke_user_tokens(conn: &mut DbConnection, ws: WorkspaceId, user_id: &st
 // ---- API keys ----
 
 pub fn insert_api_key(conn: &mut DbConnection, row: &ApiKeyRow) -> RepoResult<()> {
-    diesel::insert_into(api_keys::table).values(row).execute(conn)?;
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -176,7 +248,12 @@ pub fn list_api_keys(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Vec
         .load(conn)?)
 }
 
-pub fn revoke_api_key(conn: &mut DbConnection, ws: WorkspaceId, id: &str, at: NaiveDateTime) -> RepoResult<()> {
+pub fn revoke_api_key(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    at: NaiveDateTime,
+) -> RepoResult<()> {
     let n = diesel::update(
         api_keys::table
             .filter(api_keys::workspace_id.eq(ws.as_string()))

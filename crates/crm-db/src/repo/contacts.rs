@@ -31,8 +31,18 @@ fn enum_kind(names: Vec<&'static str>) -> FieldKind {
     FieldKind::Enum(names.into_iter().map(String::from).collect())
 }
 
-fn col(api_name: &'static str, column: &'static str, kind: FieldKind, sortable: bool) -> ColumnSpec {
-    ColumnSpec { api_name, column, kind, sortable }
+fn col(
+    api_name: &'static str,
+    column: &'static str,
+    kind: FieldKind,
+    sortable: bool,
+) -> ColumnSpec {
+    ColumnSpec {
+        api_name,
+        column,
+        kind,
+        sortable,
+    }
 }
 
 fn common_columns() -> Vec<ColumnSpec> {
@@ -45,7 +55,12 @@ fn common_columns() -> Vec<ColumnSpec> {
         col("address.line2", "address_line2", FieldKind::Text, false),
         col("address.city", "address_city", FieldKind::Text, true),
         col("address.region", "address_region", FieldKind::Text, true),
-        col("address.postal_code", "address_postal_code", FieldKind::Text, true),
+        col(
+            "address.postal_code",
+            "address_postal_code",
+            FieldKind::Text,
+            true,
+        ),
         col("address.country", "address_country", FieldKind::Text, true),
         col("created_at", "created_at", FieldKind::Timestamp, true),
         col("updated_at", "updated_at", FieldKind::Timestamp, true),
@@ -59,24 +74,61 @@ pub fn contact_resource() -> Resource {
         col("first_name", "first_name", FieldKind::Text, true),
         col("last_name", "last_name", FieldKind::Text, true),
         col("email", "email", FieldKind::LowerText, true),
-        col("additional_emails", "additional_emails", FieldKind::TextList, false),
+        col(
+            "additional_emails",
+            "additional_emails",
+            FieldKind::TextList,
+            false,
+        ),
         col("phone", "phone", FieldKind::Text, true),
-        col("additional_phones", "additional_phones", FieldKind::TextList, false),
+        col(
+            "additional_phones",
+            "additional_phones",
+            FieldKind::TextList,
+            false,
+        ),
         col("job_title", "job_title", FieldKind::Text, true),
-        col("lifecycle_stage", "lifecycle_stage", enum_kind(LifecycleStage::names()), true),
-        col("lifecycle_stage_changed_at", "lifecycle_stage_changed_at", FieldKind::Timestamp, true),
+        col(
+            "lifecycle_stage",
+            "lifecycle_stage",
+            enum_kind(LifecycleStage::names()),
+            true,
+        ),
+        col(
+            "lifecycle_stage_changed_at",
+            "lifecycle_stage_changed_at",
+            FieldKind::Timestamp,
+            true,
+        ),
         col("source", "source", FieldKind::Text, true),
-        col("preferred_channel", "preferred_channel", enum_kind(PreferredChannel::names()), true),
+        col(
+            "preferred_channel",
+            "preferred_channel",
+            enum_kind(PreferredChannel::names()),
+            true,
+        ),
         col("consent.email", "consent_email", FieldKind::Bool, true),
         col("consent.sms", "consent_sms", FieldKind::Bool, true),
         col("consent.phone", "consent_phone", FieldKind::Bool, true),
-        col("consent.do_not_contact", "do_not_contact", FieldKind::Bool, true),
+        col(
+            "consent.do_not_contact",
+            "do_not_contact",
+            FieldKind::Bool,
+            true,
+        ),
     ];
     columns.extend(common_columns());
     Resource {
         table: "contacts",
         columns,
-        text_columns: &["first_name", "last_name", "email", "additional_emails", "phone", "additional_phones"],
+        text_columns: &[
+            "first_name",
+            "last_name",
+            "email",
+            "additional_emails",
+            "phone",
+            "additional_phones",
+        ],
         text_relations: CONTACT_TEXT_RELATIONS,
     }
 }
@@ -95,18 +147,36 @@ pub fn company_resource() -> Resource {
         col("region", "region", FieldKind::Text, true),
     ];
     columns.extend(common_columns());
-    Resource { table: "companies", columns, text_columns: &["name", "domain"], text_relations: &[] }
+    Resource {
+        table: "companies",
+        columns,
+        text_columns: &["name", "domain"],
+        text_relations: &[],
+    }
 }
 
 // ---- contacts ----
 
-fn contact_unique(row_email: Option<&str>, row_external: Option<&str>) -> Vec<(&'static str, Option<String>)> {
-    vec![("email", row_email.map(String::from)), ("external_id", row_external.map(String::from))]
+fn contact_unique(
+    row_email: Option<&str>,
+    row_external: Option<&str>,
+) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        ("email", row_email.map(String::from)),
+        ("external_id", row_external.map(String::from)),
+    ]
 }
 
-fn check_contact_unique(conn: &mut DbConnection, ws: WorkspaceId, id: &str, email: Option<&str>, external: Option<&str>) -> RepoResult<()> {
+fn check_contact_unique(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    email: Option<&str>,
+    external: Option<&str>,
+) -> RepoResult<()> {
     let pairs = contact_unique(email, external);
-    let refs: Vec<(&'static str, Option<&str>)> = pairs.iter().map(|(c, v)| (*c, v.as_deref())).collect();
+    let refs: Vec<(&'static str, Option<&str>)> =
+        pairs.iter().map(|(c, v)| (*c, v.as_deref())).collect();
     ensure_unique(conn, "contacts", ws, id, &refs)
 }
 
@@ -119,10 +189,32 @@ pub fn get_contact(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoRe
         .ok_or(RepoError::NotFound)
 }
 
-pub fn insert_contact(conn: &mut DbConnection, ws: WorkspaceId, row: &ContactRow, actor: Option<&str>) -> RepoResult<ContactRow> {
-    check_contact_unique(conn, ws, &row.id, row.email.as_deref(), row.external_id.as_deref())?;
-    diesel::insert_into(contacts::table).values(row).execute(conn).map_err(|e| on_unique_race(e, "contacts"))?;
-    record_lifecycle(conn, ws, &row.id, None, &row.lifecycle_stage, row.lifecycle_stage_changed_at, actor)?;
+pub fn insert_contact(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    row: &ContactRow,
+    actor: Option<&str>,
+) -> RepoResult<ContactRow> {
+    check_contact_unique(
+        conn,
+        ws,
+        &row.id,
+        row.email.as_deref(),
+        row.external_id.as_deref(),
+    )?;
+    diesel::insert_into(contacts::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| on_unique_race(e, "contacts"))?;
+    record_lifecycle(
+        conn,
+        ws,
+        &row.id,
+        None,
+        &row.lifecycle_stage,
+        row.lifecycle_stage_changed_at,
+        actor,
+    )?;
     Ok(row.clone())
 }
 
@@ -134,10 +226,20 @@ pub fn update_contact(
     changes: &ContactChanges,
     actor: Option<&str>,
 ) -> RepoResult<ContactRow> {
-    check_contact_unique(conn, ws, &current.id, changes.email.as_deref(), changes.external_id.as_deref())?;
+    check_contact_unique(
+        conn,
+        ws,
+        &current.id,
+        changes.email.as_deref(),
+        changes.external_id.as_deref(),
+    )?;
     let now = crm_domain::values_time::now();
     let stage_changed = changes.lifecycle_stage != current.lifecycle_stage;
-    let stage_at = if stage_changed { now } else { current.lifecycle_stage_changed_at };
+    let stage_at = if stage_changed {
+        now
+    } else {
+        current.lifecycle_stage_changed_at
+    };
     let n = diesel::update(
         contacts::table
             .filter(contacts::workspace_id.eq(ws.as_string()))
@@ -153,10 +255,21 @@ pub fn update_contact(
     .execute(conn)
     .map_err(|e| on_unique_race(e, "contacts"))?;
     if n == 0 {
-        return Err(RepoError::VersionMismatch { expected: current.version, current: current.version + 1 });
+        return Err(RepoError::VersionMismatch {
+            expected: current.version,
+            current: current.version + 1,
+        });
     }
     if stage_changed {
-        record_lifecycle(conn, ws, &current.id, Some(&current.lifecycle_stage), &changes.lifecycle_stage, now, actor)?;
+        record_lifecycle(
+            conn,
+            ws,
+            &current.id,
+            Some(&current.lifecycle_stage),
+            &changes.lifecycle_stage,
+            now,
+            actor,
+        )?;
     }
     get_contact(conn, ws, &current.id)
 }
@@ -184,17 +297,29 @@ fn record_lifecycle(
     Ok(())
 }
 
-pub fn lifecycle_history(conn: &mut DbConnection, ws: WorkspaceId, contact_id: &str) -> RepoResult<Vec<LifecycleChangeRow>> {
+pub fn lifecycle_history(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_id: &str,
+) -> RepoResult<Vec<LifecycleChangeRow>> {
     Ok(contact_lifecycle_changes::table
         .filter(contact_lifecycle_changes::workspace_id.eq(ws.as_string()))
         .filter(contact_lifecycle_changes::contact_id.eq(contact_id))
-        .order((contact_lifecycle_changes::changed_at.asc(), contact_lifecycle_changes::id.asc()))
+        .order((
+            contact_lifecycle_changes::changed_at.asc(),
+            contact_lifecycle_changes::id.asc(),
+        ))
         .load(conn)?)
 }
 
 // ---- companies ----
 
-fn check_company_unique(conn: &mut DbConnection, ws: WorkspaceId, id: &str, external: Option<&str>) -> RepoResult<()> {
+fn check_company_unique(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    external: Option<&str>,
+) -> RepoResult<()> {
     ensure_unique(conn, "companies", ws, id, &[("external_id", external)])
 }
 
@@ -207,13 +332,25 @@ pub fn get_company(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoRe
         .ok_or(RepoError::NotFound)
 }
 
-pub fn insert_company(conn: &mut DbConnection, ws: WorkspaceId, row: &CompanyRow) -> RepoResult<CompanyRow> {
+pub fn insert_company(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    row: &CompanyRow,
+) -> RepoResult<CompanyRow> {
     check_company_unique(conn, ws, &row.id, row.external_id.as_deref())?;
-    diesel::insert_into(companies::table).values(row).execute(conn).map_err(|e| on_unique_race(e, "companies"))?;
+    diesel::insert_into(companies::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| on_unique_race(e, "companies"))?;
     Ok(row.clone())
 }
 
-pub fn update_company(conn: &mut DbConnection, ws: WorkspaceId, current: &CompanyRow, changes: &CompanyChanges) -> RepoResult<CompanyRow> {
+pub fn update_company(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    current: &CompanyRow,
+    changes: &CompanyChanges,
+) -> RepoResult<CompanyRow> {
     check_company_unique(conn, ws, &current.id, changes.external_id.as_deref())?;
     let now = crm_domain::values_time::now();
     let n = diesel::update(
@@ -222,11 +359,18 @@ pub fn update_company(conn: &mut DbConnection, ws: WorkspaceId, current: &Compan
             .filter(companies::id.eq(&current.id))
             .filter(companies::version.eq(current.version)),
     )
-    .set((changes, companies::updated_at.eq(now), companies::version.eq(current.version + 1)))
+    .set((
+        changes,
+        companies::updated_at.eq(now),
+        companies::version.eq(current.version + 1),
+    ))
     .execute(conn)
     .map_err(|e| on_unique_race(e, "companies"))?;
     if n == 0 {
-        return Err(RepoError::VersionMismatch { expected: current.version, current: current.version + 1 });
+        return Err(RepoError::VersionMismatch {
+            expected: current.version,
+            current: current.version + 1,
+        });
     }
     get_company(conn, ws, &current.id)
 }
@@ -234,7 +378,11 @@ pub fn update_company(conn: &mut DbConnection, ws: WorkspaceId, current: &Compan
 // ---- links ----
 
 /// A contact's companies (or a company's contacts) with the link's role.
-pub fn links_of_contact(conn: &mut DbConnection, ws: WorkspaceId, contact_id: &str) -> RepoResult<Vec<(ContactCompanyRow, CompanyRow)>> {
+pub fn links_of_contact(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_id: &str,
+) -> RepoResult<Vec<(ContactCompanyRow, CompanyRow)>> {
     Ok(contact_companies::table
         .inner_join(
             companies::table.on(companies::workspace_id
@@ -244,12 +392,19 @@ pub fn links_of_contact(conn: &mut DbConnection, ws: WorkspaceId, contact_id: &s
         .filter(contact_companies::workspace_id.eq(ws.as_string()))
         .filter(contact_companies::contact_id.eq(contact_id))
         .filter(companies::archived_at.is_null())
-        .order((contact_companies::is_primary.desc(), contact_companies::created_at.asc()))
+        .order((
+            contact_companies::is_primary.desc(),
+            contact_companies::created_at.asc(),
+        ))
         .select((ContactCompanyRow::as_select(), CompanyRow::as_select()))
         .load(conn)?)
 }
 
-pub fn links_of_company(conn: &mut DbConnection, ws: WorkspaceId, company_id: &str) -> RepoResult<Vec<(ContactCompanyRow, ContactRow)>> {
+pub fn links_of_company(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    company_id: &str,
+) -> RepoResult<Vec<(ContactCompanyRow, ContactRow)>> {
     Ok(contact_companies::table
         .inner_join(
             contacts::table.on(contacts::workspace_id
@@ -265,7 +420,11 @@ pub fn links_of_company(conn: &mut DbConnection, ws: WorkspaceId, company_id: &s
 }
 
 /// Links a contact to a company, or updates the link's role; one primary company at most.
-pub fn upsert_link(conn: &mut DbConnection, ws: WorkspaceId, link: &ContactCompanyRow) -> RepoResult<bool> {
+pub fn upsert_link(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    link: &ContactCompanyRow,
+) -> RepoResult<bool> {
     let key = || {
         contact_companies::table
             .filter(contact_companies::workspace_id.eq(ws.as_string()))
@@ -286,11 +445,18 @@ pub fn upsert_link(conn: &mut DbConnection, ws: WorkspaceId, link: &ContactCompa
     if n > 0 {
         return Ok(false);
     }
-    diesel::insert_into(contact_companies::table).values(link).execute(conn)?;
+    diesel::insert_into(contact_companies::table)
+        .values(link)
+        .execute(conn)?;
     Ok(true)
 }
 
-pub fn delete_link(conn: &mut DbConnection, ws: WorkspaceId, contact_id: &str, company_id: &str) -> RepoResult<()> {
+pub fn delete_link(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_id: &str,
+    company_id: &str,
+) -> RepoResult<()> {
     let n = diesel::delete(
         contact_companies::table
             .filter(contact_companies::workspace_id.eq(ws.as_string()))

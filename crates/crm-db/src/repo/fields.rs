@@ -8,7 +8,11 @@ use crm_domain::custom_field::{CustomFieldDef, CustomFieldType};
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
 
-pub fn list(conn: &mut DbConnection, ws: WorkspaceId, object: &str) -> RepoResult<Vec<CustomFieldRow>> {
+pub fn list(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &str,
+) -> RepoResult<Vec<CustomFieldRow>> {
     Ok(cfd::table
         .filter(cfd::workspace_id.eq(ws.as_string()))
         .filter(cfd::object_type.eq(object))
@@ -17,7 +21,11 @@ pub fn list(conn: &mut DbConnection, ws: WorkspaceId, object: &str) -> RepoResul
 }
 
 /// The definitions in the form validation and filtering need.
-pub fn defs(conn: &mut DbConnection, ws: WorkspaceId, object: &str) -> RepoResult<Vec<CustomFieldDef>> {
+pub fn defs(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &str,
+) -> RepoResult<Vec<CustomFieldDef>> {
     Ok(list(conn, ws, object)?.iter().filter_map(to_def).collect())
 }
 
@@ -30,7 +38,12 @@ pub fn to_def(row: &CustomFieldRow) -> Option<CustomFieldDef> {
     })
 }
 
-pub fn get(conn: &mut DbConnection, ws: WorkspaceId, object: &str, name: &str) -> RepoResult<CustomFieldRow> {
+pub fn get(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &str,
+    name: &str,
+) -> RepoResult<CustomFieldRow> {
     cfd::table
         .filter(cfd::workspace_id.eq(ws.as_string()))
         .filter(cfd::object_type.eq(object))
@@ -45,7 +58,10 @@ pub fn insert(conn: &mut DbConnection, row: &CustomFieldRow) -> RepoResult<Custo
     if let Ok(existing) = get(conn, ws, &row.object_type, &row.name) {
         return Err(RepoError::Conflict {
             field: "name".into(),
-            message: format!("a custom field named `{}` already exists on {}", row.name, row.object_type),
+            message: format!(
+                "a custom field named `{}` already exists on {}",
+                row.name, row.object_type
+            ),
             existing_id: Some(existing.id),
         });
     }
@@ -56,7 +72,11 @@ pub fn insert(conn: &mut DbConnection, row: &CustomFieldRow) -> RepoResult<Custo
     Ok(row.clone())
 }
 
-pub fn update(conn: &mut DbConnection, ws: WorkspaceId, row: &CustomFieldRow) -> RepoResult<CustomFieldRow> {
+pub fn update(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    row: &CustomFieldRow,
+) -> RepoResult<CustomFieldRow> {
     let n = diesel::update(
         cfd::table
             .filter(cfd::workspace_id.eq(ws.as_string()))
@@ -73,12 +93,20 @@ pub fn update(conn: &mut DbConnection, ws: WorkspaceId, row: &CustomFieldRow) ->
     ))
     .execute(conn)?;
     if n == 0 {
-        return Err(RepoError::VersionMismatch { expected: row.version - 1, current: row.version });
+        return Err(RepoError::VersionMismatch {
+            expected: row.version - 1,
+            current: row.version,
+        });
     }
     Ok(row.clone())
 }
 
-pub fn delete(conn: &mut DbConnection, ws: WorkspaceId, object: &str, name: &str) -> RepoResult<()> {
+pub fn delete(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &str,
+    name: &str,
+) -> RepoResult<()> {
     let n = diesel::delete(
         cfd::table
             .filter(cfd::workspace_id.eq(ws.as_string()))

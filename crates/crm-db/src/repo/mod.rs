@@ -9,5 +9,8 @@ pub mod records;
 use diesel::result::{DatabaseErrorKind, Error};
 
 pub fn is_unique_violation(e: &Error) -> bool {
-    matches!(e, Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+    matches!(
+        e,
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
 }

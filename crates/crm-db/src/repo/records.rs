@@ -17,20 +17,33 @@ struct State {
 }
 
 /// The current version and archive time of a record, or NotFound.
-pub fn state(conn: &mut DbConnection, table: &'static str, ws: WorkspaceId, id: &str) -> RepoResult<(i32, Option<chrono::NaiveDateTime>)> {
+pub fn state(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    id: &str,
+) -> RepoResult<(i32, Option<chrono::NaiveDateTime>)> {
     let mut b = SqlBuf::new(conn.dialect());
-    b.push(&format!("SELECT version, archived_at FROM {table} WHERE workspace_id = "));
+    b.push(&format!(
+        "SELECT version, archived_at FROM {table} WHERE workspace_id = "
+    ));
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND id = ");
     b.bind(Bind::Text(id.to_string()));
     let rows: Vec<State> = b.load(conn)?;
-    rows.into_iter().next().map(|s| (s.version, s.archived_at)).ok_or(RepoError::NotFound)
+    rows.into_iter()
+        .next()
+        .map(|s| (s.version, s.archived_at))
+        .ok_or(RepoError::NotFound)
 }
 
 /// Checks `If-Match` against the current version.
 pub fn check_version(current: i32, expected: Option<i32>) -> RepoResult<()> {
     match expected {
-        Some(e) if e != current => Err(RepoError::VersionMismatch { expected: e, current }),
+        Some(e) if e != current => Err(RepoError::VersionMismatch {
+            expected: e,
+            current,
+        }),
         _ => Ok(()),
     }
 }
@@ -67,13 +80,22 @@ pub fn set_archived(
     b.push(" AND version = ");
     b.bind(Bind::Int(version.into()));
     if b.execute(conn)? == 0 {
-        return Err(RepoError::VersionMismatch { expected: version, current: version + 1 });
+        return Err(RepoError::VersionMismatch {
+            expected: version,
+            current: version + 1,
+        });
     }
     Ok(version + 1)
 }
 
 /// Erases a record for good (its links and history go with it through the foreign keys).
-pub fn purge(conn: &mut DbConnection, table: &'static str, ws: WorkspaceId, id: &str, expected_version: Option<i32>) -> RepoResult<()> {
+pub fn purge(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    id: &str,
+    expected_version: Option<i32>,
+) -> RepoResult<()> {
     let (version, _) = state(conn, table, ws, id)?;
     check_version(version, expected_version)?;
     let mut b = SqlBuf::new(conn.dialect());
@@ -86,7 +108,13 @@ pub fn purge(conn: &mut DbConnection, table: &'static str, ws: WorkspaceId, id: 
 }
 
 /// The id of the record in `table` whose `column` equals `value`, if any.
-pub fn find_by(conn: &mut DbConnection, table: &'static str, column: &'static str, ws: WorkspaceId, value: &str) -> RepoResult<Option<String>> {
+pub fn find_by(
+    conn: &mut DbConnection,
+    table: &'static str,
+    column: &'static str,
+    ws: WorkspaceId,
+    value: &str,
+) -> RepoResult<Option<String>> {
     #[derive(QueryableByName)]
     struct IdRow {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -127,13 +155,21 @@ pub fn ensure_unique(
 /// Maps a unique violation that slipped past `ensure_unique` (a concurrent write of the same
 /// value) to Conflict, naming the field from the index name (`<table>_<field>`).
 pub fn on_unique_race(e: diesel::result::Error, table: &'static str) -> RepoError {
-    if let diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info) = &e {
+    if let diesel::result::Error::DatabaseError(
+        diesel::result::DatabaseErrorKind::UniqueViolation,
+        info,
+    ) = &e
+    {
         let field = info
             .constraint_name()
             .and_then(|c| c.strip_prefix(table))
             .map(|f| f.trim_start_matches('_').to_string())
             .unwrap_or_else(|| "id".to_string());
-        return RepoError::Conflict { message: format!("`{field}` is already taken"), field, existing_id: None };
+        return RepoError::Conflict {
+            message: format!("`{field}` is already taken"),
+            field,
+            existing_id: None,
+        };
     }
     RepoError::Db(e)
 }
