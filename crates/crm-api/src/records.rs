@@ -138,9 +138,10 @@ pub async fn create<R: Record>(
     ))
 }
 
-fn archived_param(q: &QueryPairs) -> ApiResult<bool> {
-    match q.0.iter().find(|(k, _)| k == "archived") {
-        Some((_, v)) => crate::extract::bool_param("archived", v),
+/// A boolean query flag such as `archived` or `permanent` (absent: false).
+fn flag(q: &QueryPairs, name: &str) -> ApiResult<bool> {
+    match q.0.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => crate::extract::bool_param(name, v),
         None => Ok(false),
     }
 }
@@ -152,7 +153,7 @@ pub async fn get<R: Record>(
     q: QueryPairs,
 ) -> ApiResult<HttpResponse> {
     p.require(R::READ)?;
-    let archived = archived_param(&q)?;
+    let archived = flag(&q, "archived")?;
     let row = state.db(move |c| Ok(R::get(c, p.workspace, &id)?)).await?;
     if R::is_archived(&row) && !archived {
         return Err(ApiError::NotFound);
@@ -217,10 +218,7 @@ pub async fn delete<R: Record>(
     q: QueryPairs,
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
-    let permanent = match q.0.iter().find(|(k, _)| k == "permanent") {
-        Some((_, v)) => crate::extract::bool_param("permanent", v)?,
-        None => false,
-    };
+    let permanent = flag(&q, "permanent")?;
     if permanent {
         p.require(Permission::RecordsPurge)?;
     }

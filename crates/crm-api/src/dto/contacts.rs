@@ -114,37 +114,30 @@ fn address_of(r: &ContactRow) -> Address {
 
 impl From<ContactRow> for Contact {
     fn from(r: ContactRow) -> Self {
+        // The writable fields are read exactly as a merge-patch sees them.
+        let w = ContactInput::from(&r);
         Contact {
-            address: address_of(&r),
-            lifecycle_stage: LifecycleStage::parse(&r.lifecycle_stage)
-                .unwrap_or(LifecycleStage::Prospect),
-            preferred_channel: r
-                .preferred_channel
-                .as_deref()
-                .and_then(PreferredChannel::parse),
-            consent: Consent {
-                email: r.consent_email,
-                sms: r.consent_sms,
-                phone: r.consent_phone,
-                do_not_contact: r.do_not_contact,
-            },
-            additional_emails: parse_list(&r.additional_emails),
-            additional_phones: parse_list(&r.additional_phones),
-            tags: parse_list(&r.tags),
-            custom: parse_object(&r.custom),
+            id: r.id,
+            first_name: w.first_name,
+            last_name: w.last_name,
+            email: w.email,
+            additional_emails: w.additional_emails,
+            phone: w.phone,
+            additional_phones: w.additional_phones,
+            job_title: w.job_title,
+            lifecycle_stage: w.lifecycle_stage.unwrap_or(LifecycleStage::Prospect),
             lifecycle_stage_changed_at: utc(r.lifecycle_stage_changed_at),
+            owner_id: w.owner_id,
+            source: w.source,
+            tags: w.tags,
+            address: w.address,
+            preferred_channel: w.preferred_channel,
+            consent: w.consent,
+            external_id: w.external_id,
+            custom: w.custom,
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
             archived_at: r.archived_at.map(utc),
-            id: r.id,
-            first_name: r.first_name,
-            last_name: r.last_name,
-            email: r.email,
-            phone: r.phone,
-            job_title: r.job_title,
-            owner_id: r.owner_id,
-            source: r.source,
-            external_id: r.external_id,
             version: r.version,
         }
     }
