@@ -198,10 +198,9 @@ pub async fn patch<R: Record>(
             let mut doc =
                 serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
             json_patch::merge(&mut doc, &patch);
-            let mut input: R::Input = serde_json::from_value(doc).map_err(|e| {
-                let msg = e.to_string();
-                ApiError::field("body", "invalid_value", msg)
-            })?;
+            // The same parser as a create, so errors name the offending field by its path.
+            let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+            let mut input: R::Input = parse_json(&merged)?;
             let custom = check_references::<R>(c, p.workspace, &mut input)?;
             R::update(c, &p, &current, input, custom)
         })

@@ -102,6 +102,19 @@ async fn contact_lifecycle_create_read_patch_archive_restore() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["code"], "unknown_field", "{v}");
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/contacts/{id}"),
+            &a.token,
+            json!({"consent": {"sms": "yes"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("consent.sms")),
+        "{v}"
+    );
 
     // Archive hides; archived=true shows; restore revives.
     assert_eq!(
