@@ -14,7 +14,16 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
-.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean
+.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean bench
+
+# `make bench`: seed, load and baseline on both databases (not part of CI).
+# BENCH_SCALE=0.1 for a quick run; BENCH_DB=postgres|sqlite|both; BENCH_DURATION seconds
+# per scenario and concurrency; BENCH_CONCURRENCY=1,16,64; BENCH_PG_URL=postgres://…
+BENCH_SCALE ?= 1
+BENCH_DB ?= both
+BENCH_DURATION ?= 10
+BENCH_CONCURRENCY ?= 1,16,64
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432
 
 run:
 	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
@@ -77,6 +86,12 @@ openapi-check:
 		exit 1; \
 	fi; \
 	echo "api-spec/openapi.json is up to date"
+
+bench:
+	$(CARGO) build --release -p crm-server -p crm-bench
+	target/release/crm-bench --db $(BENCH_DB) --scale $(BENCH_SCALE) \
+		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) \
+		--pg-url $(BENCH_PG_URL) --out bench
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,7 @@
 //! Queries, one module per part of the CRM. Each function takes the workspace it works in.
 
 pub mod access;
+pub mod bulk;
 pub mod contacts;
 pub mod fields;
 pub mod idempotency;

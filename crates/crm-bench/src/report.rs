@@ -1,0 +1,286 @@
+//! `results.json` and the Markdown table, with each API figure as a ratio to `pgbench -S`
+//! at the same concurrency and the project's targets checked against the measurements.
+
+use crate::load::Measured;
+use crate::pgbench::Baseline;
+use crate::seed::Seeded;
+use anyhow::Result;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub description: String,
+    pub concurrency: usize,
+    #[serde(flatten)]
+    pub measured: Measured,
+    /// API requests per second over `pgbench -S` transactions per second.
+    pub vs_pgbench: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DbReport {
+    pub db: String,
+    pub seed: Seeded,
+    pub ready_ms: f64,
+    pub idle_rss_kib: u64,
+    pub max_rss_kib_under_load: u64,
+    pub results: Vec<ScenarioResult>,
+}
+
+/// One target of the "Quality gates" issue, and where the measurements stand.
+#[derive(Debug, Serialize)]
+pub struct TargetCheck {
+    pub db: String,
+    pub target: String,
+    pub concurrency: Option<usize>,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub generated_at: String,
+    pub cores: usize,
+    pub client_threads: usize,
+    pub scale: f64,
+    pub duration_s: u64,
+    pub concurrency: Vec<usize>,
+    pub binary_size_bytes: u64,
+    pub pgbench_scale: u32,
+    pub databases: Vec<DbReport>,
+    pub pgbench: Vec<Baseline>,
+    pub targets: Vec<TargetCheck>,
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+impl Report {
+    pub fn new(
+        scale: f64,
+        duration_s: u64,
+        concurrency: &[usize],
+        client_threads: usize,
+        binary_size_bytes: u64,
+    ) -> Report {
+        Report {
+            generated_at: chrono::Utc::now().to_rfc3339(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            client_threads,
+            scale,
+            duration_s,
+            concurrency: concurrency.to_vec(),
+            binary_size_bytes,
+            pgbench_scale: 0,
+            databases: Vec::new(),
+            pgbench: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    pub fn machine_note(&self) -> String {
+        format!(
+            "{} cores shared by the server, its database and the load generator ({} runtime thread{}); \
+             scale {} ({} contacts), {} s per scenario and concurrency",
+            self.cores,
+            self.client_threads,
+            if self.client_threads == 1 { "" } else { "s" },
+            self.scale,
+            (1_000_000.0 * self.scale).round(),
+            self.duration_s
+        )
+    }
+
+    fn baseline(&self, clients: usize) -> Option<f64> {
+        self.pgbench
+            .iter()
+            .find(|b| b.clients == clients)
+            .map(|b| b.tps)
+    }
+
+    /// Fills in the ratios to pgbench and checks the targets.
+    pub fn finish(&mut self) {
+        let tps: Vec<(usize, f64)> = self.pgbench.iter().map(|b| (b.clients, b.tps)).collect();
+        for d in &mut self.databases {
+            for r in &mut d.results {
+                r.vs_pgbench = tps
+                    .iter()
+                    .find(|(c, _)| *c == r.concurrency)
+                    .map(|(_, t)| r.measured.rps / t);
+            }
+        }
+        let mut targets = Vec::new();
+        for d in &self.databases {
+            let find = |name: &str, c: usize| {
+                d.results
+                    .iter()
+                    .find(|r| r.scenario == name && r.concurrency == c)
+            };
+            let check = |target: &str, c: Option<usize>, measured: String, met: bool| TargetCheck {
+                db: d.db.clone(),
+                target: target.to_string(),
+                concurrency: c,
+                measured,
+                met,
+            };
+            if let (Some(r), Some(base)) = (find("get_by_id", 64), self.baseline(64)) {
+                let ratio = r.measured.rps / base;
+                targets.push(check(
+                    "get by id ≥ 50 % of pgbench -S",
+                    Some(64),
+                    format!(
+                        "{:.0} % ({:.0} / {:.0})",
+                        ratio * 100.0,
+                        r.measured.rps,
+                        base
+                    ),
+                    ratio >= 0.5,
+                ));
+            }
+            if let Some(r) = find("get_by_id", 64) {
+                targets.push(check(
+                    "get by id p99 < 5 ms",
+                    Some(64),
+                    format!("{:.2} ms", r.measured.p99_ms),
+                    r.measured.p99_ms < 5.0,
+                ));
+            }
+            let latency_goals = [
+                ("list_page", 20.0, "list page p99 < 20 ms"),
+                ("list_sorted", 20.0, "sorted list page p99 < 20 ms"),
+                ("search_filtered", 20.0, "filtered search p99 < 20 ms"),
+                ("search_text", 50.0, "free-text search p99 < 50 ms"),
+                ("create", 10.0, "create p99 < 10 ms"),
+            ];
+            for (name, goal, label) in latency_goals {
+                for &c in &self.concurrency {
+                    if let Some(r) = find(name, c) {
+                        targets.push(check(
+                            label,
+                            Some(c),
+                            format!("{:.2} ms", r.measured.p99_ms),
+                            r.measured.p99_ms < goal
+                                && r.measured.errors + r.measured.timeouts == 0,
+                        ));
+                    }
+                }
+            }
+            targets.push(check(
+                "idle RSS < 30 MB",
+                None,
+                format!("{:.1} MiB", mib(d.idle_rss_kib)),
+                d.idle_rss_kib * 1024 < 30_000_000,
+            ));
+            targets.push(check(
+                "ready in < 200 ms",
+                None,
+                format!("{:.1} ms", d.ready_ms),
+                d.ready_ms < 200.0,
+            ));
+        }
+        self.targets = targets;
+    }
+
+    pub fn write(&self, out: &Path) -> Result<()> {
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_string_pretty(self)? + "\n",
+        )?;
+        std::fs::write(out.join("results.md"), self.markdown())?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut m = String::new();
+        let _ = writeln!(m, "# crm-bench results\n");
+        let _ = writeln!(
+            m,
+            "{} ({}). Release binary: {:.1} MiB.\n",
+            self.machine_note(),
+            self.generated_at,
+            self.binary_size_bytes as f64 / (1024.0 * 1024.0)
+        );
+        let _ = writeln!(
+            m,
+            "| database | seed (contacts / companies / links) | seed time | rows/s | ready | idle RSS | max RSS under load |"
+        );
+        let _ = writeln!(m, "|---|---|---|---|---|---|---|");
+        for d in &self.databases {
+            let s = &d.seed;
+            let _ = writeln!(
+                m,
+                "| {} | {} / {} / {} | {:.1} s (+ {:.1} s analyze) | {:.0} | {:.1} ms | {:.1} MiB | {:.1} MiB |",
+                d.db,
+                s.contacts,
+                s.companies,
+                s.links,
+                s.seconds,
+                s.analyze_seconds,
+                s.rows_per_second,
+                d.ready_ms,
+                mib(d.idle_rss_kib),
+                mib(d.max_rss_kib_under_load)
+            );
+        }
+        let _ = writeln!(
+            m,
+            "\n| database | scenario | conc. | req/s | p50 ms | p90 ms | p99 ms | errors | vs pgbench -S |"
+        );
+        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        for d in &self.databases {
+            for r in &d.results {
+                let x = &r.measured;
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                    d.db,
+                    r.scenario,
+                    r.concurrency,
+                    x.rps,
+                    x.p50_ms,
+                    x.p90_ms,
+                    x.p99_ms,
+                    x.errors + x.timeouts,
+                    r.vs_pgbench
+                        .map(|v| format!("{:.1} %", v * 100.0))
+                        .unwrap_or_else(|| "–".into())
+                );
+            }
+        }
+        if !self.pgbench.is_empty() {
+            let _ = writeln!(
+                m,
+                "\n| pgbench -S (same PostgreSQL, scale {}) | tps | avg latency ms |",
+                self.pgbench_scale
+            );
+            let _ = writeln!(m, "|---|---:|---:|");
+            for b in &self.pgbench {
+                let _ = writeln!(
+                    m,
+                    "| {} clients | {:.0} | {:.3} |",
+                    b.clients, b.tps, b.latency_avg_ms
+                );
+            }
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(m, "\n| database | target | conc. | measured | met |");
+            let _ = writeln!(m, "|---|---|---:|---|---|");
+            for t in &self.targets {
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} |",
+                    t.db,
+                    t.target,
+                    t.concurrency.map_or("–".into(), |c| c.to_string()),
+                    t.measured,
+                    if t.met { "yes" } else { "no" }
+                );
+            }
+        }
+        m
+    }
+}
