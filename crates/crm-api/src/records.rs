@@ -188,23 +188,35 @@ pub async fn patch<R: Record>(
     if !read_only.is_empty() {
         return Err(ApiError::Validation(read_only));
     }
-    let row = state
-        .tx(move |c| {
-            let current = R::get(c, p.workspace, &id)?;
-            if R::is_archived(&current) {
-                return Err(ApiError::NotFound);
-            }
-            crm_db::repo::records::check_version(R::version(&current), if_match.0)?;
-            let mut doc =
-                serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
-            json_patch::merge(&mut doc, &patch);
-            // The same parser as a create, so errors name the offending field by its path.
-            let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-            let mut input: R::Input = parse_json(&merged)?;
-            let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            R::update(c, &p, &current, input, custom)
-        })
-        .await?;
+    // Without If-Match the caller set no precondition: a write that lands between this
+    // request's read and its update is retried rather than answered with 412.
+    let expected = if_match.0;
+    let retries = if expected.is_none() { 3 } else { 0 };
+    let mut attempt = 0;
+    let row = loop {
+        let (p, id, patch) = (p.clone(), id.clone(), patch.clone());
+        let result = state
+            .tx(move |c| {
+                let current = R::get(c, p.workspace, &id)?;
+                if R::is_archived(&current) {
+                    return Err(ApiError::NotFound);
+                }
+                crm_db::repo::records::check_version(R::version(&current), expected)?;
+                let mut doc =
+                    serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+                json_patch::merge(&mut doc, &patch);
+                // The same parser as a create, so errors name the offending field by its path.
+                let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+                let mut input: R::Input = parse_json(&merged)?;
+                let custom = check_references::<R>(c, p.workspace, &mut input)?;
+                R::update(c, &p, &current, input, custom)
+            })
+            .await;
+        match result {
+            Err(ApiError::PreconditionFailed(_)) if attempt < retries => attempt += 1,
+            other => break other?,
+        }
+    };
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
 }
 

@@ -199,88 +199,115 @@ impl Report {
         let _ = writeln!(m, "# crm-bench results\n");
         let _ = writeln!(
             m,
-            "{} ({}). Release binary: {:.1} MiB.\n",
+            "{} ({}). Release binary: {:.1} MiB.",
             self.machine_note(),
             self.generated_at,
             self.binary_size_bytes as f64 / (1024.0 * 1024.0)
         );
-        let _ = writeln!(
-            m,
-            "| database | seed (contacts / companies / links) | seed time | rows/s | ready | idle RSS | max RSS under load |"
-        );
-        let _ = writeln!(m, "|---|---|---|---|---|---|---|");
+        let mut seeds = Table::new(&[
+            "database",
+            "seed (contacts / companies / links)",
+            "seed time",
+            "rows/s",
+            "ready",
+            "idle RSS",
+            "max RSS under load",
+        ]);
         for d in &self.databases {
             let s = &d.seed;
-            let _ = writeln!(
-                m,
-                "| {} | {} / {} / {} | {:.1} s (+ {:.1} s analyze) | {:.0} | {:.1} ms | {:.1} MiB | {:.1} MiB |",
-                d.db,
-                s.contacts,
-                s.companies,
-                s.links,
-                s.seconds,
-                s.analyze_seconds,
-                s.rows_per_second,
-                d.ready_ms,
-                mib(d.idle_rss_kib),
-                mib(d.max_rss_kib_under_load)
-            );
+            seeds.row(vec![
+                d.db.clone(),
+                format!("{} / {} / {}", s.contacts, s.companies, s.links),
+                format!("{:.1} s (+ {:.1} s analyze)", s.seconds, s.analyze_seconds),
+                format!("{:.0}", s.rows_per_second),
+                format!("{:.1} ms", d.ready_ms),
+                format!("{:.1} MiB", mib(d.idle_rss_kib)),
+                format!("{:.1} MiB", mib(d.max_rss_kib_under_load)),
+            ]);
         }
-        let _ = writeln!(
-            m,
-            "\n| database | scenario | conc. | req/s | p50 ms | p90 ms | p99 ms | errors | vs pgbench -S |"
-        );
-        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        seeds.write(&mut m);
+        let mut runs = Table::new(&[
+            "database",
+            "scenario",
+            "conc.",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "errors",
+            "vs pgbench -S",
+        ]);
         for d in &self.databases {
             for r in &d.results {
                 let x = &r.measured;
-                let _ = writeln!(
-                    m,
-                    "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
-                    d.db,
-                    r.scenario,
-                    r.concurrency,
-                    x.rps,
-                    x.p50_ms,
-                    x.p90_ms,
-                    x.p99_ms,
-                    x.errors + x.timeouts,
+                runs.row(vec![
+                    d.db.clone(),
+                    r.scenario.clone(),
+                    r.concurrency.to_string(),
+                    format!("{:.0}", x.rps),
+                    format!("{:.2}", x.p50_ms),
+                    format!("{:.2}", x.p90_ms),
+                    format!("{:.2}", x.p99_ms),
+                    (x.errors + x.timeouts).to_string(),
                     r.vs_pgbench
-                        .map(|v| format!("{:.1} %", v * 100.0))
-                        .unwrap_or_else(|| "–".into())
-                );
+                        .map_or("–".into(), |v| format!("{:.1} %", v * 100.0)),
+                ]);
             }
         }
+        runs.write(&mut m);
         if !self.pgbench.is_empty() {
-            let _ = writeln!(
-                m,
-                "\n| pgbench -S (same PostgreSQL, scale {}) | tps | avg latency ms |",
-                self.pgbench_scale
-            );
-            let _ = writeln!(m, "|---|---:|---:|");
+            let title = format!("pgbench -S (same PostgreSQL, scale {})", self.pgbench_scale);
+            let mut base = Table::new(&[&title, "tps", "avg latency ms"]);
             for b in &self.pgbench {
-                let _ = writeln!(
-                    m,
-                    "| {} clients | {:.0} | {:.3} |",
-                    b.clients, b.tps, b.latency_avg_ms
-                );
+                base.row(vec![
+                    format!("{} clients", b.clients),
+                    format!("{:.0}", b.tps),
+                    format!("{:.3}", b.latency_avg_ms),
+                ]);
             }
+            base.write(&mut m);
         }
         if !self.targets.is_empty() {
-            let _ = writeln!(m, "\n| database | target | conc. | measured | met |");
-            let _ = writeln!(m, "|---|---|---:|---|---|");
+            let mut goals = Table::new(&["database", "target", "conc.", "measured", "met"]);
             for t in &self.targets {
-                let _ = writeln!(
-                    m,
-                    "| {} | {} | {} | {} | {} |",
-                    t.db,
-                    t.target,
+                goals.row(vec![
+                    t.db.clone(),
+                    t.target.clone(),
                     t.concurrency.map_or("–".into(), |c| c.to_string()),
-                    t.measured,
-                    if t.met { "yes" } else { "no" }
-                );
+                    t.measured.clone(),
+                    if t.met { "yes" } else { "no" }.into(),
+                ]);
             }
+            goals.write(&mut m);
         }
         m
+    }
+}
+
+/// A Markdown table.
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn write(&self, m: &mut String) {
+        let line = |cells: &[String]| format!("| {} |", cells.join(" | "));
+        let _ = writeln!(m, "\n{}", line(&self.header));
+        let _ = writeln!(m, "|{}", "---|".repeat(self.header.len()));
+        for r in &self.rows {
+            let _ = writeln!(m, "{}", line(r));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The requests each scenario sends, drawn at random from the seeded data.
 
 use crate::load::{MakeRequest, Target};
-use crate::seed::{Seeded, LAST_NAMES, SEGMENTS};
+use crate::seed::{Seeded, LAST_NAMES, SEGMENTS, STAGES};
 use anyhow::Result;
 use hyper::Method;
 use rand::rngs::StdRng;
@@ -9,15 +9,6 @@ use rand::Rng;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-const STAGES: &[&str] = &[
-    "prospect",
-    "new",
-    "growing",
-    "mature",
-    "declining",
-    "churned",
-];
 
 pub struct Scenario {
     pub name: &'static str,

@@ -95,7 +95,7 @@ const JOB_TITLES: &[&str] = &[
     "Procurement",
     "Founder",
 ];
-const STAGES: &[&str] = &[
+pub const STAGES: &[&str] = &[
     "prospect",
     "new",
     "growing",
@@ -162,9 +162,12 @@ fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
     items[rng.gen_range(0..items.len())]
 }
 
-/// A time in the last three years, truncated to microseconds as the database stores it.
-fn past(rng: &mut StdRng, now: NaiveDateTime) -> NaiveDateTime {
-    now - TimeDelta::microseconds(rng.gen_range(0..3 * 365 * 24 * 3600 * 1_000_000i64))
+/// The creation time of the `i`-th of `n` records: spread over the last three years in
+/// creation order, as a CRM fills up, in whole microseconds as the database stores them.
+fn created_at(i: usize, n: usize, now: NaiveDateTime) -> NaiveDateTime {
+    let span: i128 = 3 * 365 * 24 * 3600 * 1_000_000;
+    let back = span - span * i as i128 / n.max(1) as i128;
+    now - TimeDelta::microseconds(i64::try_from(back).unwrap_or(0))
 }
 
 fn time_ordered_id(at: NaiveDateTime, rng: &mut StdRng) -> String {
@@ -216,8 +219,14 @@ pub fn define_fields(conn: &mut DbConnection, ws: &str) -> Result<()> {
     Ok(())
 }
 
-fn company(rng: &mut StdRng, ws: &str, owner: &str, i: usize, now: NaiveDateTime) -> CompanyRow {
-    let created = past(rng, now);
+fn company(
+    rng: &mut StdRng,
+    ws: &str,
+    owner: &str,
+    (i, n): (usize, usize),
+    now: NaiveDateTime,
+) -> CompanyRow {
+    let created = created_at(i, n, now);
     let word = pick(rng, COMPANY_WORDS);
     let (city, country) = CITIES[rng.gen_range(0..CITIES.len())];
     let custom = serde_json::json!({
@@ -252,8 +261,14 @@ fn company(rng: &mut StdRng, ws: &str, owner: &str, i: usize, now: NaiveDateTime
     }
 }
 
-fn contact(rng: &mut StdRng, ws: &str, owner: &str, i: usize, now: NaiveDateTime) -> ContactRow {
-    let created = past(rng, now);
+fn contact(
+    rng: &mut StdRng,
+    ws: &str,
+    owner: &str,
+    (i, n): (usize, usize),
+    now: NaiveDateTime,
+) -> ContactRow {
+    let created = created_at(i, n, now);
     let updated = created + (now - created) / rng.gen_range(2..10);
     let first = pick(rng, FIRST_NAMES);
     let last = pick(rng, LAST_NAMES);
@@ -326,7 +341,7 @@ pub fn seed(
     while start < companies {
         let end = (start + BATCH).min(companies);
         let rows: Vec<CompanyRow> = (start..end)
-            .map(|i| company(&mut rng, ws, owner, i, now))
+            .map(|i| company(&mut rng, ws, owner, (i, companies), now))
             .collect();
         bulk::insert_companies(conn, &rows).map_err(|e| anyhow!("companies: {e:?}"))?;
         company_ids.extend(rows.into_iter().map(|r| r.id));
@@ -341,7 +356,7 @@ pub fn seed(
     while start < contacts {
         let end = (start + BATCH).min(contacts);
         let rows: Vec<ContactRow> = (start..end)
-            .map(|i| contact(&mut rng, ws, owner, i, now))
+            .map(|i| contact(&mut rng, ws, owner, (i, contacts), now))
             .collect();
         bulk::insert_contacts(conn, &rows, Some(owner)).map_err(|e| anyhow!("contacts: {e:?}"))?;
         let mut link_rows = Vec::with_capacity(rows.len() * 6 / 5);

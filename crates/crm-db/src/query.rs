@@ -145,6 +145,17 @@ pub struct SortKey {
     pub direction: Direction,
 }
 
+/// Columns every record table declares `NOT NULL`. Sorting on them needs no `NULLS LAST`
+/// and their keyset no `IS NULL` branch, so the `(workspace_id, column, id)` index serves
+/// both directions (PostgreSQL scans it backwards for `DESC`, which puts nulls first).
+const NOT_NULL_COLUMNS: &[&str] = &["created_at", "updated_at", "version"];
+
+impl SortKey {
+    fn nullable(&self) -> bool {
+        !NOT_NULL_COLUMNS.contains(&self.column)
+    }
+}
+
 /// The position after which the next page starts: the last row's sort values and id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keyset {
@@ -160,6 +171,16 @@ pub struct ListQuery {
     pub after: Option<Keyset>,
     pub limit: i64,
     pub archived: bool,
+}
+
+/// A record's text columns as one string, words never spanning two columns: the expression
+/// PostgreSQL's trigram indexes are built on (keep it identical to the migration's).
+fn text_document(alias: &str, columns: &[&str]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| format!("coalesce({alias}.{c}, '')"))
+        .collect();
+    format!("({})", parts.join(" || ' ' || "))
 }
 
 fn like_pattern(s: &str, prefix_only: bool) -> String {
@@ -459,45 +480,86 @@ impl SqlBuf {
     }
 
     /// Free text: every word must match one of the resource's text columns or related names.
-    fn free_text(&mut self, alias: &str, res: &Resource, q: &str) {
+    fn free_text(&mut self, alias: &str, res: &Resource, workspace: &str, q: &str) {
         for (wi, word) in q.split_whitespace().take(10).enumerate() {
             if wi > 0 {
                 self.push(" AND ");
             }
             let pattern = like_pattern(word, false);
-            let like = self.like_op();
-            self.push("(");
-            for (i, col) in res.text_columns.iter().enumerate() {
+            match self.dialect {
+                Dialect::Postgres => self.free_text_word_pg(alias, res, workspace, &pattern),
+                Dialect::Sqlite => self.free_text_word_scan(alias, res, &pattern),
+            }
+        }
+    }
+
+    /// One word on PostgreSQL: the ids whose text document, or whose related records'
+    /// document, contains it. Each document is the expression a trigram index covers
+    /// (migration `free_text_index`), so a rare word costs a few index probes, not a scan.
+    fn free_text_word_pg(&mut self, alias: &str, res: &Resource, workspace: &str, pattern: &str) {
+        self.push(&format!(
+            "{alias}.id IN (SELECT s.id FROM {} s WHERE s.workspace_id = ",
+            res.table
+        ));
+        self.bind(Bind::Text(workspace.to_string()));
+        self.push(" AND ")
+            .push(&text_document("s", res.text_columns))
+            .push(" ILIKE ");
+        self.bind(Bind::Text(pattern.to_string()));
+        self.push(" ESCAPE '\\'");
+        for (rel, cols) in res.text_relations {
+            self.push(&format!(
+                " UNION ALL SELECT l.{ls} FROM {lt} l JOIN {ot} r ON r.workspace_id = l.workspace_id AND r.id = l.{lo} \
+                 WHERE l.workspace_id = ",
+                lt = rel.link_table,
+                ot = rel.other_table,
+                lo = rel.link_other,
+                ls = rel.link_self,
+            ));
+            self.bind(Bind::Text(workspace.to_string()));
+            self.push(" AND ")
+                .push(&text_document("r", cols))
+                .push(" ILIKE ");
+            self.bind(Bind::Text(pattern.to_string()));
+            self.push(" ESCAPE '\\'");
+        }
+        self.push(")");
+    }
+
+    /// One word on SQLite: a substring test of each column, row by row.
+    fn free_text_word_scan(&mut self, alias: &str, res: &Resource, pattern: &str) {
+        let like = self.like_op();
+        self.push("(");
+        for (i, col) in res.text_columns.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push(&format!("{alias}.{col}")).push(like);
+            self.bind(Bind::Text(pattern.to_string()));
+            self.push(" ESCAPE '\\'");
+        }
+        for (rel, cols) in res.text_relations {
+            let r = format!("{alias}_q{}", rel.name);
+            let l = format!("{r}_l");
+            self.push(&format!(
+                " OR EXISTS (SELECT 1 FROM {lt} {l} JOIN {ot} {r} ON {r}.workspace_id = {l}.workspace_id AND {r}.id = {l}.{lo} \
+                 WHERE {l}.workspace_id = {alias}.workspace_id AND {l}.{ls} = {alias}.id AND (",
+                lt = rel.link_table,
+                ot = rel.other_table,
+                lo = rel.link_other,
+                ls = rel.link_self,
+            ));
+            for (i, col) in cols.iter().enumerate() {
                 if i > 0 {
                     self.push(" OR ");
                 }
-                self.push(&format!("{alias}.{col}")).push(like);
-                self.bind(Bind::Text(pattern.clone()));
+                self.push(&format!("{r}.{col}")).push(like);
+                self.bind(Bind::Text(pattern.to_string()));
                 self.push(" ESCAPE '\\'");
             }
-            for (rel, cols) in res.text_relations {
-                let r = format!("{alias}_q{}", rel.name);
-                let l = format!("{r}_l");
-                self.push(&format!(
-                    " OR EXISTS (SELECT 1 FROM {lt} {l} JOIN {ot} {r} ON {r}.workspace_id = {l}.workspace_id AND {r}.id = {l}.{lo} \
-                     WHERE {l}.workspace_id = {alias}.workspace_id AND {l}.{ls} = {alias}.id AND (",
-                    lt = rel.link_table,
-                    ot = rel.other_table,
-                    lo = rel.link_other,
-                    ls = rel.link_self,
-                ));
-                for (i, col) in cols.iter().enumerate() {
-                    if i > 0 {
-                        self.push(" OR ");
-                    }
-                    self.push(&format!("{r}.{col}")).push(like);
-                    self.bind(Bind::Text(pattern.clone()));
-                    self.push(" ESCAPE '\\'");
-                }
-                self.push("))");
-            }
-            self.push(")");
+            self.push("))");
         }
+        self.push(")");
     }
 
     fn sort_expr(&self, alias: &str, key: &SortKey) -> String {
@@ -562,7 +624,10 @@ impl SqlBuf {
                                 " < "
                             });
                         self.bind_value(&key.kind, v.clone());
-                        self.push(" OR ").push(&e).push(" IS NULL)");
+                        if key.nullable() {
+                            self.push(" OR ").push(&e).push(" IS NULL");
+                        }
+                        self.push(")");
                     }
                 }
             }
@@ -585,7 +650,7 @@ impl SqlBuf {
         }
         if let Some(q) = lq.q.as_deref().filter(|q| !q.trim().is_empty()) {
             self.push(" AND ");
-            self.free_text(alias, res, q);
+            self.free_text(alias, res, workspace, q);
         }
     }
 }
@@ -610,10 +675,11 @@ where
     b.push(" ORDER BY ");
     for key in &lq.sort {
         let e = b.sort_expr("t", key);
-        b.push(&e).push(if key.direction == Direction::Asc {
-            " ASC NULLS LAST, "
-        } else {
-            " DESC NULLS LAST, "
+        b.push(&e).push(match (key.direction, key.nullable()) {
+            (Direction::Asc, true) => " ASC NULLS LAST, ",
+            (Direction::Desc, true) => " DESC NULLS LAST, ",
+            (Direction::Asc, false) => " ASC, ",
+            (Direction::Desc, false) => " DESC, ",
         });
     }
     let id_dir = lq
