@@ -18,12 +18,14 @@ NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
 # `make bench`: seed, load and baseline on both databases (not part of CI).
 # BENCH_SCALE=0.1 for a quick run; BENCH_DB=postgres|sqlite|both; BENCH_DURATION seconds
-# per scenario and concurrency; BENCH_CONCURRENCY=1,16,64; BENCH_PG_URL=postgres://…
+# per scenario and concurrency; BENCH_CONCURRENCY=1,16,64; BENCH_PG_URL=postgres://…;
+# BENCH_OUT: where results.json and results.md go.
 BENCH_SCALE ?= 1
 BENCH_DB ?= both
 BENCH_DURATION ?= 10
 BENCH_CONCURRENCY ?= 1,16,64
 BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432
+BENCH_OUT ?= bench
 
 run:
 	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
@@ -91,7 +93,7 @@ bench:
 	$(CARGO) build --release -p crm-server -p crm-bench
 	target/release/crm-bench --db $(BENCH_DB) --scale $(BENCH_SCALE) \
 		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) \
-		--pg-url $(BENCH_PG_URL) --out bench
+		--pg-url $(BENCH_PG_URL) --out $(BENCH_OUT)
 
 clean:
 	$(CARGO) clean
