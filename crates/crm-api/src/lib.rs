@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod listing;
+pub mod observe;
 pub mod openapi;
 pub mod records;
 pub mod routes;
@@ -26,6 +27,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(routes::health::healthz)
             .service(routes::health::readyz)
+            .service(observe::metrics)
             .service(
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(idempotency::idempotency))

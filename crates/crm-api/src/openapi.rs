@@ -32,7 +32,7 @@ impl Modify for Security {
     ),
     modifiers(&Security),
     paths(
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
         access::list_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
         access::create_api_key, access::list_api_keys, access::revoke_api_key,
@@ -53,7 +53,7 @@ impl Modify for Security {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;
