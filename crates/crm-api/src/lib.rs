@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod listing;
@@ -35,6 +36,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/openapi.json", web::get().to(openapi_json))
                     .configure(routes::access::configure)
                     .configure(routes::teams::configure)
+                    .configure(routes::events::configure)
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, fields, health, teams};
+use crate::routes::{access, companies, contacts, events, fields, health, teams};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -38,6 +38,7 @@ impl Modify for Security {
         access::create_api_key, access::list_api_keys, access::revoke_api_key,
         teams::list_teams, teams::create_team, teams::get_team, teams::update_team, teams::delete_team,
         teams::list_team_members, teams::add_team_member, teams::remove_team_member,
+        events::list_events, events::audit_log,
         fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
         contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
@@ -53,6 +54,7 @@ impl Modify for Security {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
+        (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
