@@ -8,3 +8,4 @@ mod events;
 mod lists;
 mod platform;
 mod teams;
+mod webhooks;
