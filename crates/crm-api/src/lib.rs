@@ -32,6 +32,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .wrap(middleware::from_fn(auth::authenticate))
                     .route("/openapi.json", web::get().to(openapi_json))
                     .configure(routes::access::configure)
+                    .configure(routes::teams::configure)
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)

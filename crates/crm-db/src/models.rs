@@ -84,6 +84,15 @@ pub struct TeamRow {
     pub version: i32,
 }
 
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = team_members)]
+pub struct TeamMemberRow {
+    pub workspace_id: String,
+    pub team_id: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
 #[diesel(table_name = companies)]
 pub struct CompanyRow {

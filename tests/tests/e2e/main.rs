@@ -6,3 +6,4 @@ mod auth;
 mod contacts;
 mod lists;
 mod platform;
+mod teams;

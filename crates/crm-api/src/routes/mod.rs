@@ -3,3 +3,4 @@ pub mod companies;
 pub mod contacts;
 pub mod fields;
 pub mod health;
+pub mod teams;

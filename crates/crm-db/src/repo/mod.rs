@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod fields;
 pub mod idempotency;
 pub mod records;
+pub mod teams;
 
 use diesel::result::{DatabaseErrorKind, Error};
 
