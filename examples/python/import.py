@@ -18,9 +18,11 @@ CRM_ADMIN_EMAIL, CRM_ADMIN_PASSWORD (the workspace administrator to create or si
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import sys
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,17 +45,17 @@ from crm_client.models import (
     Contact,
     ContactInput,
     CreateWorkspace,
+    FilterAnd,
+    FilterCondition,
+    FilterNot,
+    FilterOp,
+    FilterOr,
     LifecycleStage,
     LinkCompany,
     Login,
     PageCompany,
     PageContact,
     Problem,
-    FilterAnd,
-    FilterCondition,
-    FilterNot,
-    FilterOp,
-    FilterOr,
     SearchRequest,
     TokenPair,
     WorkspaceCreated,
@@ -135,6 +137,26 @@ def sign_in(base_url: str, email: str, password: str) -> AuthenticatedClient:
     )
 
 
+def row_key(body: CompanyInput | ContactInput) -> str:
+    """An Idempotency-Key made of the row's content: a re-run with an unchanged row replays
+    the first answer instead of acting again; a changed row is a new request (and a 409)."""
+    return (
+        "import-" + hashlib.sha256(json.dumps(body.to_dict(), sort_keys=True).encode()).hexdigest()
+    )
+
+
+def created_or_updated(
+    created: Response[Any], update: Callable[[str], Response[Any]], what: str
+) -> Any:
+    """The created record; when its external_id or e-mail is taken (409), that record updated."""
+    problem = created.parsed
+    if created.status_code == 409 and isinstance(problem, Problem):
+        existing = problem.existing_id
+        expect(isinstance(existing, str), f"{what}: 409 without existing_id")
+        return ok(update(str(existing)), f"update {what}")
+    return ok(created, f"create {what}")
+
+
 def import_company(client: AuthenticatedClient, row: dict[str, str]) -> Company:
     body = CompanyInput(
         name=row["name"],
@@ -144,17 +166,11 @@ def import_company(client: AuthenticatedClient, row: dict[str, str]) -> Company:
         tags=split_tags(row["tags"]),
         external_id=row["external_id"],
     )
-    # The idempotency key makes a retried request safe: the server replays its first answer.
-    key = f"import-company-{row['external_id']}-{uuid.uuid4()}"
-    created = create_company.sync_detailed(client=client, body=body, idempotency_key=key)
-    if created.status_code == 409 and isinstance(created.parsed, Problem):
-        existing = created.parsed.existing_id
-        expect(isinstance(existing, str), f"409 for company {row['name']} without existing_id")
-        return ok(
-            update_company.sync_detailed(id=str(existing), client=client, body=body),
-            f"update company {row['name']}",
-        )
-    return ok(created, f"create company {row['name']}")
+    return created_or_updated(
+        create_company.sync_detailed(client=client, body=body, idempotency_key=row_key(body)),
+        lambda id: update_company.sync_detailed(id=id, client=client, body=body),
+        f"company {row['name']}",
+    )
 
 
 def import_contact(
@@ -169,16 +185,11 @@ def import_contact(
         tags=split_tags(row["tags"]),
         external_id=row["external_id"],
     )
-    created = create_contact.sync_detailed(client=client, body=body)
-    if created.status_code == 409 and isinstance(created.parsed, Problem):
-        existing = created.parsed.existing_id
-        expect(isinstance(existing, str), f"409 for contact {row['email']} without existing_id")
-        contact: Contact = ok(
-            update_contact.sync_detailed(id=str(existing), client=client, body=body),
-            f"update contact {row['email']}",
-        )
-    else:
-        contact = ok(created, f"create contact {row['email']}")
+    contact: Contact = created_or_updated(
+        create_contact.sync_detailed(client=client, body=body, idempotency_key=row_key(body)),
+        lambda id: update_contact.sync_detailed(id=id, client=client, body=body),
+        f"contact {row['email']}",
+    )
     company = companies[row["company"]]
     ok(
         link_contact_company.sync_detailed(
@@ -191,17 +202,27 @@ def import_contact(
     return contact
 
 
+def only_match(
+    search: Callable[..., Response[Any]],
+    client: AuthenticatedClient,
+    field: str,
+    value: str,
+    what: str,
+) -> Any:
+    """The one record that a search for `field` equal to `value` finds."""
+    page: PageCompany | PageContact = ok(
+        search(client=client, body=search_filter(where(field, FilterOp.EQ, value))),
+        f"search {what} {value}",
+    )
+    expect(len(page.data) == 1, f"{what} {value}: {len(page.data)} matches")
+    return page.data[0]
+
+
 def verify_companies(client: AuthenticatedClient, rows: list[dict[str, str]]) -> None:
     for row in rows:
-        page: PageCompany = ok(
-            search_companies.sync_detailed(
-                client=client,
-                body=search_filter(where("external_id", FilterOp.EQ, row["external_id"])),
-            ),
-            f"search company {row['external_id']}",
+        found = only_match(
+            search_companies.sync_detailed, client, "external_id", row["external_id"], "company"
         )
-        expect(len(page.data) == 1, f"company {row['external_id']}: {len(page.data)} matches")
-        found = page.data[0]
         actual = (found.name, found.domain, found.industry, found.size, found.tags)
         wanted = (
             row["name"],
@@ -219,15 +240,7 @@ def verify_contacts(
     companies: dict[str, Company],
 ) -> None:
     for row in rows:
-        page: PageContact = ok(
-            search_contacts.sync_detailed(
-                client=client,
-                body=search_filter(where("email", FilterOp.EQ, row["email"])),
-            ),
-            f"search contact {row['email']}",
-        )
-        expect(len(page.data) == 1, f"contact {row['email']}: {len(page.data)} matches")
-        found = page.data[0]
+        found = only_match(search_contacts.sync_detailed, client, "email", row["email"], "contact")
         actual = (
             found.first_name,
             found.last_name,

@@ -93,27 +93,10 @@ pub struct FilterNot {
 pub struct FilterCondition {
     /// A filterable field, e.g. `lifecycle_stage`, `custom.segment`, `companies.industry`.
     pub field: String,
-    pub op: FilterOp,
+    pub op: filter::Op,
     /// A value of the field's type; an array for `in` and `not_in`; `true` or `false` for
     /// `is_null`.
     pub value: Option<Value>,
-}
-
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FilterOp {
-    Eq,
-    Neq,
-    Lt,
-    Lte,
-    Gt,
-    Gte,
-    In,
-    NotIn,
-    Contains,
-    StartsWith,
-    IsNull,
 }
 
 /// `POST /{resource}/search`: the full filter language.
@@ -505,8 +488,8 @@ mod tests {
 
     #[test]
     fn documented_operators_are_the_parsed_ones() {
-        let schema = serde_json::to_value(<FilterOp as utoipa::PartialSchema>::schema())
-            .expect("schema as JSON");
+        let schema =
+            serde_json::to_value(<Op as utoipa::PartialSchema>::schema()).expect("schema as JSON");
         let documented: Vec<&str> = schema["enum"]
             .as_array()
             .expect("an enum")
