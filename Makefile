@@ -15,7 +15,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
 .PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean \
-	spec-lint examples examples-typescript examples-python
+	spec-lint examples examples-typescript examples-python crm-debug
 
 run:
 	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
@@ -104,12 +104,17 @@ $(PY_VENV)/.installed: $(PY_EXAMPLE)/requirements.txt
 spec-lint: $(TS_DEPS)
 	cd $(TS_EXAMPLE) && npm run --silent lint-spec
 
-examples-typescript: $(TS_DEPS)
+# The debug server that the examples run against (examples/with-server.sh).
+crm-debug:
+	$(CARGO) build -q -p crm-server --bin crm
+
+examples-typescript: $(TS_DEPS) crm-debug
 	cd $(TS_EXAMPLE) && npm run --silent generate && npm run --silent typecheck
 	@echo "examples/typescript type-checks against api-spec/openapi.json"
+	cd $(TS_EXAMPLE) && rm -rf dist && npm run --silent build
+	examples/with-server.sh sqlite node $(TS_EXAMPLE)/dist/main.js
 
-examples-python: $(PY_VENV)/.installed
-	$(CARGO) build -q -p crm-server --bin crm
+examples-python: $(PY_VENV)/.installed crm-debug
 	rm -rf $(PY_EXAMPLE)/crm_client
 	PATH="$(CURDIR)/$(PY_VENV)/bin:$$PATH" openapi-python-client generate --fail-on-warning \
 		--path api-spec/openapi.json --meta none --output-path $(PY_EXAMPLE)/crm_client
@@ -121,4 +126,4 @@ examples: spec-lint examples-typescript examples-python
 clean:
 	$(CARGO) clean
 	rm -f api-spec/openapi.json.tmp
-	rm -rf $(TS_EXAMPLE)/node_modules $(TS_EXAMPLE)/src/schema.d.ts $(PY_VENV) $(PY_EXAMPLE)/crm_client
+	rm -rf $(TS_EXAMPLE)/node_modules $(TS_EXAMPLE)/src/schema.d.ts $(TS_EXAMPLE)/dist $(PY_VENV) $(PY_EXAMPLE)/crm_client

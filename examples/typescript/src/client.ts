@@ -5,7 +5,7 @@
 // parameters, bodies and responses are all checked by the TypeScript compiler.
 
 import createClient, { type Client, type Middleware } from "openapi-fetch";
-import type { components, paths } from "./schema";
+import type { components, paths } from "./schema.js";
 
 export type Schemas = components["schemas"];
 export type Company = Schemas["Company"];
@@ -53,6 +53,25 @@ function unwrap<T>(
 /** A client for the server at `baseUrl`, e.g. `http://127.0.0.1:8080`. */
 export function connect(baseUrl: string): CrmClient {
   return createClient<paths>({ baseUrl });
+}
+
+/**
+ * Creates a workspace and its first admin. Allowed while no workspace exists, or when the
+ * server runs with CRM_OPEN_SIGNUP=true; returns false when sign-up is closed (403).
+ */
+export async function createWorkspace(
+  client: CrmClient,
+  name: string,
+  admin: { email: string; password: string; name: string },
+): Promise<boolean> {
+  const result = await client.POST("/api/v1/workspaces", {
+    body: { name, admin_email: admin.email, admin_password: admin.password, admin_name: admin.name },
+  });
+  if (result.error?.status === 403) {
+    return false;
+  }
+  unwrap("create workspace", result);
+  return true;
 }
 
 /** Signs in with e-mail and password; later requests carry the access token. */
@@ -183,43 +202,5 @@ export async function tryCreateContact(
       return { invalid: Object.fromEntries(errors.map((f) => [f.field, f.message])) };
     }
     throw e;
-  }
-}
-
-/** The walk-through of the README: a company, two contacts, a link, a search. */
-export async function example(baseUrl: string, email: string, password: string): Promise<void> {
-  const client = connect(baseUrl);
-  await signIn(client, email, password);
-
-  const company = await createCompany(client, {
-    name: "Müller & Söhne GmbH",
-    domain: "mueller-soehne.example",
-    industry: "Manufacturing",
-    size: "201-500",
-  });
-  const contact = await createContact(client, {
-    first_name: "Zoë",
-    last_name: "Ångström",
-    email: "zoe@mueller-soehne.example",
-    lifecycle_stage: "new",
-  });
-  await linkToCompany(client, contact.id, company.id, "Champion");
-  await setStage(client, contact, "growing");
-
-  const { contacts, total } = await searchContacts(client, {
-    and: [
-      { field: "companies.industry", op: "eq", value: "Manufacturing" },
-      { field: "lifecycle_stage", op: "in", value: ["new", "growing"] },
-    ],
-  });
-  console.log(`${total ?? contacts.length} contacts at manufacturers in an early stage`);
-
-  const again = await tryCreateContact(client, { email: "zoe@mueller-soehne.example" });
-  if ("existingId" in again) {
-    console.log(`the e-mail is taken by contact ${again.existingId}`);
-  }
-  const invalid = await tryCreateContact(client, { first_name: "Bad", email: "not an e-mail" });
-  if ("invalid" in invalid) {
-    console.log(`rejected: ${JSON.stringify(invalid.invalid)}`);
   }
 }
