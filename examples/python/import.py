@@ -41,7 +41,6 @@ from crm_client.models import (
     Company,
     CompanyInput,
     CompanyLink,
-    CompanySize,
     Contact,
     ContactInput,
     CreateWorkspace,
@@ -50,7 +49,6 @@ from crm_client.models import (
     FilterNot,
     FilterOp,
     FilterOr,
-    LifecycleStage,
     LinkCompany,
     Login,
     PageCompany,
@@ -95,6 +93,31 @@ def read_csv(name: str) -> list[dict[str, str]]:
 
 def split_tags(value: str) -> list[str]:
     return [t.strip() for t in value.split(";") if t.strip()]
+
+
+# The CSV columns that are fields of the record as they are; `tags` is a list separated
+# by `;`; the other columns (a contact's company and role) make the links.
+COMPANY_COLUMNS = ("external_id", "name", "domain", "industry", "size")
+CONTACT_COLUMNS = (
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "job_title",
+    "lifecycle_stage",
+)
+
+
+def record(row: dict[str, str], columns: tuple[str, ...]) -> dict[str, Any]:
+    """A record's fields, in the API's JSON shape, from a CSV row."""
+    return {c: row[c] for c in columns} | {"tags": split_tags(row["tags"])}
+
+
+def differences(found: Any, row: dict[str, str], columns: tuple[str, ...]) -> dict[str, Any]:
+    """Each field whose value read back differs from the CSV row: (read, written)."""
+    read = found.to_dict()
+    wanted = record(row, columns)
+    return {k: (read.get(k), v) for k, v in wanted.items() if read.get(k) != v}
 
 
 Filter = FilterAnd | FilterOr | FilterNot | FilterCondition
@@ -158,14 +181,7 @@ def created_or_updated(
 
 
 def import_company(client: AuthenticatedClient, row: dict[str, str]) -> Company:
-    body = CompanyInput(
-        name=row["name"],
-        domain=row["domain"],
-        industry=row["industry"],
-        size=CompanySize(row["size"]),
-        tags=split_tags(row["tags"]),
-        external_id=row["external_id"],
-    )
+    body = CompanyInput.from_dict(record(row, COMPANY_COLUMNS))
     return created_or_updated(
         create_company.sync_detailed(client=client, body=body, idempotency_key=row_key(body)),
         lambda id: update_company.sync_detailed(id=id, client=client, body=body),
@@ -176,15 +192,7 @@ def import_company(client: AuthenticatedClient, row: dict[str, str]) -> Company:
 def import_contact(
     client: AuthenticatedClient, row: dict[str, str], companies: dict[str, Company]
 ) -> Contact:
-    body = ContactInput(
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        email=row["email"],
-        job_title=row["job_title"],
-        lifecycle_stage=LifecycleStage(row["lifecycle_stage"]),
-        tags=split_tags(row["tags"]),
-        external_id=row["external_id"],
-    )
+    body = ContactInput.from_dict(record(row, CONTACT_COLUMNS))
     contact: Contact = created_or_updated(
         create_contact.sync_detailed(client=client, body=body, idempotency_key=row_key(body)),
         lambda id: update_contact.sync_detailed(id=id, client=client, body=body),
@@ -223,15 +231,8 @@ def verify_companies(client: AuthenticatedClient, rows: list[dict[str, str]]) ->
         found = only_match(
             search_companies.sync_detailed, client, "external_id", row["external_id"], "company"
         )
-        actual = (found.name, found.domain, found.industry, found.size, found.tags)
-        wanted = (
-            row["name"],
-            row["domain"],
-            row["industry"],
-            CompanySize(row["size"]),
-            split_tags(row["tags"]),
-        )
-        expect(actual == wanted, f"company {row['external_id']}: {actual} != {wanted}")
+        diff = differences(found, row, COMPANY_COLUMNS)
+        expect(not diff, f"company {row['external_id']} (read, written): {diff}")
 
 
 def verify_contacts(
@@ -241,23 +242,8 @@ def verify_contacts(
 ) -> None:
     for row in rows:
         found = only_match(search_contacts.sync_detailed, client, "email", row["email"], "contact")
-        actual = (
-            found.first_name,
-            found.last_name,
-            found.job_title,
-            found.lifecycle_stage,
-            found.tags,
-            found.external_id,
-        )
-        wanted = (
-            row["first_name"],
-            row["last_name"],
-            row["job_title"],
-            LifecycleStage(row["lifecycle_stage"]),
-            split_tags(row["tags"]),
-            row["external_id"],
-        )
-        expect(actual == wanted, f"contact {row['email']}: {actual} != {wanted}")
+        diff = differences(found, row, CONTACT_COLUMNS)
+        expect(not diff, f"contact {row['email']} (read, written): {diff}")
         links: list[CompanyLink] = ok(
             list_contact_companies.sync_detailed(id=found.id, client=client),
             f"companies of {row['email']}",
