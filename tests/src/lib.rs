@@ -87,6 +87,7 @@ impl TestApp {
             refresh_token_ttl: 3600,
             db_pool_size: Some(4),
             workers: Some(2),
+            shutdown_timeout: 5,
         }
     }
 

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, fields, health, teams};
+use crate::routes::{access, companies, contacts, events, fields, health, teams};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -33,12 +33,13 @@ impl Modify for Security {
     servers((url = "/", description = "The server that serves this document")),
     modifiers(&Security),
     paths(
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
         access::list_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
         access::create_api_key, access::list_api_keys, access::revoke_api_key,
         teams::list_teams, teams::create_team, teams::get_team, teams::update_team, teams::delete_team,
         teams::list_team_members, teams::add_team_member, teams::remove_team_member,
+        events::list_events, events::audit_log,
         fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
         contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
@@ -54,7 +55,8 @@ impl Modify for Security {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

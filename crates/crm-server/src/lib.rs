@@ -112,6 +112,14 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// On SIGTERM or SIGINT, seconds to let in-flight requests finish before closing.
+    #[arg(
+        long,
+        env = "CRM_SHUTDOWN_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_timeout: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +207,13 @@ pub fn start(
     let max_body = settings.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crm_api::observe::request_context,
+            ))
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crm_api::configure(state.clone()))
     })
+    .shutdown_timeout(settings.shutdown_timeout)
     .listen(listener)?;
     if let Some(w) = settings.workers {
         server = server.workers(w.max(1));
@@ -257,6 +269,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let (server, addr) = start(&settings, pool)?;
                 tracing::info!(%addr, database = %crm_db::conn::redact(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "listening");
                 server.await?;
+                tracing::info!("stopped: in-flight requests have finished");
                 Ok(())
             })
         }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod contacts;
+pub mod events;
 pub mod fields;
 pub mod idempotency;
 pub mod records;
