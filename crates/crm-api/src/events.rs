@@ -28,9 +28,9 @@ pub struct EventActor {
 /// One field's value before and after a change (`null` where it had none).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FieldChange {
-    #[schema(value_type = Object)]
+    /// The value before: any JSON type, as the field has it.
     pub old: Value,
-    #[schema(value_type = Object)]
+    /// The value after: any JSON type, as the field has it.
     pub new: Value,
 }
 
