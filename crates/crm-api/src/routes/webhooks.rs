@@ -35,7 +35,7 @@ pub struct CreateWebhook {
     pub events: Vec<String>,
     /// Only events whose record (as `data` shows it) matches this filter (the filter
     /// language of `POST /{resource}/search`; text compares without regard to case).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::listing::Filter>)]
     pub filter: Option<Value>,
     /// `whsec_` and the base64 of a 24- to 64-byte key; one is made when absent.
     #[schema(max_length = 100)]
@@ -58,7 +58,7 @@ pub struct UpdateWebhook {
     pub events: Option<Vec<String>>,
     /// `null` removes the filter.
     #[serde(default, deserialize_with = "crate::dto::common::double_option")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::listing::Filter>)]
     pub filter: Option<Option<Value>>,
     /// `null` removes the description.
     #[serde(default, deserialize_with = "crate::dto::common::double_option")]
@@ -75,7 +75,7 @@ pub struct Webhook {
     pub url: String,
     pub description: Option<String>,
     pub events: Vec<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::listing::Filter>)]
     pub filter: Option<Value>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
