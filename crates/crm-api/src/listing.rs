@@ -20,12 +20,17 @@ use utoipa::{IntoParams, ToSchema};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
+/// Longest free-text query, in characters.
+pub const MAX_Q_CHARS: usize = 200;
+/// Longest cursor this API hands out is far below this.
+pub const MAX_CURSOR_CHARS: usize = 4096;
 
 /// A sort key in a search body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SortSpec {
     /// A sortable field, e.g. `created_at` or `last_name`.
+    #[schema(max_length = 100)]
     pub field: String,
     #[serde(default)]
     pub direction: SortDirection,
@@ -92,6 +97,7 @@ pub struct FilterNot {
 #[allow(dead_code)]
 pub struct FilterCondition {
     /// A filterable field, e.g. `lifecycle_stage`, `custom.segment`, `companies.industry`.
+    #[schema(max_length = 200)]
     pub field: String,
     pub op: filter::Op,
     /// A value of the field's type; an array for `in` and `not_in`; `true` or `false` for
@@ -108,10 +114,16 @@ pub struct SearchRequest {
     #[schema(value_type = Option<Filter>)]
     pub filter: Option<Value>,
     /// Free text matched against names, e-mails, phones (and company names for contacts).
+    #[schema(max_length = 200)]
     pub q: Option<String>,
+    /// Up to three sort keys; the id breaks ties.
     #[serde(default)]
+    #[schema(max_items = 3)]
     pub sort: Vec<SortSpec>,
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[schema(max_length = 4096)]
     pub cursor: Option<String>,
     /// Adds `total`, the number of matching records.
     #[serde(default)]
@@ -322,6 +334,28 @@ where
             "limit",
             "out_of_range",
             format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    if req
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_Q_CHARS)
+    {
+        return Err(ApiError::field(
+            "q",
+            "invalid_length",
+            format!("must be at most {MAX_Q_CHARS} characters"),
+        ));
+    }
+    if req
+        .cursor
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CURSOR_CHARS)
+    {
+        return Err(ApiError::field(
+            "cursor",
+            "invalid_cursor",
+            "the cursor is not valid for this list",
         ));
     }
     // Custom-field definitions are read only when the filter names any.

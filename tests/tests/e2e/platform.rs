@@ -177,3 +177,69 @@ async fn request_ids_and_metrics() {
     assert!(text.contains("crm_db_pool_max_connections 4"), "{text}");
     assert!(text.contains("crm_db_pool_connections"));
 }
+
+/// Every string a client can send has a documented maximum length (enums and formatted
+/// values such as dates excepted), down to the items of lists.
+#[tokio::test]
+async fn every_request_string_documents_its_maximum_length() {
+    let spec: serde_json::Value = serde_json::from_str(&crm_api::openapi::json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    fn walk(
+        s: &serde_json::Value,
+        schemas: &serde_json::Value,
+        path: &str,
+        seen: &mut Vec<String>,
+        bad: &mut Vec<String>,
+    ) {
+        if let Some(r) = s["$ref"].as_str() {
+            let name = r.rsplit('/').next().unwrap().to_string();
+            if !seen.contains(&name) {
+                seen.push(name.clone());
+                walk(&schemas[&name], schemas, &name, seen, bad);
+            }
+            return;
+        }
+        for k in ["oneOf", "anyOf", "allOf"] {
+            for x in s[k].as_array().into_iter().flatten() {
+                walk(x, schemas, path, seen, bad);
+            }
+        }
+        let is_string = s["type"] == "string"
+            || s["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("string")));
+        if is_string
+            && s.get("maxLength").is_none()
+            && s.get("enum").is_none()
+            && s.get("format").is_none()
+        {
+            bad.push(path.to_string());
+        }
+        for (k, v) in s["properties"].as_object().into_iter().flatten() {
+            walk(v, schemas, &format!("{path}.{k}"), seen, bad);
+        }
+        if let Some(items) = s.get("items") {
+            walk(items, schemas, &format!("{path}[]"), seen, bad);
+        }
+    }
+    let mut bad = Vec::new();
+    let mut seen = Vec::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (_, media) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                walk(
+                    &media["schema"],
+                    schemas,
+                    &format!("{method} {path}"),
+                    &mut seen,
+                    &mut bad,
+                );
+            }
+        }
+    }
+    assert!(bad.is_empty(), "strings without maxLength: {bad:?}");
+}

@@ -22,12 +22,16 @@ use validator::Validate;
 #[schema(example = json!({"name": "Acme Sales", "admin_email": "admin@acme.example", "admin_password": "correct horse battery", "admin_name": "Ada Admin"}))]
 pub struct CreateWorkspace {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
+    #[schema(max_length = 254)]
     pub admin_email: String,
     /// 8 to 256 characters.
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub admin_password: String,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub admin_name: String,
 }
 
@@ -194,9 +198,12 @@ pub async fn create_workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
     /// Needed only when the e-mail belongs to users in several workspaces.
+    #[schema(max_length = 36)]
     pub workspace_id: Option<String>,
 }
 
@@ -300,6 +307,7 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(max_length = 200)]
     pub refresh_token: String,
 }
 
@@ -423,13 +431,16 @@ pub async fn me(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Jso
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(max_length = 254)]
     pub email: String,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// admin, manager, sales, support or viewer.
-    #[schema(example = "sales")]
+    #[schema(example = "sales", max_length = 20)]
     pub role: String,
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub password: String,
 }
 
@@ -437,11 +448,15 @@ pub struct CreateUser {
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: Option<String>,
+    #[schema(max_length = 20)]
     pub role: Option<String>,
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub password: Option<String>,
     pub active: Option<bool>,
 }
@@ -661,8 +676,10 @@ pub async fn deactivate_user(
 #[schema(example = json!({"name": "ERP sync", "scopes": ["contacts:read", "contacts:write", "companies:read", "companies:write"]}))]
 pub struct CreateApiKey {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// Permissions the key carries, e.g. `contacts:read`, `contacts:write`.
+    #[schema(value_type = Vec<crate::dto::common::items::Scope>)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }

@@ -239,8 +239,10 @@ pub struct ContactLink {
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LinkCompany {
+    #[schema(max_length = 36)]
     pub company_id: String,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub role: Option<String>,
     /// The contact's main company; at most one link is primary.
     #[serde(default)]
@@ -252,6 +254,7 @@ pub struct LinkCompany {
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub role: Option<String>,
     pub is_primary: Option<bool>,
 }

@@ -22,18 +22,22 @@ use validator::Validate;
 #[schema(example = json!({"name": "segment", "label": "Segment", "type": "select", "options": ["smb", "mid", "enterprise"]}))]
 pub struct CreateField {
     /// The key under `custom` and in filters (`custom.<name>`): lower-case letters, digits, `_`.
+    #[schema(max_length = 63)]
     pub name: String,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub label: String,
     #[serde(rename = "type")]
     pub field_type: CustomFieldType,
     /// The choices of `select` and `multi_select` fields.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::OptionLabel>)]
     pub options: Vec<String>,
     /// Records must carry a value (applies to records written from now on).
     #[serde(default)]
     pub required: bool,
     #[validate(length(max = 500))]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -45,13 +49,15 @@ pub struct CreateField {
 #[schema(example = json!({"label": "Market segment", "options": ["smb", "mid", "enterprise", "public"]}))]
 pub struct UpdateField {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub label: Option<String>,
     /// Replaces the choices of a `select` or `multi_select` field.
+    #[schema(value_type = Option<Vec<crate::dto::common::items::OptionLabel>>)]
     pub options: Option<Vec<String>>,
     pub required: Option<bool>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "crate::dto::common::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     pub description: Option<Option<String>>,
 }
 

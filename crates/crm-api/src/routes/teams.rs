@@ -26,9 +26,11 @@ pub const MAX_MEMBERS: usize = 1000;
 pub struct CreateTeam {
     /// Unique in the workspace; 1 to 100 characters.
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// Users to put in the team (ids of this workspace's users), at most 1000.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::Id>)]
     pub member_ids: Vec<String>,
 }
 
@@ -37,7 +39,9 @@ pub struct CreateTeam {
 #[serde(deny_unknown_fields)]
 pub struct UpdateTeam {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: Option<String>,
+    #[schema(value_type = Option<Vec<crate::dto::common::items::Id>>)]
     pub member_ids: Option<Vec<String>>,
 }
 

@@ -32,6 +32,7 @@ pub struct CreateWebhook {
     #[schema(max_length = 2048)]
     pub url: String,
     /// Event types to receive: `*`, `<record>.*` or an exact type such as `contact.created`.
+    #[schema(value_type = Vec<crate::dto::common::items::EventPattern>, min_items = 1, max_items = 100)]
     pub events: Vec<String>,
     /// Only events whose record (as `data` shows it) matches this filter (the filter
     /// language of `POST /{resource}/search`; text compares without regard to case).
@@ -55,6 +56,7 @@ pub struct CreateWebhook {
 pub struct UpdateWebhook {
     #[schema(max_length = 2048)]
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<crate::dto::common::items::EventPattern>>)]
     pub events: Option<Vec<String>>,
     /// `null` removes the filter.
     #[serde(default, deserialize_with = "crate::dto::common::double_option")]
@@ -216,7 +218,7 @@ fn checked_events(events: &[String], errors: &mut Vec<FieldError>) -> String {
     }
     let mut out: Vec<String> = Vec::new();
     for (i, e) in events.iter().enumerate() {
-        if !pattern(e) {
+        if e.len() > 100 || !pattern(e) {
             errors.push(FieldError::new(
                 format!("events[{i}]"),
                 "invalid_value",
