@@ -1,6 +1,7 @@
 //! The CRM's HTTP API: routes, extractors, errors and the OpenAPI document.
 
 pub mod auth;
+pub mod batch;
 pub mod dto;
 pub mod error;
 pub mod events;

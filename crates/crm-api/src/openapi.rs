@@ -43,10 +43,10 @@ impl Modify for Security {
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,
         webhooks::delete_webhook, webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
         fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
-        contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
+        contacts::list_contacts, contacts::batch_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
-        companies::list_companies, companies::search_companies, companies::create_company, companies::get_company,
+        companies::list_companies, companies::batch_companies, companies::search_companies, companies::create_company, companies::get_company,
         companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
     ),
     tags(

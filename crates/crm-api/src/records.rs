@@ -32,6 +32,8 @@ pub trait Record: 'static {
     const OBJECT: &'static str;
     /// The singular name events use (`contact` → `contact.created`).
     const EVENT: &'static str;
+    /// The unique columns a batch upsert may match on.
+    const MATCH_ON: &'static [&'static str];
     const TABLE: &'static str;
     const READ: Permission;
     const WRITE: Permission;
@@ -102,22 +104,137 @@ fn check_references<R: Record>(
 }
 
 /// The record as the API shows it, for events.
-fn shown<R: Record>(row: &R::Row) -> ApiResult<Value> {
+pub(crate) fn shown<R: Record>(row: &R::Row) -> ApiResult<Value> {
     serde_json::to_value(R::Dto::from(row.clone())).map_err(ApiError::internal)
 }
 
-/// Writes the event of a change from `before` to `after` (one may be absent).
-fn emit<R: Record>(
-    c: &mut DbConnection,
-    p: &Principal,
-    verb: &str,
+/// A change made in a transaction, whose event is written when the transaction's work is
+/// done (events go last: see `crm_db::repo::events::append`).
+pub struct Change {
+    verb: &'static str,
+    id: String,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+fn change<R: Record>(
+    verb: &'static str,
     id: &str,
     before: Option<&R::Row>,
     after: Option<&R::Row>,
+) -> ApiResult<Change> {
+    Ok(Change {
+        verb,
+        id: id.to_string(),
+        before: before.map(shown::<R>).transpose()?,
+        after: after.map(shown::<R>).transpose()?,
+    })
+}
+
+/// Writes the events of the transaction's changes, in order.
+pub(crate) fn flush<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    changes: Vec<Change>,
 ) -> ApiResult<()> {
-    let before = before.map(shown::<R>).transpose()?;
-    let after = after.map(shown::<R>).transpose()?;
-    crate::events::record(c, p, R::EVENT, verb, id, before.as_ref(), after.as_ref())
+    for ch in changes {
+        crate::events::record(
+            c,
+            p,
+            R::EVENT,
+            ch.verb,
+            &ch.id,
+            ch.before.as_ref(),
+            ch.after.as_ref(),
+        )?;
+    }
+    Ok(())
+}
+
+fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {
+    Ok(shown::<R>(row)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Creates a record from its input in the caller's transaction.
+pub(crate) fn insert_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    mut input: R::Input,
+    changes: &mut Vec<Change>,
+) -> ApiResult<R::Row> {
+    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let row = R::insert(c, p, input, custom)?;
+    changes.push(change::<R>(
+        "created",
+        &id_of::<R>(&row)?,
+        None,
+        Some(&row),
+    )?);
+    Ok(row)
+}
+
+/// Refuses a merge patch that is not an object or names read-only fields.
+pub(crate) fn check_patch(patch: &Value) -> ApiResult<()> {
+    let Some(obj) = patch.as_object() else {
+        return Err(ApiError::field(
+            "body",
+            "invalid_type",
+            "a merge patch must be a JSON object",
+        ));
+    };
+    let read_only: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| READ_ONLY.contains(&k.as_str()))
+        .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
+        .collect();
+    if read_only.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(read_only))
+    }
+}
+
+/// Applies a merge patch to a live record in the caller's transaction.
+pub(crate) fn patch_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    patch: &Value,
+    changes: &mut Vec<Change>,
+) -> ApiResult<R::Row> {
+    let current = R::get(c, p.workspace, id)?;
+    if R::is_archived(&current) {
+        return Err(ApiError::NotFound);
+    }
+    crm_db::repo::records::check_version(R::version(&current), if_match)?;
+    let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+    json_patch::merge(&mut doc, patch);
+    // The same parser as a create, so errors name the offending field by its path.
+    let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+    let mut input: R::Input = parse_json(&merged)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let row = R::update(c, p, &current, input, custom)?;
+    changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
+    Ok(row)
+}
+
+/// Archives a live record in the caller's transaction.
+pub(crate) fn archive_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    changes: &mut Vec<Change>,
+) -> ApiResult<()> {
+    let before = R::get(c, p.workspace, id)?;
+    crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, id, true, if_match)?;
+    let after = R::get(c, p.workspace, id)?;
+    changes.push(change::<R>("archived", id, Some(&before), Some(&after))?);
+    Ok(())
 }
 
 fn respond<R: Record>(
@@ -145,16 +262,12 @@ pub async fn create<R: Record>(
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
-    let mut input: R::Input = parse_json(&body.0)?;
+    let input: R::Input = parse_json(&body.0)?;
     let row = state
         .tx(move |c| {
-            let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            let row = R::insert(c, &p, input, custom)?;
-            let id = shown::<R>(&row)?["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            emit::<R>(c, &p, "created", &id, None, Some(&row))?;
+            let mut changes = Vec::new();
+            let row = insert_in::<R>(c, &p, input, &mut changes)?;
+            flush::<R>(c, &p, changes)?;
             Ok(row)
         })
         .await?;
@@ -200,37 +313,12 @@ pub async fn patch<R: Record>(
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let patch: Value = parse_json(&body.0)?;
-    let Some(obj) = patch.as_object() else {
-        return Err(ApiError::field(
-            "body",
-            "invalid_type",
-            "a merge patch must be a JSON object",
-        ));
-    };
-    let read_only: Vec<FieldError> = obj
-        .keys()
-        .filter(|k| READ_ONLY.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
-        .collect();
-    if !read_only.is_empty() {
-        return Err(ApiError::Validation(read_only));
-    }
+    check_patch(&patch)?;
     let row = state
         .tx(move |c| {
-            let current = R::get(c, p.workspace, &id)?;
-            if R::is_archived(&current) {
-                return Err(ApiError::NotFound);
-            }
-            crm_db::repo::records::check_version(R::version(&current), if_match.0)?;
-            let mut doc =
-                serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
-            json_patch::merge(&mut doc, &patch);
-            // The same parser as a create, so errors name the offending field by its path.
-            let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-            let mut input: R::Input = parse_json(&merged)?;
-            let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            let row = R::update(c, &p, &current, input, custom)?;
-            emit::<R>(c, &p, "updated", &id, Some(&current), Some(&row))?;
+            let mut changes = Vec::new();
+            let row = patch_in::<R>(c, &p, &id, if_match.0, &patch, &mut changes)?;
+            flush::<R>(c, &p, changes)?;
             Ok(row)
         })
         .await?;
@@ -252,22 +340,15 @@ pub async fn delete<R: Record>(
     }
     state
         .tx(move |c| {
-            let before = R::get(c, p.workspace, &id)?;
+            let mut changes = Vec::new();
             if permanent {
+                let before = R::get(c, p.workspace, &id)?;
                 crm_db::repo::records::purge(c, R::TABLE, p.workspace, &id, if_match.0)?;
-                emit::<R>(c, &p, "deleted", &id, Some(&before), None)
+                changes.push(change::<R>("deleted", &id, Some(&before), None)?);
             } else {
-                crm_db::repo::records::set_archived(
-                    c,
-                    R::TABLE,
-                    p.workspace,
-                    &id,
-                    true,
-                    if_match.0,
-                )?;
-                let after = R::get(c, p.workspace, &id)?;
-                emit::<R>(c, &p, "archived", &id, Some(&before), Some(&after))
+                archive_in::<R>(c, &p, &id, if_match.0, &mut changes)?;
             }
+            flush::<R>(c, &p, changes)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -284,7 +365,8 @@ pub async fn restore<R: Record>(
             let before = R::get(c, p.workspace, &id)?;
             crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
             let after = R::get(c, p.workspace, &id)?;
-            emit::<R>(c, &p, "restored", &id, Some(&before), Some(&after))?;
+            let changes = vec![change::<R>("restored", &id, Some(&before), Some(&after))?];
+            flush::<R>(c, &p, changes)?;
             Ok(after)
         })
         .await?;

@@ -38,6 +38,7 @@ pub fn catalogue() -> &'static Catalogue {
 
 impl Record for Contacts {
     const OBJECT: &'static str = "contacts";
+    const MATCH_ON: &'static [&'static str] = &["external_id", "email"];
     const EVENT: &'static str = "contact";
     const TABLE: &'static str = "contacts";
     const READ: Permission = Permission::ContactsRead;
@@ -110,6 +111,23 @@ pub async fn list_contacts(
     q: QueryPairs,
 ) -> ApiResult<web::Json<Page<Contact>>> {
     records::list::<Contacts>(state, p, q).await
+}
+
+/// Create, update, upsert and archive up to 1000 contacts in one request.
+///
+/// Operations run in order; each result sits at its operation's index. Without `atomic`,
+/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+/// failure rolls back all of them (the others then answer 424).
+#[utoipa::path(post, path = "/api/v1/contacts/batch", tag = "contacts", operation_id = "batch_contacts", request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/contacts/batch")]
+pub async fn batch_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch::<Contacts>(state, p, body).await
 }
 
 /// Search contacts with the full filter language.
@@ -453,6 +471,7 @@ pub async fn unlink_company(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_contacts)
+        .service(batch_contacts)
         .service(search_contacts)
         .service(create_contact)
         .service(get_contact)
