@@ -18,6 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     handle: actix_web::dev::ServerHandle,
+    _workers: crm_server::webhooks::Workers,
     pg_schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -68,9 +69,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut crm_server::Settings)) -> TestApp {
-        let (database_url, pg_schema, dir) = fresh_database();
-        let mut settings = crm_server::Settings {
-            database_url: database_url.clone(),
+        Self::spawn_on(fresh_database(), adjust).await
+    }
+
+    /// The settings the tests run the server with, on `database_url`.
+    pub fn settings(database_url: &str) -> crm_server::Settings {
+        crm_server::Settings {
+            database_url: database_url.to_string(),
             bind: "127.0.0.1:0".into(),
             env: "test".into(),
             jwt_secret: Some(JWT_SECRET.into()),
@@ -83,9 +88,24 @@ impl TestApp {
             refresh_token_ttl: 3600,
             db_pool_size: Some(4),
             workers: Some(2),
-        };
+            shutdown_timeout: 5,
+            webhook_retry_schedule: "0.2,0.4".into(),
+            webhook_poll_ms: 50,
+        }
+    }
+
+    /// Starts the server on a database made by [`fresh_database`] (which it then owns).
+    pub async fn spawn_on(
+        db: (String, Option<(String, String)>, Option<tempfile::TempDir>),
+        adjust: impl FnOnce(&mut crm_server::Settings),
+    ) -> TestApp {
+        let (database_url, pg_schema, dir) = db;
+        let mut settings = Self::settings(&database_url);
         adjust(&mut settings);
         let pool = crm_server::open_database(&settings).expect("database");
+        let workers =
+            crm_server::webhooks::spawn(pool.clone(), settings.worker_settings().unwrap())
+                .expect("webhook worker");
         let (server, addr) = crm_server::start(&settings, pool).expect("server starts");
         let handle = server.handle();
         tokio::spawn(server);
@@ -94,6 +114,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             database_url,
             handle,
+            _workers: workers,
             pg_schema,
             _dir: dir,
         }

@@ -60,6 +60,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// An operation not applied because another of its atomic batch failed.
+    #[error("{0}")]
+    FailedDependency(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -87,6 +90,7 @@ impl ApiError {
                 ("unsupported-media-type", "Unsupported media type")
             }
             ApiError::Validation(_) => ("validation", "Validation failed"),
+            ApiError::FailedDependency(_) => ("failed-dependency", "Not applied"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -153,6 +157,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -20,12 +20,17 @@ use utoipa::{IntoParams, ToSchema};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
+/// Longest free-text query, in characters.
+pub const MAX_Q_CHARS: usize = 200;
+/// Longest cursor this API hands out is far below this.
+pub const MAX_CURSOR_CHARS: usize = 4096;
 
 /// A sort key in a search body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SortSpec {
     /// A sortable field, e.g. `created_at` or `last_name`.
+    #[schema(max_length = 100)]
     pub field: String,
     #[serde(default)]
     pub direction: SortDirection,
@@ -39,20 +44,86 @@ pub enum SortDirection {
     Desc,
 }
 
+/// A node of the filter language: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`, or a
+/// condition `{"field", "op", "value"}`. Fields are the resource's own, `custom.<name>` for
+/// custom fields, or `<relation>.<field>` for linked records (e.g. `companies.industry`).
+//
+// These types describe the language in the OpenAPI document; requests are read by
+// `crm_domain::filter::parse`, which reports every problem with its path.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Filter {
+    And(FilterAnd),
+    Or(FilterOr),
+    Not(FilterNot),
+    Condition(FilterCondition),
+}
+
+// The composite nodes are named schemas rather than inline objects: client generators
+// (openapi-python-client) resolve a recursive union only through named models.
+
+/// Matches when every node matches.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterAnd {
+    #[schema(no_recursion)]
+    pub and: Vec<Filter>,
+}
+
+/// Matches when any node matches.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterOr {
+    #[schema(no_recursion)]
+    pub or: Vec<Filter>,
+}
+
+/// Matches when the node does not.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterNot {
+    #[schema(no_recursion)]
+    pub not: Box<Filter>,
+}
+
+/// One comparison of a filter.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"field": "lifecycle_stage", "op": "in", "value": ["new", "growing"]}))]
+#[allow(dead_code)]
+pub struct FilterCondition {
+    /// A filterable field, e.g. `lifecycle_stage`, `custom.segment`, `companies.industry`.
+    #[schema(max_length = 200)]
+    pub field: String,
+    pub op: filter::Op,
+    /// A value of the field's type; an array for `in` and `not_in`; `true` or `false` for
+    /// `is_null`.
+    pub value: Option<Value>,
+}
+
 /// `POST /{resource}/search`: the full filter language.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"filter": {"and": [{"field": "lifecycle_stage", "op": "eq", "value": "mature"}, {"field": "companies.industry", "op": "in", "value": ["Retail", "Logistics"]}]}, "q": "ada", "sort": [{"field": "created_at", "direction": "desc"}], "limit": 50}))]
 pub struct SearchRequest {
-    /// A filter node: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or
-    /// `{"field", "op", "value"}` with ops `eq neq lt lte gt gte in not_in contains starts_with is_null`.
-    #[schema(value_type = Option<Object>)]
+    /// The records to return; all of them when absent.
+    #[schema(value_type = Option<Filter>)]
     pub filter: Option<Value>,
     /// Free text matched against names, e-mails, phones (and company names for contacts).
+    #[schema(max_length = 200)]
     pub q: Option<String>,
+    /// Up to three sort keys; the id breaks ties.
     #[serde(default)]
+    #[schema(max_items = 3)]
     pub sort: Vec<SortSpec>,
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[schema(max_length = 4096)]
     pub cursor: Option<String>,
     /// Adds `total`, the number of matching records.
     #[serde(default)]
@@ -265,6 +336,28 @@ where
             format!("must be between 1 and {MAX_LIMIT}"),
         ));
     }
+    if req
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_Q_CHARS)
+    {
+        return Err(ApiError::field(
+            "q",
+            "invalid_length",
+            format!("must be at most {MAX_Q_CHARS} characters"),
+        ));
+    }
+    if req
+        .cursor
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CURSOR_CHARS)
+    {
+        return Err(ApiError::field(
+            "cursor",
+            "invalid_cursor",
+            "the cursor is not valid for this list",
+        ));
+    }
     // Custom-field definitions are read only when the filter names any.
     let filter_text = req
         .filter
@@ -420,4 +513,35 @@ where
         next_cursor,
         total,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_domain::filter::Op;
+
+    #[test]
+    fn documented_operators_are_the_parsed_ones() {
+        let schema =
+            serde_json::to_value(<Op as utoipa::PartialSchema>::schema()).expect("schema as JSON");
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let parsed: Vec<&str> = Op::ALL.iter().map(Op::as_str).collect();
+        assert_eq!(documented, parsed);
+    }
+
+    #[test]
+    fn the_documented_shape_reads_a_filter() {
+        let v = json!({"and": [
+            {"field": "companies.industry", "op": "eq", "value": "Retail"},
+            {"not": {"field": "email", "op": "is_null", "value": true}},
+            {"or": [{"field": "tags", "op": "contains", "value": "vip"}]}
+        ]});
+        assert!(serde_json::from_value::<Filter>(v.clone()).is_ok());
+        assert!(filter::parse(&v, "filter").is_ok());
+    }
 }

@@ -30,6 +30,10 @@ const READ_ONLY: &[&str] = &[
 pub trait Record: 'static {
     /// Path segment and custom-field object name (`contacts`).
     const OBJECT: &'static str;
+    /// The singular name events use (`contact` → `contact.created`).
+    const EVENT: &'static str;
+    /// The unique columns a batch upsert may match on.
+    const MATCH_ON: &'static [&'static str];
     const TABLE: &'static str;
     const READ: Permission;
     const WRITE: Permission;
@@ -99,6 +103,140 @@ fn check_references<R: Record>(
     }
 }
 
+/// The record as the API shows it, for events.
+pub(crate) fn shown<R: Record>(row: &R::Row) -> ApiResult<Value> {
+    serde_json::to_value(R::Dto::from(row.clone())).map_err(ApiError::internal)
+}
+
+/// A change made in a transaction, whose event is written when the transaction's work is
+/// done (events go last: see `crm_db::repo::events::append`).
+pub struct Change {
+    verb: &'static str,
+    id: String,
+    before: Option<Value>,
+    after: Option<Value>,
+}
+
+fn change<R: Record>(
+    verb: &'static str,
+    id: &str,
+    before: Option<&R::Row>,
+    after: Option<&R::Row>,
+) -> ApiResult<Change> {
+    Ok(Change {
+        verb,
+        id: id.to_string(),
+        before: before.map(shown::<R>).transpose()?,
+        after: after.map(shown::<R>).transpose()?,
+    })
+}
+
+/// Writes the events of the transaction's changes, in order.
+pub(crate) fn flush<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    changes: Vec<Change>,
+) -> ApiResult<()> {
+    for ch in changes {
+        crate::events::record(
+            c,
+            p,
+            R::EVENT,
+            ch.verb,
+            &ch.id,
+            ch.before.as_ref(),
+            ch.after.as_ref(),
+        )?;
+    }
+    Ok(())
+}
+
+fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {
+    Ok(shown::<R>(row)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Creates a record from its input in the caller's transaction.
+pub(crate) fn insert_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    mut input: R::Input,
+    changes: &mut Vec<Change>,
+) -> ApiResult<R::Row> {
+    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let row = R::insert(c, p, input, custom)?;
+    changes.push(change::<R>(
+        "created",
+        &id_of::<R>(&row)?,
+        None,
+        Some(&row),
+    )?);
+    Ok(row)
+}
+
+/// Refuses a merge patch that is not an object or names read-only fields.
+pub(crate) fn check_patch(patch: &Value) -> ApiResult<()> {
+    let Some(obj) = patch.as_object() else {
+        return Err(ApiError::field(
+            "body",
+            "invalid_type",
+            "a merge patch must be a JSON object",
+        ));
+    };
+    let read_only: Vec<FieldError> = obj
+        .keys()
+        .filter(|k| READ_ONLY.contains(&k.as_str()))
+        .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
+        .collect();
+    if read_only.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(read_only))
+    }
+}
+
+/// Applies a merge patch to a live record in the caller's transaction.
+pub(crate) fn patch_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    patch: &Value,
+    changes: &mut Vec<Change>,
+) -> ApiResult<R::Row> {
+    let current = R::get(c, p.workspace, id)?;
+    if R::is_archived(&current) {
+        return Err(ApiError::NotFound);
+    }
+    crm_db::repo::records::check_version(R::version(&current), if_match)?;
+    let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+    json_patch::merge(&mut doc, patch);
+    // The same parser as a create, so errors name the offending field by its path.
+    let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+    let mut input: R::Input = parse_json(&merged)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let row = R::update(c, p, &current, input, custom)?;
+    changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
+    Ok(row)
+}
+
+/// Archives a live record in the caller's transaction.
+pub(crate) fn archive_in<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    changes: &mut Vec<Change>,
+) -> ApiResult<()> {
+    let before = R::get(c, p.workspace, id)?;
+    crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, id, true, if_match)?;
+    let after = R::get(c, p.workspace, id)?;
+    changes.push(change::<R>("archived", id, Some(&before), Some(&after))?);
+    Ok(())
+}
+
 fn respond<R: Record>(
     status: actix_web::http::StatusCode,
     row: R::Row,
@@ -124,11 +262,13 @@ pub async fn create<R: Record>(
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
-    let mut input: R::Input = parse_json(&body.0)?;
+    let input: R::Input = parse_json(&body.0)?;
     let row = state
         .tx(move |c| {
-            let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            R::insert(c, &p, input, custom)
+            let mut changes = Vec::new();
+            let row = insert_in::<R>(c, &p, input, &mut changes)?;
+            flush::<R>(c, &p, changes)?;
+            Ok(row)
         })
         .await?;
     Ok(respond::<R>(
@@ -173,21 +313,7 @@ pub async fn patch<R: Record>(
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let patch: Value = parse_json(&body.0)?;
-    let Some(obj) = patch.as_object() else {
-        return Err(ApiError::field(
-            "body",
-            "invalid_type",
-            "a merge patch must be a JSON object",
-        ));
-    };
-    let read_only: Vec<FieldError> = obj
-        .keys()
-        .filter(|k| READ_ONLY.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
-        .collect();
-    if !read_only.is_empty() {
-        return Err(ApiError::Validation(read_only));
-    }
+    check_patch(&patch)?;
     // Without If-Match the caller set no precondition: a write that lands between this
     // request's read and its update is retried rather than answered with 412.
     let expected = if_match.0;
@@ -197,19 +323,10 @@ pub async fn patch<R: Record>(
         let (p, id, patch) = (p.clone(), id.clone(), patch.clone());
         let result = state
             .tx(move |c| {
-                let current = R::get(c, p.workspace, &id)?;
-                if R::is_archived(&current) {
-                    return Err(ApiError::NotFound);
-                }
-                crm_db::repo::records::check_version(R::version(&current), expected)?;
-                let mut doc =
-                    serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
-                json_patch::merge(&mut doc, &patch);
-                // The same parser as a create, so errors name the offending field by its path.
-                let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-                let mut input: R::Input = parse_json(&merged)?;
-                let custom = check_references::<R>(c, p.workspace, &mut input)?;
-                R::update(c, &p, &current, input, custom)
+                let mut changes = Vec::new();
+                let row = patch_in::<R>(c, &p, &id, expected, &patch, &mut changes)?;
+                flush::<R>(c, &p, changes)?;
+                Ok(row)
             })
             .await;
         match result {
@@ -235,19 +352,15 @@ pub async fn delete<R: Record>(
     }
     state
         .tx(move |c| {
+            let mut changes = Vec::new();
             if permanent {
+                let before = R::get(c, p.workspace, &id)?;
                 crm_db::repo::records::purge(c, R::TABLE, p.workspace, &id, if_match.0)?;
+                changes.push(change::<R>("deleted", &id, Some(&before), None)?);
             } else {
-                crm_db::repo::records::set_archived(
-                    c,
-                    R::TABLE,
-                    p.workspace,
-                    &id,
-                    true,
-                    if_match.0,
-                )?;
+                archive_in::<R>(c, &p, &id, if_match.0, &mut changes)?;
             }
-            Ok(())
+            flush::<R>(c, &p, changes)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -261,8 +374,12 @@ pub async fn restore<R: Record>(
     p.require(R::WRITE)?;
     let row = state
         .tx(move |c| {
+            let before = R::get(c, p.workspace, &id)?;
             crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
-            Ok(R::get(c, p.workspace, &id)?)
+            let after = R::get(c, p.workspace, &id)?;
+            let changes = vec![change::<R>("restored", &id, Some(&before), Some(&after))?];
+            flush::<R>(c, &p, changes)?;
+            Ok(after)
         })
         .await?;
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
@@ -299,4 +416,24 @@ async fn search_with<R: Record>(
         })
         .await?;
     Ok(web::Json(page))
+}
+
+/// `DELETE` of a configuration object (team, webhook) that is erased, not archived: checks
+/// `If-Match` against `version` and deletes in one transaction; 204.
+pub async fn delete_versioned(
+    state: &AppState,
+    p: Principal,
+    id: String,
+    if_match: IfMatch,
+    version: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<i32>,
+    delete: fn(&mut DbConnection, WorkspaceId, &str) -> Result<(), RepoError>,
+) -> ApiResult<HttpResponse> {
+    state
+        .tx(move |c| {
+            let current = version(c, p.workspace, &id)?;
+            crm_db::repo::records::check_version(current, if_match.0)?;
+            Ok(delete(c, p.workspace, &id)?)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,7 +1,10 @@
 //! Enumerations of the customer records (DOMAIN.md §2–3).
 
+// The wire names are taken as `tt`, not `literal`: a `literal` fragment reaches the derive
+// macros wrapped in an invisible group, and `utoipa` then misses the `serde(rename)` and
+// documents the Rust variant names instead of the wire names.
 macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:tt),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         pub enum $name {

@@ -1,5 +1,7 @@
 //! The `crm` server: configuration, start-up and the command line.
 
+pub mod webhooks;
+
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
@@ -112,6 +114,31 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// On SIGTERM or SIGINT, seconds to let in-flight requests finish before closing.
+    #[arg(
+        long,
+        env = "CRM_SHUTDOWN_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_timeout: u64,
+    /// Seconds before each webhook retry, comma-separated; a delivery fails for good after
+    /// the last (the default spans 27 h 35 min).
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5,300,1800,7200,18000,36000,36000",
+        global = true
+    )]
+    pub webhook_retry_schedule: String,
+    /// How often the webhook worker looks for new events and due deliveries, in ms.
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_POLL_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub webhook_poll_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +187,30 @@ impl Settings {
             refresh_token_ttl_secs: self.refresh_token_ttl,
             open_signup: self.open_signup,
             max_body_bytes: self.max_body_bytes,
+            webhook_allow_private: self.webhook_allow_private,
+        })
+    }
+
+    pub fn worker_settings(&self) -> Result<webhooks::WorkerSettings, StartError> {
+        let retry_schedule = self
+            .webhook_retry_schedule
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            })
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| {
+                StartError::Config(
+                    "CRM_WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. 5,300,1800".into(),
+                )
+            })?;
+        Ok(webhooks::WorkerSettings {
+            allow_private: self.webhook_allow_private,
+            retry_schedule,
+            poll: std::time::Duration::from_millis(self.webhook_poll_ms.max(10)),
         })
     }
 
@@ -199,9 +250,13 @@ pub fn start(
     let max_body = settings.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crm_api::observe::request_context,
+            ))
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crm_api::configure(state.clone()))
     })
+    .shutdown_timeout(settings.shutdown_timeout)
     .listen(listener)?;
     if let Some(w) = settings.workers {
         server = server.workers(w.max(1));
@@ -219,5 +274,50 @@ pub fn init_logging(settings: &Settings) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// Runs a parsed command line (everything but `openapi`, which `main` prints before
+/// logging starts).
+pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => Ok(()),
+        Command::Migrate => {
+            open_database(&settings)?;
+            tracing::info!("migrations are up to date");
+            Ok(())
+        }
+        Command::Init {
+            workspace,
+            admin_email,
+            admin_password,
+            admin_name,
+        } => {
+            let pool = open_database(&settings)?;
+            let id = crm_api::routes::access::init_workspace(
+                &pool,
+                &workspace,
+                &admin_email,
+                &admin_password,
+                &admin_name,
+            )?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Serve => {
+            let started = std::time::Instant::now();
+            let pool = open_database(&settings)?;
+            actix_web::rt::System::new().block_on(async move {
+                let workers = webhooks::spawn(pool.clone(), settings.worker_settings()?)
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+                let (server, addr) = start(&settings, pool)?;
+                tracing::info!(%addr, database = %crm_db::conn::redact(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "listening");
+                server.await?;
+                workers.shutdown().await;
+                tracing::info!("stopped: in-flight requests and the webhook round have finished");
+                Ok(())
+            })
+        }
     }
 }

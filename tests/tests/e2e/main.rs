@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod batch;
 mod contacts;
+mod events;
 mod lists;
 mod platform;
+mod teams;
+mod webhooks;

@@ -114,3 +114,132 @@ fn a_mistyped_database_url_fails_loudly() {
     assert!(crm_db::DatabaseUrl::parse("postgress://x").is_err());
     assert!(crm_db::DatabaseUrl::parse("crm.db").is_err());
 }
+
+#[tokio::test]
+async fn request_ids_and_metrics() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    // Kept when given, made when absent or unusable, and on errors too.
+    let send = |path: &str, id: Option<&str>, token: Option<&str>| {
+        let mut r = app.client.get(format!("{}{path}", app.base));
+        if let Some(id) = id {
+            r = r.header("X-Request-Id", id);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = send("/api/v1/me", Some("abc-123"), Some(&a.token))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = send("/api/v1/me", Some("abc-123"), Some("garbage"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let long = "x".repeat(200);
+    let r = send("/api/v1/nowhere", Some(&long), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let made = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    let r = send("/healthz", None, None).await.unwrap();
+    let other = r.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(other).is_ok() && other != made);
+
+    let (s, c) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "M"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{id}"), &a.token).await.0,
+        StatusCode::OK
+    );
+    let r = send("/metrics", None, None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    // Routes are labelled by pattern (never by id), with method and status.
+    assert!(
+        text.contains(r#"crm_http_request_duration_seconds_count{method="GET",route="/api/v1/contacts/{id}",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/me",status="401""#),
+        "{text}"
+    );
+    assert!(!text.contains(id), "no record ids in labels");
+    assert!(text.contains("crm_db_pool_max_connections 4"), "{text}");
+    assert!(text.contains("crm_db_pool_connections"));
+}
+
+/// Every string a client can send has a documented maximum length (enums and formatted
+/// values such as dates excepted), down to the items of lists.
+#[tokio::test]
+async fn every_request_string_documents_its_maximum_length() {
+    let spec: serde_json::Value = serde_json::from_str(&crm_api::openapi::json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    fn walk(
+        s: &serde_json::Value,
+        schemas: &serde_json::Value,
+        path: &str,
+        seen: &mut Vec<String>,
+        bad: &mut Vec<String>,
+    ) {
+        if let Some(r) = s["$ref"].as_str() {
+            let name = r.rsplit('/').next().unwrap().to_string();
+            if !seen.contains(&name) {
+                seen.push(name.clone());
+                walk(&schemas[&name], schemas, &name, seen, bad);
+            }
+            return;
+        }
+        for k in ["oneOf", "anyOf", "allOf"] {
+            for x in s[k].as_array().into_iter().flatten() {
+                walk(x, schemas, path, seen, bad);
+            }
+        }
+        let is_string = s["type"] == "string"
+            || s["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("string")));
+        if is_string
+            && s.get("maxLength").is_none()
+            && s.get("enum").is_none()
+            && s.get("format").is_none()
+        {
+            bad.push(path.to_string());
+        }
+        for (k, v) in s["properties"].as_object().into_iter().flatten() {
+            walk(v, schemas, &format!("{path}.{k}"), seen, bad);
+        }
+        if let Some(items) = s.get("items") {
+            walk(items, schemas, &format!("{path}[]"), seen, bad);
+        }
+    }
+    let mut bad = Vec::new();
+    let mut seen = Vec::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (_, media) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                walk(
+                    &media["schema"],
+                    schemas,
+                    &format!("{method} {path}"),
+                    &mut seen,
+                    &mut bad,
+                );
+            }
+        }
+    }
+    assert!(bad.is_empty(), "strings without maxLength: {bad:?}");
+}

@@ -16,18 +16,23 @@ pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub line1: Option<String>,
     #[validate(length(max = 200))]
+    #[schema(max_length = 200)]
     pub line2: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub city: Option<String>,
     /// State, province or county.
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub region: Option<String>,
     #[validate(length(max = 20))]
+    #[schema(max_length = 20)]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
-    #[schema(example = "DE")]
+    #[schema(example = "DE", max_length = 2, min_length = 2)]
     pub country: Option<String>,
 }
 
@@ -145,4 +150,74 @@ pub fn tags(raw: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
         errors.push(FieldError::new("tags", "invalid_value", m));
         Vec::new()
     })
+}
+
+/// For merge-patch fields: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`
+/// (use with `#[serde(default, deserialize_with = "double_option")]`).
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Schema-only string types: the documented shape of the items of string lists in request
+/// bodies (the handlers enforce the same limits).
+pub mod items {
+    use std::borrow::Cow;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::openapi::RefOr;
+
+    macro_rules! string_item {
+        ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $format:expr) => {
+            $(#[$doc])*
+            pub struct $name;
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    let format: Option<KnownFormat> = $format;
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length($min)
+                        .max_length(Some($max))
+                        .format(format.map(SchemaFormat::KnownFormat))
+                        .into()
+                }
+            }
+            impl utoipa::ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    string_item!(
+        /// A tag: 1 to 64 characters.
+        Tag, Some(1), 64, None
+    );
+    string_item!(
+        /// An e-mail address.
+        EmailAddress, None, 254, Some(KnownFormat::Email)
+    );
+    string_item!(
+        /// A phone number: 3 to 20 digits, with `+`, spaces, dots, dashes and brackets.
+        PhoneNumber, None, 40, None
+    );
+    string_item!(
+        /// The id of a record or user of this workspace.
+        Id, None, 36, Some(KnownFormat::Uuid)
+    );
+    string_item!(
+        /// A permission name such as `contacts:read`.
+        Scope, None, 64, None
+    );
+    string_item!(
+        /// A choice of a select field: 1 to 100 characters.
+        OptionLabel, Some(1), 100, None
+    );
+    string_item!(
+        /// An event type or pattern: `*`, `<record>.*` or `<record>.<verb>`.
+        EventPattern, Some(1), 100, None
+    );
 }

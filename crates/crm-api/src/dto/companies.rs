@@ -18,29 +18,37 @@ use validator::Validate;
 #[schema(example = json!({"name": "Acme GmbH", "domain": "acme.example", "industry": "Manufacturing", "size": "51-200", "annual_revenue": "12500000.00", "currency": "EUR", "tags": ["key-account"]}))]
 pub struct CompanyInput {
     #[validate(length(min = 1, max = 200))]
+    #[schema(max_length = 200, min_length = 1)]
     pub name: Option<String>,
     /// A host name; `https://www.acme.example/x` is stored as `acme.example`.
+    #[schema(max_length = 253)]
     pub domain: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub industry: Option<String>,
     pub size: Option<CompanySize>,
     /// An exact decimal string; requires `currency`.
-    #[schema(example = "12500000.00")]
+    #[schema(example = "12500000.00", max_length = 40)]
     pub annual_revenue: Option<String>,
     /// ISO 4217 code of `annual_revenue`.
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", max_length = 3, min_length = 3)]
     pub currency: Option<String>,
     #[validate(length(max = 50))]
+    #[schema(max_length = 50)]
     pub tier: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub region: Option<String>,
     #[serde(default)]
     #[validate(nested)]
     pub address: Address,
+    #[schema(max_length = 36)]
     pub owner_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::Tag>, max_items = 50)]
     pub tags: Vec<String>,
     #[validate(length(min = 1, max = 255))]
+    #[schema(max_length = 255, min_length = 1)]
     pub external_id: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]

@@ -33,29 +33,39 @@ pub struct Consent {
 #[schema(example = json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0018", "lifecycle_stage": "prospect", "tags": ["vip"], "consent": {"email": true}, "custom": {}}))]
 pub struct ContactInput {
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
     /// Unique per workspace (case-insensitive).
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     /// Further addresses, at most 10.
     #[serde(default)]
     #[validate(length(max = 10))]
+    #[schema(max_items = 10, value_type = Vec<crate::dto::common::items::EmailAddress>)]
     pub additional_emails: Vec<String>,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     #[serde(default)]
     #[validate(length(max = 10))]
+    #[schema(max_items = 10, value_type = Vec<crate::dto::common::items::PhoneNumber>)]
     pub additional_phones: Vec<String>,
     #[validate(length(max = 150))]
+    #[schema(max_length = 150)]
     pub job_title: Option<String>,
     /// Defaults to `prospect`; each change is kept in the lifecycle history.
     pub lifecycle_stage: Option<LifecycleStage>,
     /// A user of the workspace.
+    #[schema(max_length = 36)]
     pub owner_id: Option<String>,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub source: Option<String>,
     /// At most 50 tags of 1–64 characters.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::Tag>, max_items = 50)]
     pub tags: Vec<String>,
     #[serde(default)]
     #[validate(nested)]
@@ -65,6 +75,7 @@ pub struct ContactInput {
     pub consent: Consent,
     /// The integrating system's id; unique per workspace.
     #[validate(length(min = 1, max = 255))]
+    #[schema(max_length = 255, min_length = 1)]
     pub external_id: Option<String>,
     /// Values of the contact custom fields defined under `/fields/contacts`.
     #[serde(default)]

@@ -3,7 +3,7 @@
 use crate::auth::{self, Actor, Auth};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
+use crate::extract::{id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -22,12 +22,16 @@ use validator::Validate;
 #[schema(example = json!({"name": "Acme Sales", "admin_email": "admin@acme.example", "admin_password": "correct horse battery", "admin_name": "Ada Admin"}))]
 pub struct CreateWorkspace {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
+    #[schema(max_length = 254)]
     pub admin_email: String,
     /// 8 to 256 characters.
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub admin_password: String,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub admin_name: String,
 }
 
@@ -162,7 +166,7 @@ pub fn init_workspace(
 /// Create a workspace and its first admin.
 ///
 /// Open while no workspace exists, or when the server runs with `CRM_OPEN_SIGNUP=true`.
-#[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", request_body = CreateWorkspace,
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", security(()), request_body = CreateWorkspace,
     responses((status = 201, description = "Created", body = WorkspaceCreated), WriteErrors))]
 #[post("/workspaces")]
 pub async fn create_workspace(
@@ -194,9 +198,12 @@ pub async fn create_workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(max_length = 254)]
     pub email: String,
+    #[schema(max_length = 256)]
     pub password: String,
     /// Needed only when the e-mail belongs to users in several workspaces.
+    #[schema(max_length = 36)]
     pub workspace_id: Option<String>,
 }
 
@@ -252,7 +259,7 @@ fn ws_of(row: &UserRow) -> ApiResult<WorkspaceId> {
 }
 
 /// Sign in with e-mail and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = Login,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()), request_body = Login,
     responses((status = 200, description = "Signed in", body = TokenPair), WriteErrors))]
 #[post("/auth/login")]
 pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
@@ -300,11 +307,12 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(max_length = 200)]
     pub refresh_token: String,
 }
 
 /// Exchange a refresh token for a new pair.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", security(()), request_body = RefreshRequest,
     responses((status = 200, description = "A new token pair", body = TokenPair), WriteErrors))]
 #[post("/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
@@ -343,7 +351,7 @@ pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web
 }
 
 /// Revoke a refresh token and every token refreshed from the same sign-in.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", security(()), request_body = RefreshRequest,
     responses((status = 204, description = "Signed out"), WriteErrors))]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {
@@ -423,13 +431,16 @@ pub async fn me(state: web::Data<AppState>, Auth(p): Auth) -> ApiResult<web::Jso
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    #[schema(max_length = 254)]
     pub email: String,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// admin, manager, sales, support or viewer.
-    #[schema(example = "sales")]
+    #[schema(example = "sales", max_length = 20)]
     pub role: String,
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub password: String,
 }
 
@@ -437,11 +448,15 @@ pub struct CreateUser {
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: Option<String>,
+    #[schema(max_length = 20)]
     pub role: Option<String>,
     #[validate(length(min = 8, max = 256))]
+    #[schema(max_length = 256, min_length = 8)]
     pub password: Option<String>,
     pub active: Option<bool>,
 }
@@ -476,38 +491,8 @@ pub async fn list_users(
     q: QueryPairs,
 ) -> ApiResult<web::Json<UserPage>> {
     p.require(Permission::UsersRead)?;
-    let mut limit = 50i64;
-    let mut cursor = None;
-    for (k, v) in &q.0 {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
-                    })?
-            }
-            "cursor" => {
-                cursor = Some(
-                    uuid::Uuid::parse_str(v)
-                        .map_err(|_| {
-                            ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
-                        })?
-                        .to_string(),
-                )
-            }
-            _ => {
-                return Err(ApiError::field(
-                    k,
-                    "unknown_parameter",
-                    format!("unknown parameter `{k}`"),
-                ))
-            }
-        }
-    }
-    let mut rows = state
+    let (limit, cursor) = id_page_params(&q)?;
+    let rows = state
         .db(move |c| {
             Ok(repo::list_users(
                 c,
@@ -517,13 +502,7 @@ pub async fn list_users(
             )?)
         })
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|u| u.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = id_page(rows, limit, |u| &u.id);
     Ok(web::Json(UserPage {
         data: rows.into_iter().map(User::from).collect(),
         next_cursor,
@@ -697,8 +676,10 @@ pub async fn deactivate_user(
 #[schema(example = json!({"name": "ERP sync", "scopes": ["contacts:read", "contacts:write", "companies:read", "companies:write"]}))]
 pub struct CreateApiKey {
     #[validate(length(min = 1, max = 100))]
+    #[schema(max_length = 100, min_length = 1)]
     pub name: String,
     /// Permissions the key carries, e.g. `contacts:read`, `contacts:write`.
+    #[schema(value_type = Vec<crate::dto::common::items::Scope>)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }

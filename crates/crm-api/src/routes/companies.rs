@@ -34,6 +34,8 @@ pub fn catalogue() -> &'static Catalogue {
 
 impl Record for Companies {
     const OBJECT: &'static str = "companies";
+    const MATCH_ON: &'static [&'static str] = &["external_id"];
+    const EVENT: &'static str = "company";
     const TABLE: &'static str = "companies";
     const READ: Permission = Permission::CompaniesRead;
     const WRITE: Permission = Permission::CompaniesWrite;
@@ -93,6 +95,23 @@ pub async fn list_companies(
     q: QueryPairs,
 ) -> ApiResult<web::Json<Page<Company>>> {
     records::list::<Companies>(state, p, q).await
+}
+
+/// Create, update, upsert and archive up to 1000 companies in one request.
+///
+/// Operations run in order; each result sits at its operation's index. Without `atomic`,
+/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+/// failure rolls back all of them (the others then answer 424).
+#[utoipa::path(post, path = "/api/v1/companies/batch", tag = "companies", operation_id = "batch_companies", request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/companies/batch")]
+pub async fn batch_companies(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch::<Companies>(state, p, body).await
 }
 
 /// Search companies with the full filter language.
@@ -213,6 +232,7 @@ pub async fn list_company_contacts(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_companies)
+        .service(batch_companies)
         .service(search_companies)
         .service(create_company)
         .service(get_company)

@@ -38,6 +38,8 @@ pub fn catalogue() -> &'static Catalogue {
 
 impl Record for Contacts {
     const OBJECT: &'static str = "contacts";
+    const MATCH_ON: &'static [&'static str] = &["external_id", "email"];
+    const EVENT: &'static str = "contact";
     const TABLE: &'static str = "contacts";
     const READ: Permission = Permission::ContactsRead;
     const WRITE: Permission = Permission::ContactsWrite;
@@ -109,6 +111,23 @@ pub async fn list_contacts(
     q: QueryPairs,
 ) -> ApiResult<web::Json<Page<Contact>>> {
     records::list::<Contacts>(state, p, q).await
+}
+
+/// Create, update, upsert and archive up to 1000 contacts in one request.
+///
+/// Operations run in order; each result sits at its operation's index. Without `atomic`,
+/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+/// failure rolls back all of them (the others then answer 424).
+#[utoipa::path(post, path = "/api/v1/contacts/batch", tag = "contacts", operation_id = "batch_contacts", request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/contacts/batch")]
+pub async fn batch_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch::<Contacts>(state, p, body).await
 }
 
 /// Search contacts with the full filter language.
@@ -238,8 +257,10 @@ pub struct ContactLink {
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct LinkCompany {
+    #[schema(max_length = 36)]
     pub company_id: String,
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub role: Option<String>,
     /// The contact's main company; at most one link is primary.
     #[serde(default)]
@@ -251,6 +272,7 @@ pub struct LinkCompany {
 #[serde(deny_unknown_fields)]
 pub struct UpdateLink {
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub role: Option<String>,
     pub is_primary: Option<bool>,
 }
@@ -342,8 +364,11 @@ pub async fn link_company(
                 created_at: now,
                 updated_at: now,
             };
+            let before = company_links(c, p.workspace, &id)?;
             let created = repo::upsert_link(c, p.workspace, &link)?;
-            Ok((created, company_links(c, p.workspace, &id)?))
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)?;
+            Ok((created, after))
         })
         .await?;
     Ok(if created {
@@ -351,6 +376,27 @@ pub async fn link_company(
     } else {
         HttpResponse::Ok().json(links)
     })
+}
+
+/// Records a `contact.links_changed` event: the contact's company links before and after.
+fn links_changed(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    before: &[CompanyLink],
+    after: &[CompanyLink],
+) -> ApiResult<()> {
+    let before = serde_json::json!({ "companies": before });
+    let after = serde_json::json!({ "companies": after });
+    crate::events::record(
+        c,
+        p,
+        "contact",
+        "links_changed",
+        id,
+        Some(&before),
+        Some(&after),
+    )
 }
 
 /// Change a link's role or primary flag.
@@ -389,8 +435,11 @@ pub async fn update_link(
                 updated_at: crm_domain::values_time::now(),
                 ..existing
             };
+            let before = company_links(c, p.workspace, &id)?;
             repo::upsert_link(c, p.workspace, &link)?;
-            company_links(c, p.workspace, &id)
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)?;
+            Ok(after)
         })
         .await?;
     Ok(web::Json(links))
@@ -411,7 +460,10 @@ pub async fn unlink_company(
     state
         .tx(move |c| {
             live_contact(c, p.workspace, &id)?;
-            Ok(repo::delete_link(c, p.workspace, &id, &company_id)?)
+            let before = company_links(c, p.workspace, &id)?;
+            repo::delete_link(c, p.workspace, &id, &company_id)?;
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -419,6 +471,7 @@ pub async fn unlink_company(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_contacts)
+        .service(batch_contacts)
         .service(search_contacts)
         .service(create_contact)
         .service(get_contact)

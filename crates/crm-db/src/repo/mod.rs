@@ -3,9 +3,12 @@
 pub mod access;
 pub mod bulk;
 pub mod contacts;
+pub mod events;
 pub mod fields;
 pub mod idempotency;
 pub mod records;
+pub mod teams;
+pub mod webhooks;
 
 use diesel::result::{DatabaseErrorKind, Error};
 

@@ -1,0 +1,258 @@
+//! `POST /api/v1/{resource}/batch`: up to 1000 creates, updates, upserts and deletes in
+//! one request, for every [`Record`] resource. Items run in input order in one
+//! transaction, each in its own savepoint: without `atomic`, a failed item is rolled back
+//! alone and the rest stand; with `atomic`, the first failure rolls back everything.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{parse_json, RawJson};
+use crate::records::{archive_in, check_patch, flush, insert_in, patch_in, shown, Change, Record};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use crm_db::DbConnection;
+use crm_domain::FieldError;
+use diesel::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Most operations in one batch.
+pub const MAX_OPERATIONS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchOp {
+    Create,
+    Update,
+    Upsert,
+    Delete,
+}
+
+/// One operation. `update` and `delete` name the record by `id`; `upsert` finds it by the
+/// value of `match_on` in `data` and updates it, or creates it when there is none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOperation {
+    pub op: BatchOp,
+    #[schema(max_length = 36)]
+    pub id: Option<String>,
+    /// `external_id`, or `email` for contacts.
+    #[schema(max_length = 20, example = "external_id")]
+    pub match_on: Option<String>,
+    /// The record (create, upsert) or a merge patch (update, and upsert of an existing one).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"operations": [{"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-1001", "first_name": "Ada"}}, {"op": "delete", "id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01"}], "atomic": false}))]
+pub struct BatchRequest {
+    /// 1 to 1000 operations, run in order.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub operations: Vec<BatchOperation>,
+    /// All or nothing: the first failure rolls back every operation.
+    #[serde(default)]
+    pub atomic: bool,
+}
+
+/// The outcome of one operation, at its input position.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    pub index: usize,
+    /// What the single-record endpoint would have answered: 201 created, 200 updated,
+    /// 204 deleted, a 4xx for a failure; 424 for an operation of a failed atomic batch.
+    pub status: u16,
+    /// The record, after a create or update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Problem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+fn invalid(field: &str, code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::field(field, code, message)
+}
+
+/// The id of the live record whose `match_on` column holds the value given in `data`.
+fn find_match<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    match_on: &str,
+    data: &Value,
+) -> ApiResult<Option<String>> {
+    let Some(column) = R::MATCH_ON.iter().copied().find(|m| *m == match_on) else {
+        return Err(invalid(
+            "match_on",
+            "invalid_value",
+            format!("must be one of: {}", R::MATCH_ON.join(", ")),
+        ));
+    };
+    let Some(raw) = data.get(match_on).and_then(Value::as_str) else {
+        return Err(invalid(
+            match_on,
+            "required",
+            format!("an upsert matching on `{match_on}` needs it in `data`"),
+        ));
+    };
+    let value = if match_on == "email" {
+        crm_domain::values::normalize_email(raw)
+            .map_err(|m| invalid("email", "invalid_email", m))?
+    } else {
+        raw.trim().to_string()
+    };
+    let Some(id) = crm_db::repo::records::find_by(c, R::TABLE, column, p.workspace, &value)? else {
+        return Ok(None);
+    };
+    if R::is_archived(&R::get(c, p.workspace, &id)?) {
+        return Err(ApiError::Conflict {
+            message: format!("the record holding this {match_on} is archived; restore it first"),
+            existing_id: Some(id),
+        });
+    }
+    Ok(Some(id))
+}
+
+/// Runs one operation; returns its status and record.
+fn run_one<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    op: &BatchOperation,
+    changes: &mut Vec<Change>,
+) -> ApiResult<(StatusCode, Option<Value>)> {
+    let data = || {
+        op.data
+            .clone()
+            .ok_or_else(|| invalid("data", "required", "this operation needs `data`"))
+    };
+    let id = || {
+        op.id
+            .clone()
+            .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
+    };
+    let created = |c: &mut DbConnection, changes: &mut Vec<Change>, data: Value| -> ApiResult<_> {
+        let bytes = serde_json::to_vec(&data).map_err(ApiError::internal)?;
+        let row = insert_in::<R>(c, p, parse_json(&bytes)?, changes)?;
+        Ok((StatusCode::CREATED, Some(shown::<R>(&row)?)))
+    };
+    let updated =
+        |c: &mut DbConnection, changes: &mut Vec<Change>, id: &str, patch: Value| -> ApiResult<_> {
+            check_patch(&patch)?;
+            let row = patch_in::<R>(c, p, id, None, &patch, changes)?;
+            Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
+        };
+    match op.op {
+        BatchOp::Create => created(c, changes, data()?),
+        BatchOp::Update => updated(c, changes, &id()?, data()?),
+        BatchOp::Delete => {
+            archive_in::<R>(c, p, &id()?, None, changes)?;
+            Ok((StatusCode::NO_CONTENT, None))
+        }
+        BatchOp::Upsert => {
+            let data = data()?;
+            let match_on = op.match_on.as_deref().unwrap_or("external_id");
+            match find_match::<R>(c, p, match_on, &data)? {
+                Some(id) => updated(c, changes, &id, data),
+                None => created(c, changes, data),
+            }
+        }
+    }
+}
+
+fn failure(index: usize, e: &ApiError) -> BatchResult {
+    BatchResult {
+        index,
+        status: e.status_code().as_u16(),
+        data: None,
+        error: Some(e.problem()),
+    }
+}
+
+/// The handler behind every `POST /{resource}/batch`.
+pub async fn batch<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(R::WRITE)?;
+    let req: BatchRequest = parse_json(&body.0)?;
+    if req.operations.is_empty() || req.operations.len() > MAX_OPERATIONS {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "operations",
+            "invalid_length",
+            format!("must hold 1 to {MAX_OPERATIONS} operations"),
+        )]));
+    }
+    let atomic = req.atomic;
+    let outcome = state
+        .db(move |c| {
+            let run = crm_db::write_tx(c, |c| run_all::<R>(c, &p, &req, atomic));
+            match run {
+                Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
+                Err(Abort::Api(e)) => Err(e),
+            }
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(BatchResponse { results: outcome }))
+}
+
+/// Why a batch's transaction was rolled back: an error to answer with, or a failed atomic
+/// batch whose results are still the answer.
+enum Abort {
+    Api(ApiError),
+    Rolled(Vec<BatchResult>),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Api(e.into())
+    }
+}
+
+fn run_all<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    req: &BatchRequest,
+    atomic: bool,
+) -> Result<Vec<BatchResult>, Abort> {
+    let mut results = Vec::with_capacity(req.operations.len());
+    let mut changes = Vec::new();
+    for (i, op) in req.operations.iter().enumerate() {
+        let mut mine = Vec::new();
+        // A savepoint per item: a failed item leaves no trace.
+        match c.transaction(|c| run_one::<R>(c, p, op, &mut mine)) {
+            Ok((status, data)) => {
+                changes.append(&mut mine);
+                results.push(BatchResult {
+                    index: i,
+                    status: status.as_u16(),
+                    data,
+                    error: None,
+                });
+            }
+            Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => {
+                return Err(Abort::Api(e))
+            }
+            Err(e) if atomic => {
+                let skipped = ApiError::FailedDependency(format!(
+                    "not applied: operation {i} of this atomic batch failed"
+                ));
+                let mut out: Vec<BatchResult> = (0..req.operations.len())
+                    .map(|j| failure(j, &skipped))
+                    .collect();
+                out[i] = failure(i, &e);
+                return Err(Abort::Rolled(out));
+            }
+            Err(e) => results.push(failure(i, &e)),
+        }
+    }
+    flush::<R>(c, p, changes).map_err(Abort::Api)?;
+    Ok(results)
+}

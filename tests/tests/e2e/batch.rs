@@ -1,0 +1,199 @@
+use crm_e2e::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn statuses(v: &Value) -> Vec<i64> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn batches_apply_each_operation_in_order_and_report_each_outcome() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, existing) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Old", "email": "old@example.com"}),
+        )
+        .await;
+    let old_id = existing["id"].as_str().unwrap();
+    let b = app.workspace("Beta").await;
+    let (_, theirs) = app
+        .post(
+            "/api/v1/contacts",
+            &b.token,
+            json!({"first_name": "Theirs"}),
+        )
+        .await;
+
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"first_name": "Ada", "email": "ada@example.com"}},
+                {"op": "create", "data": {"first_name": "Bad", "email": "nope"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-1", "first_name": "Erp"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-1", "last_name": "One"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "OLD@example.com", "job_title": "CTO"}},
+                {"op": "create", "data": {"first_name": "Twin", "email": "ada@example.com"}},
+                {"op": "update", "id": old_id, "data": {"last_name": "Timer"}},
+                {"op": "update", "id": theirs["id"], "data": {"last_name": "Stolen"}},
+                {"op": "upsert", "match_on": "phone", "data": {"phone": "+1 555 0100"}},
+                {"op": "update", "data": {"last_name": "No id"}},
+                {"op": "delete", "id": old_id},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        statuses(&v),
+        [201, 422, 201, 200, 200, 409, 200, 404, 422, 422, 204]
+    );
+    let r = v["results"].as_array().unwrap();
+    assert!(r.iter().enumerate().all(|(i, x)| x["index"] == i));
+    assert_eq!(r[1]["error"]["errors"][0]["field"], "email");
+    assert_eq!(
+        r[3]["data"]["first_name"], "Erp",
+        "an upsert of an existing record merges"
+    );
+    assert_eq!(r[3]["data"]["last_name"], "One");
+    assert_eq!(r[3]["data"]["id"], r[2]["data"]["id"]);
+    assert_eq!(r[4]["data"]["id"], old_id);
+    assert_eq!(r[4]["data"]["job_title"], "CTO");
+    assert_eq!(
+        r[5]["error"]["existing_id"], r[0]["data"]["id"],
+        "a duplicate within the batch"
+    );
+    assert_eq!(r[8]["error"]["errors"][0]["field"], "match_on");
+    assert_eq!(r[9]["error"]["errors"][0]["field"], "id");
+
+    // What stands: Ada and Erp; Old archived; Beta's contact untouched.
+    let (_, list) = app.get("/api/v1/contacts?count=true", &a.token).await;
+    assert_eq!(list["total"], 2);
+    let (_, t) = app
+        .get(
+            &format!("/api/v1/contacts/{}", theirs["id"].as_str().unwrap()),
+            &b.token,
+        )
+        .await;
+    assert!(t["last_name"].is_null());
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let types: Vec<&str> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "contact.created",
+            "contact.created",
+            "contact.created",
+            "contact.updated",
+            "contact.updated",
+            "contact.updated",
+            "contact.archived"
+        ],
+        "one event per applied operation, none for failures"
+    );
+}
+
+#[tokio::test]
+async fn atomic_batches_are_all_or_nothing_and_limits_hold() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "create", "data": {"name": "One"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "c-2", "name": "Two"}},
+                {"op": "create", "data": {"name": "Three", "currency": "euros"}},
+                {"op": "create", "data": {"name": "Four"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [424, 424, 422, 424]);
+    assert_eq!(v["results"][2]["error"]["errors"][0]["field"], "currency");
+    assert_eq!(
+        app.get("/api/v1/companies?count=true", &a.token).await.1["total"],
+        0
+    );
+    assert_eq!(
+        app.get("/api/v1/events", &a.token).await.1["data"],
+        json!([])
+    );
+
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "create", "data": {"name": "One"}},
+                {"op": "upsert", "match_on": "email", "data": {"name": "Two"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (s, statuses(&v)),
+        (StatusCode::OK, vec![424, 422]),
+        "companies match on external_id only"
+    );
+
+    let ops: Vec<Value> = (0..1000)
+        .map(|i| json!({"op": "create", "data": {"name": format!("C{i}")}}))
+        .collect();
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &a.token,
+            json!({"operations": ops}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(statuses(&v).iter().all(|s| *s == 201));
+    assert_eq!(
+        app.get("/api/v1/companies?count=true", &a.token).await.1["total"],
+        1000
+    );
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"op": "create", "data": {"name": "X"}}))
+        .collect();
+    for body in [json!({"operations": too_many}), json!({"operations": []})] {
+        let (s, v) = app.post("/api/v1/companies/batch", &a.token, body).await;
+        assert_eq!(
+            (s, v["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("operations"))
+        );
+    }
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &a.token,
+            json!({"operations": [{"op": "merge"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let viewer = app.user(&a, "viewer").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &viewer.token,
+            json!({"operations": [{"op": "create", "data": {"name": "V"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("companies:write"))
+    );
+}
