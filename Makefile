@@ -14,7 +14,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
-.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean
+.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check fuzz-api clean
 
 run:
 	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
@@ -77,6 +77,19 @@ openapi-check:
 		exit 1; \
 	fi; \
 	echo "api-spec/openapi.json is up to date"
+
+# Python virtual environment holding the pinned API fuzzer (schemathesis).
+VENV := .venv
+
+$(VENV)/bin/st: fuzz/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
+	@touch $@
+
+# Fuzzes every operation of the live server, on SQLite and on PostgreSQL (fuzz/run).
+fuzz-api: $(VENV)/bin/st
+	$(CARGO) build -q -p crm-server --bin crm
+	fuzz/run
 
 clean:
 	$(CARGO) clean

@@ -52,6 +52,8 @@ pub enum ApiError {
         message: String,
         existing_id: Option<String>,
     },
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("request body exceeds {0} bytes")]
@@ -81,6 +83,7 @@ impl ApiError {
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => ("forbidden", "Not allowed"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -149,6 +152,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -166,6 +170,9 @@ impl ResponseError for ApiError {
         res.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, "1"));
@@ -266,6 +273,34 @@ pub enum ReadErrors {
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
     /// Invalid parameters or filter (unknown field or operator, bad value).
+    #[response(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Problem),
+    /// No database connection was free in time; retry.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The error statuses of read endpoints that take a JSON body (`POST /{resource}/search`),
+/// for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SearchErrors {
+    /// Malformed JSON, query string or cursor.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Missing or invalid credentials.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller lacks the named permission.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// The body exceeds the configured limit.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
+    /// Invalid filter, sort or paging (unknown field or operator, bad value).
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(Problem),
     /// No database connection was free in time; retry.

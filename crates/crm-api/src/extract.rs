@@ -61,7 +61,19 @@ pub async fn read_json_bytes(req: &HttpRequest, payload: &mut Payload) -> ApiRes
 
 /// Parses JSON, telling a malformed body (400) from a well-formed one that does not fit the
 /// schema (422, naming the field by its path).
+/// Every request body of this API is a JSON object: another JSON value (an array, which serde
+/// would otherwise read as a struct's fields in order, a string, a number) is a 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::field(
+            "body",
+            "invalid_type",
+            "the body must be a JSON object",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path = e.path().to_string();

@@ -52,6 +52,7 @@ pub struct SearchRequest {
     pub q: Option<String>,
     #[serde(default)]
     pub sort: Vec<SortSpec>,
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     /// Adds `total`, the number of matching records.
@@ -69,6 +70,7 @@ pub struct SearchRequest {
 #[allow(dead_code)]
 pub struct ListParams {
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

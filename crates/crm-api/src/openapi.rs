@@ -61,3 +61,47 @@ pub fn json() -> String {
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
+
+/// The documented paths as segment templates (`{…}` matches any one segment), each with
+/// the methods it answers.
+type RouteTable = Vec<(Vec<String>, Vec<&'static str>)>;
+
+static ROUTES: std::sync::LazyLock<RouteTable> = std::sync::LazyLock::new(|| {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, present)| present.then_some(m))
+            .collect();
+            (path.split('/').map(String::from).collect(), methods)
+        })
+        .collect()
+});
+
+/// For a path the API serves, the methods it answers (`GET, PATCH`), so that another method
+/// is told 405 with `Allow` rather than 404; `None` for a path the API does not have. A
+/// literal segment wins over a `{…}` one, as in routing: `/contacts/search` is not
+/// `/contacts/{id}`.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
+        .map(|(_, methods)| methods.join(", "))
+}

@@ -249,7 +249,12 @@ pub async fn restore<R: Record>(
     p.require(R::WRITE)?;
     let row = state
         .tx(move |c| {
-            crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
+            // Restoring a record that is not archived changes nothing and answers with it,
+            // so a retried restore succeeds; an unknown id is still 404 from `get`.
+            match crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None) {
+                Ok(_) | Err(RepoError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
             Ok(R::get(c, p.workspace, &id)?)
         })
         .await?;

@@ -1,7 +1,10 @@
 //! Enumerations of the customer records (DOMAIN.md §2–3).
 
+// `$s:tt` rather than `$s:literal`: a `literal` fragment reaches derive macros wrapped in an
+// invisible group, which utoipa skips, so the OpenAPI enum would list the Rust variant names
+// instead of the wire values.
 macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $s:tt),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         pub enum $name {

@@ -193,6 +193,7 @@ pub async fn create_workspace(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "admin@acme.example", "password": "correct horse battery"}))]
 pub struct Login {
     pub email: String,
     pub password: String,

@@ -1,0 +1,136 @@
+//! Responses agree with the OpenAPI document: each case here is a failure the API fuzzer
+//! (`make fuzz-api`) once found.
+
+use crm_e2e::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn problem_json(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"))
+}
+
+fn spec_enum(spec: &Value, schema: &str) -> Vec<String> {
+    spec["components"]["schemas"][schema]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema} is an enum in the spec"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The spec listed the Rust variant names (`Prospect`, `S1To10`) while the API sends and
+/// takes the wire values (`prospect`, `1-10`).
+#[tokio::test]
+async fn spec_enums_list_the_values_on_the_wire() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let stages = spec_enum(&spec, "LifecycleStage");
+    assert!(stages.contains(&"prospect".to_string()), "{stages:?}");
+    assert!(spec_enum(&spec, "CompanySize").contains(&"1-10".to_string()));
+    assert!(spec_enum(&spec, "PreferredChannel").contains(&"in_person".to_string()));
+
+    let (s, contact) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "Ada"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{contact}");
+    let stage = contact["lifecycle_stage"].as_str().unwrap().to_string();
+    assert!(stages.contains(&stage), "{stage} is not in {stages:?}");
+    let (s, company) = app
+        .post(
+            "/api/v1/companies",
+            &a.token,
+            json!({"name": "Acme", "size": "1-10"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{company}");
+    assert_eq!(company["size"], "1-10");
+}
+
+/// Search takes a JSON body, so it answers 415 for another content type; the spec said it
+/// could not.
+#[tokio::test]
+async fn search_declares_and_answers_415_without_json() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    for path in ["/api/v1/contacts/search", "/api/v1/companies/search"] {
+        let responses = &spec["paths"][path]["post"]["responses"];
+        assert!(responses["415"].is_object(), "{path}: {responses}");
+        assert!(responses["413"].is_object(), "{path}: {responses}");
+        let r = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&a.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+        assert!(problem_json(r.headers()), "{path}");
+    }
+}
+
+/// A method the path does not have is 405 with `Allow`, as problem+json; it was a 404.
+#[tokio::test]
+async fn an_undeclared_method_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let cases = [
+        (Method::TRACE, "/api/v1/contacts", "GET, POST"),
+        (Method::PUT, "/api/v1/contacts/0", "GET, PATCH, DELETE"),
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::DELETE, "/healthz", "GET"),
+    ];
+    for (method, path, allow) in cases {
+        let (s, v, headers) = app.call(method.clone(), path, Some(&a.token), None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {v}");
+        assert_eq!(headers.get("allow").unwrap(), allow, "{method} {path}");
+        assert!(problem_json(&headers), "{method} {path}");
+        assert_eq!(v["status"], 405);
+    }
+    let (s, _, headers) = app
+        .call(Method::GET, "/api/v1/nothing-here/0", Some(&a.token), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(problem_json(&headers));
+}
+
+/// Restoring a record that is not archived answered 404 for a record that exists; it now
+/// answers 200 with the record, unchanged.
+#[tokio::test]
+async fn restoring_a_live_record_returns_it_unchanged() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    for (object, body) in [
+        ("contacts", json!({"first_name": "Ada"})),
+        ("companies", json!({"name": "Acme"})),
+    ] {
+        let (s, created) = app.post(&format!("/api/v1/{object}"), &a.token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let (s, restored) = app
+            .post(
+                &format!("/api/v1/{object}/{id}/restore"),
+                &a.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{object}: {restored}");
+        assert_eq!(restored["version"], created["version"], "{object}");
+        let (s, _) = app
+            .post(
+                &format!("/api/v1/{object}/01900000-0000-7000-8000-000000000000/restore"),
+                &a.token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{object}");
+    }
+}
