@@ -280,34 +280,6 @@ pub enum ReadErrors {
     Unavailable(Problem),
 }
 
-/// The error statuses of read endpoints that take a JSON body (`POST /{resource}/search`),
-/// for the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum SearchErrors {
-    /// Malformed JSON, query string or cursor.
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// Missing or invalid credentials.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The caller lacks the named permission.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// The body exceeds the configured limit.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// The body is not `application/json`.
-    #[response(status = 415, content_type = "application/problem+json")]
-    UnsupportedMediaType(Problem),
-    /// Invalid filter, sort or paging (unknown field or operator, bad value).
-    #[response(status = 422, content_type = "application/problem+json")]
-    Unprocessable(Problem),
-    /// No database connection was free in time; retry.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
-}
-
 /// The error statuses of write endpoints, for the OpenAPI document.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]

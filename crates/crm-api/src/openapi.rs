@@ -2,6 +2,7 @@
 
 use crate::routes::{access, companies, contacts, fields, health};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 struct Security;
@@ -23,6 +24,48 @@ impl Modify for Security {
     }
 }
 
+/// Every operation that takes a request body can answer 413 (too large) and 415 (not JSON),
+/// read endpoints such as search included: the body extractor decides both before the handler.
+struct BodyErrors;
+
+impl Modify for BodyErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let statuses = [
+            ("413", "The body exceeds the configured limit."),
+            ("415", "The body is not `application/json`."),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                if op.request_body.is_none() {
+                    continue;
+                }
+                for (status, description) in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/problem+json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("Problem")))
+                                        .build(),
+                                )
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -30,7 +73,7 @@ impl Modify for Security {
         description = "A REST/JSON CRM API. Conventions: base path /api/v1; errors are RFC 9457 problem+json; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); `PATCH` is a JSON Merge Patch; responses carry `ETag: \"<version>\"` and `PATCH`/`DELETE` honour `If-Match` (412 when stale); every authenticated `POST` accepts `Idempotency-Key`.",
         license(name = "Apache-2.0")
     ),
-    modifiers(&Security),
+    modifiers(&Security, &BodyErrors),
     paths(
         health::healthz, health::readyz,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,

@@ -3,7 +3,7 @@
 use super::contacts::ContactLink;
 use crate::auth::{Auth, Principal};
 use crate::dto::companies::{new_row, Company, CompanyInput};
-use crate::error::{ApiError, ApiResult, ReadErrors, SearchErrors, WriteErrors};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{IfMatch, QueryPairs, RawJson};
 use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
 use crate::records::{self, Record};
@@ -97,7 +97,7 @@ pub async fn list_companies(
 
 /// Search companies with the full filter language.
 #[utoipa::path(post, path = "/api/v1/companies/search", tag = "companies", operation_id = "search_companies", request_body = SearchRequest,
-    responses((status = 200, description = "A page of companies", body = Page<Company>), SearchErrors), security(("bearer" = [])))]
+    responses((status = 200, description = "A page of companies", body = Page<Company>), ReadErrors), security(("bearer" = [])))]
 #[post("/companies/search")]
 pub async fn search_companies(
     state: web::Data<AppState>,

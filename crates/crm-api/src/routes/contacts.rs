@@ -3,7 +3,7 @@
 use crate::auth::{Auth, Principal};
 use crate::dto::companies::Company;
 use crate::dto::contacts::{new_row, Contact, ContactInput, LifecycleChange};
-use crate::error::{ApiError, ApiResult, ReadErrors, SearchErrors, WriteErrors};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
 use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
 use crate::records::{self, Record};
@@ -113,7 +113,7 @@ pub async fn list_contacts(
 
 /// Search contacts with the full filter language.
 #[utoipa::path(post, path = "/api/v1/contacts/search", tag = "contacts", operation_id = "search_contacts", request_body = SearchRequest,
-    responses((status = 200, description = "A page of contacts", body = Page<Contact>), SearchErrors), security(("bearer" = [])))]
+    responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
 #[post("/contacts/search")]
 pub async fn search_contacts(
     state: web::Data<AppState>,
