@@ -134,3 +134,125 @@ async fn restoring_a_live_record_returns_it_unchanged() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{object}");
     }
 }
+
+/// A JSON array was read as a struct's fields in order (`[null, null]` changed a link);
+/// every request body is a JSON object, and anything else is a 422 naming `body`.
+#[tokio::test]
+async fn a_request_body_must_be_a_json_object() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, contact) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "Ada"}))
+        .await;
+    let (_, company) = app
+        .post("/api/v1/companies", &a.token, json!({"name": "Acme"}))
+        .await;
+    let (cid, coid) = (
+        contact["id"].as_str().unwrap(),
+        company["id"].as_str().unwrap(),
+    );
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/contacts/{cid}/companies"),
+            &a.token,
+            json!({"company_id": coid, "role": "Buyer"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let cases = [
+        (
+            Method::PATCH,
+            format!("/api/v1/contacts/{cid}/companies/{coid}"),
+            json!([null, null]),
+        ),
+        (
+            Method::POST,
+            "/api/v1/contacts".to_string(),
+            json!(["Ada", "Lovelace"]),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/contacts/{cid}"),
+            json!("Ada"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login".to_string(),
+            json!(["a@b.example", "pw"]),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (s, v, headers) = app
+            .call(method.clone(), &path, Some(&a.token), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path}: {v}");
+        assert_eq!(v["errors"][0]["field"], "body", "{method} {path}: {v}");
+        assert!(problem_json(&headers));
+    }
+    let (_, links) = app
+        .get(&format!("/api/v1/contacts/{cid}/companies"), &a.token)
+        .await;
+    assert_eq!(links[0]["role"], "Buyer", "the link is unchanged: {links}");
+}
+
+/// An archived contact is hidden: its lifecycle history answered 200 after the archive.
+#[tokio::test]
+async fn the_history_of_an_archived_contact_is_404() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, contact) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "Ada"}))
+        .await;
+    let id = contact["id"].as_str().unwrap();
+    let history = format!("/api/v1/contacts/{id}/lifecycle-history");
+    assert_eq!(app.get(&history, &a.token).await.0, StatusCode::OK);
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{id}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.get(&history, &a.token).await.0, StatusCode::NOT_FOUND);
+}
+
+/// The spec states the page-size bounds the server enforces, and the Login example signs in
+/// the admin of the CreateWorkspace example.
+#[tokio::test]
+async fn the_spec_states_limits_and_a_working_login_example() {
+    let app = TestApp::spawn().await;
+    let (_, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let limit = spec["paths"]["/api/v1/contacts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!(
+        (limit["minimum"].as_i64(), limit["maximum"].as_i64()),
+        (Some(1), Some(500))
+    );
+    let search_limit = &spec["components"]["schemas"]["SearchRequest"]["properties"]["limit"];
+    assert_eq!(search_limit["maximum"], 500);
+
+    let schemas = &spec["components"]["schemas"];
+    let signup = schemas["CreateWorkspace"]["example"].clone();
+    let login = schemas["Login"]["example"].clone();
+    assert_eq!(login["email"], signup["admin_email"]);
+    let (s, v, _) = app
+        .call(Method::POST, "/api/v1/workspaces", None, Some(signup))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = app
+        .call(Method::POST, "/api/v1/auth/login", None, Some(login))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = app
+        .get(
+            "/api/v1/contacts?limit=501",
+            v["access_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
