@@ -68,9 +68,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut crm_server::Settings)) -> TestApp {
-        let (database_url, pg_schema, dir) = fresh_database();
-        let mut settings = crm_server::Settings {
-            database_url: database_url.clone(),
+        Self::spawn_on(fresh_database(), adjust).await
+    }
+
+    /// The settings the tests run the server with, on `database_url`.
+    pub fn settings(database_url: &str) -> crm_server::Settings {
+        crm_server::Settings {
+            database_url: database_url.to_string(),
             bind: "127.0.0.1:0".into(),
             env: "test".into(),
             jwt_secret: Some(JWT_SECRET.into()),
@@ -83,7 +87,17 @@ impl TestApp {
             refresh_token_ttl: 3600,
             db_pool_size: Some(4),
             workers: Some(2),
-        };
+            shutdown_timeout: 5,
+        }
+    }
+
+    /// Starts the server on a database made by [`fresh_database`] (which it then owns).
+    pub async fn spawn_on(
+        db: (String, Option<(String, String)>, Option<tempfile::TempDir>),
+        adjust: impl FnOnce(&mut crm_server::Settings),
+    ) -> TestApp {
+        let (database_url, pg_schema, dir) = db;
+        let mut settings = Self::settings(&database_url);
         adjust(&mut settings);
         let pool = crm_server::open_database(&settings).expect("database");
         let (server, addr) = crm_server::start(&settings, pool).expect("server starts");

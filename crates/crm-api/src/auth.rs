@@ -3,10 +3,10 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::{ApiConfig, AppState};
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -280,33 +280,42 @@ async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
 }
 
 /// Middleware: authenticates a request that carries `Authorization`, or lets it through
-/// anonymous (handlers that need a caller use [`Auth`]).
-pub async fn authenticate(
+/// anonymous (handlers that need a caller use [`Auth`]). A bad credential is answered here.
+pub async fn authenticate<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .map(|h| h.to_str().unwrap_or("").to_string());
-    if let Some(h) = header {
-        let token = match h.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
-                t.trim().to_string()
-            }
-            _ => {
-                return Err(
-                    ApiError::Unauthorized("use `Authorization: Bearer <token>`".into()).into(),
-                )
-            }
-        };
-        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-            return Err(ApiError::internal("application state missing").into());
-        };
-        let principal = resolve(&state, token).await?;
-        req.extensions_mut().insert(principal);
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match principal_of(&req).await {
+        Ok(Some(p)) => {
+            req.extensions_mut().insert(p);
+        }
+        Ok(None) => {}
+        Err(e) => return Ok(req.into_response(e.error_response()).map_into_right_body()),
     }
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn principal_of(req: &ServiceRequest) -> ApiResult<Option<Principal>> {
+    let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let h = h.to_str().unwrap_or("");
+    let token = match h.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+            t.trim().to_string()
+        }
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "use `Authorization: Bearer <token>`".into(),
+            ))
+        }
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::internal("application state missing"));
+    };
+    resolve(&state, token).await.map(Some)
 }
 
 #[cfg(test)]

@@ -208,3 +208,57 @@ impl FromRequest for RawJson {
         Box::pin(async move { read_json_bytes(&req, &mut payload).await.map(RawJson) })
     }
 }
+
+/// `limit` and `cursor` of the lists ordered by id alone (users, teams): the cursor is the
+/// last id of the previous page. Any other parameter is a 422 naming it.
+pub fn id_page_params(q: &QueryPairs) -> ApiResult<(i64, Option<String>)> {
+    let mut limit = 50i64;
+    let mut cursor = None;
+    for (k, v) in &q.0 {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=500).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
+                    })?
+            }
+            "cursor" => {
+                cursor = Some(
+                    uuid::Uuid::parse_str(v)
+                        .map_err(|_| {
+                            ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
+                        })?
+                        .to_string(),
+                )
+            }
+            _ => {
+                return Err(ApiError::field(
+                    k,
+                    "unknown_parameter",
+                    format!("unknown parameter `{k}`"),
+                ))
+            }
+        }
+    }
+    Ok((limit, cursor))
+}
+
+/// Cuts a page loaded with `limit + 1` rows to `limit`, and names the next cursor when
+/// there are more.
+pub fn id_page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    id: impl Fn(&T) -> &String,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|r| id(r).clone())
+    } else {
+        None
+    };
+    (rows, next)
+}

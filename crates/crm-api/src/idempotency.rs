@@ -9,89 +9,38 @@ use actix_web::body::{to_bytes, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
 pub const HEADER: &str = "Idempotency-Key";
 const KEPT_HEADERS: [header::HeaderName; 3] =
     [header::LOCATION, header::ETAG, header::CONTENT_TYPE];
 
+/// What to do with a request, decided before it reaches its handler.
+enum Plan {
+    /// Not an idempotent request: hand it on untouched.
+    PassThrough,
+    /// A repeat of a finished request: answer with the stored response.
+    Replay(HttpResponse),
+    /// A first request under this key: run it and store its response.
+    Run {
+        state: web::Data<AppState>,
+        ws: crm_domain::WorkspaceId,
+        key: String,
+    },
+}
+
 pub async fn idempotency(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let key = req
-        .headers()
-        .get(HEADER)
-        .map(|v| v.to_str().map(str::to_string));
-    let principal = req.extensions().get::<Principal>().cloned();
-    let (Some(key), Some(p), true) = (key, principal, req.method() == Method::POST) else {
-        return next.call(req).await.map(|r| r.map_into_boxed_body());
+    // Errors are answered here, so outer middleware sees a response, never an error.
+    let (state, ws, key) = match plan(&mut req).await {
+        Ok(Plan::PassThrough) => return next.call(req).await.map(|r| r.map_into_boxed_body()),
+        Ok(Plan::Replay(res)) => return Ok(req.into_response(res)),
+        Ok(Plan::Run { state, ws, key }) => (state, ws, key),
+        Err(e) => return Ok(req.into_response(e.error_response())),
     };
-    let key = match key {
-        Ok(k) if !k.trim().is_empty() && k.len() <= 255 => k,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            )
-            .into())
-        }
-    };
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(ApiError::internal("application state missing").into());
-    };
-    // Read the body to fingerprint the request, then hand it on unchanged.
-    let limit = state.config.max_body_bytes;
-    let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit).into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let mut fingerprint =
-        format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
-    fingerprint.extend_from_slice(&body);
-    let hash = sha256_hex(&fingerprint);
-    let ws = p.workspace;
-    let (k2, h2) = (key.clone(), hash.clone());
-    let existing = state
-        .db(move |c| Ok(crm_db::repo::idempotency::claim(c, ws, &k2, &h2)?))
-        .await?;
-    if let Some(row) = existing {
-        if row.request_hash != hash {
-            return Err(ApiError::field(
-                HEADER,
-                "key_reused",
-                "this Idempotency-Key was used with a different request",
-            )
-            .into());
-        }
-        let Some(status) = row.response_status else {
-            return Err(ApiError::Conflict {
-                message: "a request with this Idempotency-Key is still in progress".into(),
-                existing_id: None,
-            }
-            .into());
-        };
-        let mut res =
-            HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK));
-        let headers: Vec<(String, String)> = row
-            .response_headers
-            .as_deref()
-            .and_then(|h| serde_json::from_str(h).ok())
-            .unwrap_or_default();
-        for (k, v) in headers {
-            res.insert_header((k, v));
-        }
-        res.insert_header(("Idempotent-Replayed", "true"));
-        let res = res.body(row.response_body.unwrap_or_default());
-        return Ok(req.into_response(res));
-    }
-    req.set_payload(actix_web::dev::Payload::from(body));
     let res = match next.call(req).await {
         Ok(r) => r,
         Err(e) => {
@@ -102,25 +51,114 @@ pub async fn idempotency(
             return Err(e);
         }
     };
-    let status = res.status();
+    let (http_req, http_res) = res.into_parts();
+    match store(&state, ws, key, http_res).await {
+        Ok(res) => Ok(ServiceResponse::new(http_req, res)),
+        Err(e) => Ok(ServiceResponse::new(http_req, e.error_response())),
+    }
+}
+
+async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
+    let key = req
+        .headers()
+        .get(HEADER)
+        .map(|v| v.to_str().map(str::to_string));
+    let principal = req.extensions().get::<Principal>().cloned();
+    let (Some(key), Some(p), true) = (key, principal, req.method() == Method::POST) else {
+        return Ok(Plan::PassThrough);
+    };
+    let key = match key {
+        Ok(k) if !k.trim().is_empty() && k.len() <= 255 => k,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            ))
+        }
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::internal("application state missing"));
+    };
+    // Read the body to fingerprint the request, then hand it on unchanged.
+    let limit = state.config.max_body_bytes;
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let mut fingerprint =
+        format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
+    fingerprint.extend_from_slice(&body);
+    req.set_payload(actix_web::dev::Payload::from(body));
+    let hash = sha256_hex(&fingerprint);
+    let ws = p.workspace;
+    let (k2, h2) = (key.clone(), hash.clone());
+    let existing = state
+        .db(move |c| Ok(crm_db::repo::idempotency::claim(c, ws, &k2, &h2)?))
+        .await?;
+    let Some(row) = existing else {
+        return Ok(Plan::Run { state, ws, key });
+    };
+    if row.request_hash != hash {
+        return Err(ApiError::field(
+            HEADER,
+            "key_reused",
+            "this Idempotency-Key was used with a different request",
+        ));
+    }
+    let Some(status) = row.response_status else {
+        return Err(ApiError::Conflict {
+            message: "a request with this Idempotency-Key is still in progress".into(),
+            existing_id: None,
+        });
+    };
+    let mut res =
+        HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK));
+    let headers: Vec<(String, String)> = row
+        .response_headers
+        .as_deref()
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default();
+    for (k, v) in headers {
+        res.insert_header((k, v));
+    }
+    res.insert_header(("Idempotent-Replayed", "true"));
+    Ok(Plan::Replay(
+        res.body(row.response_body.unwrap_or_default()),
+    ))
+}
+
+/// Stores the first response under the key (or frees the key after a server error, so a
+/// retry runs again) and gives the response back.
+async fn store(
+    state: &web::Data<AppState>,
+    ws: crm_domain::WorkspaceId,
+    key: String,
+    http_res: HttpResponse<impl MessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let status = http_res.status();
     let headers: Vec<(String, String)> = KEPT_HEADERS
         .iter()
         .filter_map(|h| {
-            res.headers()
+            http_res
+                .headers()
                 .get(h)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| (h.as_str().to_string(), v.to_string()))
         })
         .collect();
-    let (http_req, http_res) = res.into_parts();
     let (head, body) = http_res.into_parts();
     let bytes = to_bytes(body)
         .await
         .map_err(|_| ApiError::internal("response body could not be read"))?;
-    let k2 = key.clone();
     if status.is_server_error() {
         state
-            .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?))
+            .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &key)?))
             .await?;
     } else {
         let text = String::from_utf8_lossy(&bytes).to_string();
@@ -130,7 +168,7 @@ pub async fn idempotency(
                 Ok(crm_db::repo::idempotency::complete(
                     c,
                     ws,
-                    &k2,
+                    &key,
                     i32::from(status.as_u16()),
                     &headers,
                     &text,
@@ -138,6 +176,5 @@ pub async fn idempotency(
             })
             .await?;
     }
-    let res = head.set_body(BoxBody::new(bytes));
-    Ok(ServiceResponse::new(http_req, res))
+    Ok(head.set_body(BoxBody::new(bytes)))
 }

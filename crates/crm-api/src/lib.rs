@@ -3,9 +3,11 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod listing;
+pub mod observe;
 pub mod openapi;
 pub mod records;
 pub mod routes;
@@ -26,12 +28,15 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(routes::health::healthz)
             .service(routes::health::readyz)
+            .service(observe::metrics)
             .service(
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(idempotency::idempotency))
                     .wrap(middleware::from_fn(auth::authenticate))
                     .route("/openapi.json", web::get().to(openapi_json))
                     .configure(routes::access::configure)
+                    .configure(routes::teams::configure)
+                    .configure(routes::events::configure)
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)

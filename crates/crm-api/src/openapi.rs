@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, fields, health};
+use crate::routes::{access, companies, contacts, events, fields, health, teams};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -75,11 +75,14 @@ impl Modify for BodyErrors {
     ),
     modifiers(&Security, &BodyErrors),
     paths(
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
         access::list_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
         access::create_api_key, access::list_api_keys, access::revoke_api_key,
-        fields::list_fields, fields::create_field, fields::get_field, fields::delete_field,
+        teams::list_teams, teams::create_team, teams::get_team, teams::update_team, teams::delete_team,
+        teams::list_team_members, teams::add_team_member, teams::remove_team_member,
+        events::list_events, events::audit_log,
+        fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
         contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
@@ -90,10 +93,12 @@ impl Modify for BodyErrors {
         (name = "auth", description = "Workspaces, sign-in and tokens"),
         (name = "users", description = "People of the workspace (admins manage them)"),
         (name = "api-keys", description = "Credentials for integrations"),
+        (name = "teams", description = "Groups of users, for assignment and reporting"),
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -30,6 +30,8 @@ const READ_ONLY: &[&str] = &[
 pub trait Record: 'static {
     /// Path segment and custom-field object name (`contacts`).
     const OBJECT: &'static str;
+    /// The singular name events use (`contact` → `contact.created`).
+    const EVENT: &'static str;
     const TABLE: &'static str;
     const READ: Permission;
     const WRITE: Permission;
@@ -99,6 +101,25 @@ fn check_references<R: Record>(
     }
 }
 
+/// The record as the API shows it, for events.
+fn shown<R: Record>(row: &R::Row) -> ApiResult<Value> {
+    serde_json::to_value(R::Dto::from(row.clone())).map_err(ApiError::internal)
+}
+
+/// Writes the event of a change from `before` to `after` (one may be absent).
+fn emit<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    verb: &str,
+    id: &str,
+    before: Option<&R::Row>,
+    after: Option<&R::Row>,
+) -> ApiResult<()> {
+    let before = before.map(shown::<R>).transpose()?;
+    let after = after.map(shown::<R>).transpose()?;
+    crate::events::record(c, p, R::EVENT, verb, id, before.as_ref(), after.as_ref())
+}
+
 fn respond<R: Record>(
     status: actix_web::http::StatusCode,
     row: R::Row,
@@ -128,7 +149,13 @@ pub async fn create<R: Record>(
     let row = state
         .tx(move |c| {
             let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            R::insert(c, &p, input, custom)
+            let row = R::insert(c, &p, input, custom)?;
+            let id = shown::<R>(&row)?["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            emit::<R>(c, &p, "created", &id, None, Some(&row))?;
+            Ok(row)
         })
         .await?;
     Ok(respond::<R>(
@@ -202,7 +229,9 @@ pub async fn patch<R: Record>(
             let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
             let mut input: R::Input = parse_json(&merged)?;
             let custom = check_references::<R>(c, p.workspace, &mut input)?;
-            R::update(c, &p, &current, input, custom)
+            let row = R::update(c, &p, &current, input, custom)?;
+            emit::<R>(c, &p, "updated", &id, Some(&current), Some(&row))?;
+            Ok(row)
         })
         .await?;
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
@@ -223,8 +252,10 @@ pub async fn delete<R: Record>(
     }
     state
         .tx(move |c| {
+            let before = R::get(c, p.workspace, &id)?;
             if permanent {
                 crm_db::repo::records::purge(c, R::TABLE, p.workspace, &id, if_match.0)?;
+                emit::<R>(c, &p, "deleted", &id, Some(&before), None)
             } else {
                 crm_db::repo::records::set_archived(
                     c,
@@ -234,8 +265,9 @@ pub async fn delete<R: Record>(
                     true,
                     if_match.0,
                 )?;
+                let after = R::get(c, p.workspace, &id)?;
+                emit::<R>(c, &p, "archived", &id, Some(&before), Some(&after))
             }
-            Ok(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -249,13 +281,16 @@ pub async fn restore<R: Record>(
     p.require(R::WRITE)?;
     let row = state
         .tx(move |c| {
+            let before = R::get(c, p.workspace, &id)?;
             // Restoring a record that is not archived changes nothing and answers with it,
-            // so a retried restore succeeds; an unknown id is still 404 from `get`.
-            match crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None) {
-                Ok(_) | Err(RepoError::NotFound) => {}
-                Err(e) => return Err(e.into()),
+            // so a retried restore succeeds.
+            if !R::is_archived(&before) {
+                return Ok(before);
             }
-            Ok(R::get(c, p.workspace, &id)?)
+            crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
+            let after = R::get(c, p.workspace, &id)?;
+            emit::<R>(c, &p, "restored", &id, Some(&before), Some(&after))?;
+            Ok(after)
         })
         .await?;
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))

@@ -84,6 +84,15 @@ pub struct TeamRow {
     pub version: i32,
 }
 
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = team_members)]
+pub struct TeamMemberRow {
+    pub workspace_id: String,
+    pub team_id: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
 #[diesel(table_name = companies)]
 pub struct CompanyRow {
@@ -255,4 +264,23 @@ pub struct IdempotencyRow {
     pub response_headers: Option<String>,
     pub response_body: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+/// One change, as the change feed and the audit log show it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub workspace_id: String,
+    pub seq: i64,
+    pub id: String,
+    pub event_type: String,
+    pub record_type: String,
+    pub record_id: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    /// The record after the change (before it, for a deletion), as JSON.
+    pub data: String,
+    /// `{"field": {"old": …, "new": …}}`, as JSON.
+    pub changes: String,
+    pub occurred_at: NaiveDateTime,
 }

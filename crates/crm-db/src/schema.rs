@@ -195,6 +195,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    event_sequences (workspace_id) {
+        workspace_id -> Text,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (workspace_id, seq) {
+        workspace_id -> Text,
+        seq -> BigInt,
+        id -> Text,
+        event_type -> Text,
+        record_type -> Text,
+        record_id -> Text,
+        actor_type -> Text,
+        actor_id -> Text,
+        data -> Text,
+        changes -> Text,
+        occurred_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,
@@ -208,4 +231,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     contact_lifecycle_changes,
     custom_field_definitions,
     idempotency_keys,
+    event_sequences,
+    events,
 );

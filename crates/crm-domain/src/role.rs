@@ -74,13 +74,17 @@ pub enum Permission {
     UsersWrite,
     TeamsRead,
     TeamsWrite,
+    /// Reading the change feed (`/events`).
+    EventsRead,
+    /// Reading the audit log.
+    AuditRead,
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -91,6 +95,8 @@ impl Permission {
         Permission::UsersWrite,
         Permission::TeamsRead,
         Permission::TeamsWrite,
+        Permission::EventsRead,
+        Permission::AuditRead,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
     ];
@@ -108,6 +114,8 @@ impl Permission {
             Permission::UsersWrite => "users:write",
             Permission::TeamsRead => "teams:read",
             Permission::TeamsWrite => "teams:write",
+            Permission::EventsRead => "events:read",
+            Permission::AuditRead => "audit:read",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
         }
@@ -128,7 +136,8 @@ mod tests {
             let write = p.as_str().ends_with(":write")
                 || p.as_str().ends_with(":manage")
                 || p == Permission::RecordsPurge;
-            assert_eq!(Role::Viewer.permits(p), !write, "{p:?}");
+            let oversight = matches!(p, Permission::EventsRead | Permission::AuditRead);
+            assert_eq!(Role::Viewer.permits(p), !write && !oversight, "{p:?}");
         }
     }
 
@@ -137,6 +146,15 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(r.permits(Permission::UsersWrite), r == Role::Admin);
             assert_eq!(r.permits(Permission::ApiKeysManage), r == Role::Admin);
+        }
+    }
+
+    #[test]
+    fn only_admins_and_managers_read_the_audit_log_and_feed() {
+        for r in Role::ALL {
+            let boss = matches!(r, Role::Admin | Role::Manager);
+            assert_eq!(r.permits(Permission::AuditRead), boss);
+            assert_eq!(r.permits(Permission::EventsRead), boss);
         }
     }
 

@@ -112,6 +112,14 @@ pub struct Settings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
+    /// On SIGTERM or SIGINT, seconds to let in-flight requests finish before closing.
+    #[arg(
+        long,
+        env = "CRM_SHUTDOWN_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_timeout: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,9 +207,13 @@ pub fn start(
     let max_body = settings.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crm_api::observe::request_context,
+            ))
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crm_api::configure(state.clone()))
     })
+    .shutdown_timeout(settings.shutdown_timeout)
     .listen(listener)?;
     if let Some(w) = settings.workers {
         server = server.workers(w.max(1));
@@ -219,5 +231,47 @@ pub fn init_logging(settings: &Settings) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// Runs a parsed command line (everything but `openapi`, which `main` prints before
+/// logging starts).
+pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => Ok(()),
+        Command::Migrate => {
+            open_database(&settings)?;
+            tracing::info!("migrations are up to date");
+            Ok(())
+        }
+        Command::Init {
+            workspace,
+            admin_email,
+            admin_password,
+            admin_name,
+        } => {
+            let pool = open_database(&settings)?;
+            let id = crm_api::routes::access::init_workspace(
+                &pool,
+                &workspace,
+                &admin_email,
+                &admin_password,
+                &admin_name,
+            )?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Serve => {
+            let started = std::time::Instant::now();
+            let pool = open_database(&settings)?;
+            actix_web::rt::System::new().block_on(async move {
+                let (server, addr) = start(&settings, pool)?;
+                tracing::info!(%addr, database = %crm_db::conn::redact(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "listening");
+                server.await?;
+                tracing::info!("stopped: in-flight requests have finished");
+                Ok(())
+            })
+        }
     }
 }

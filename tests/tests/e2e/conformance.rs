@@ -256,3 +256,60 @@ async fn the_spec_states_limits_and_a_working_login_example() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A field change holds the field's values, of any JSON type; the spec said an object, so
+/// every change of a name or an amount violated it.
+#[tokio::test]
+async fn event_changes_are_declared_as_any_json_value() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let declared: Vec<String> = spec["components"]["schemas"]["FieldChange"]["properties"]["old"]
+        ["type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let (_, contact) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Ada", "tags": ["vip"]}),
+        )
+        .await;
+    let id = contact["id"].as_str().unwrap();
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/contacts/{id}"),
+            &a.token,
+            json!({"first_name": "Grace", "tags": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, events) = app.get("/api/v1/events", &a.token).await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    let mut seen = 0;
+    for event in events["data"].as_array().unwrap() {
+        for change in event["changes"].as_object().unwrap().values() {
+            for value in [&change["old"], &change["new"]] {
+                let kind = match value {
+                    Value::Null => "null",
+                    Value::Bool(_) => "boolean",
+                    Value::Number(_) => "number",
+                    Value::String(_) => "string",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                };
+                assert!(
+                    declared.iter().any(|t| t == kind),
+                    "{kind} not in {declared:?}"
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 0, "{events}");
+}

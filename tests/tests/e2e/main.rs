@@ -5,5 +5,7 @@
 mod auth;
 mod conformance;
 mod contacts;
+mod events;
 mod lists;
 mod platform;
+mod teams;

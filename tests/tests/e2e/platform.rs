@@ -114,3 +114,66 @@ fn a_mistyped_database_url_fails_loudly() {
     assert!(crm_db::DatabaseUrl::parse("postgress://x").is_err());
     assert!(crm_db::DatabaseUrl::parse("crm.db").is_err());
 }
+
+#[tokio::test]
+async fn request_ids_and_metrics() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    // Kept when given, made when absent or unusable, and on errors too.
+    let send = |path: &str, id: Option<&str>, token: Option<&str>| {
+        let mut r = app.client.get(format!("{}{path}", app.base));
+        if let Some(id) = id {
+            r = r.header("X-Request-Id", id);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = send("/api/v1/me", Some("abc-123"), Some(&a.token))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = send("/api/v1/me", Some("abc-123"), Some("garbage"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let long = "x".repeat(200);
+    let r = send("/api/v1/nowhere", Some(&long), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let made = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    let r = send("/healthz", None, None).await.unwrap();
+    let other = r.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(other).is_ok() && other != made);
+
+    let (s, c) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "M"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = c["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{id}"), &a.token).await.0,
+        StatusCode::OK
+    );
+    let r = send("/metrics", None, None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    // Routes are labelled by pattern (never by id), with method and status.
+    assert!(
+        text.contains(r#"crm_http_request_duration_seconds_count{method="GET",route="/api/v1/contacts/{id}",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/me",status="401""#),
+        "{text}"
+    );
+    assert!(!text.contains(id), "no record ids in labels");
+    assert!(text.contains("crm_db_pool_max_connections 4"), "{text}");
+    assert!(text.contains("crm_db_pool_connections"));
+}

@@ -146,3 +146,13 @@ pub fn tags(raw: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
         Vec::new()
     })
 }
+
+/// For merge-patch fields: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`
+/// (use with `#[serde(default, deserialize_with = "double_option")]`).
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -3,7 +3,7 @@
 use crate::auth::{self, Actor, Auth};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
+use crate::extract::{id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -477,38 +477,8 @@ pub async fn list_users(
     q: QueryPairs,
 ) -> ApiResult<web::Json<UserPage>> {
     p.require(Permission::UsersRead)?;
-    let mut limit = 50i64;
-    let mut cursor = None;
-    for (k, v) in &q.0 {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
-                    })?
-            }
-            "cursor" => {
-                cursor = Some(
-                    uuid::Uuid::parse_str(v)
-                        .map_err(|_| {
-                            ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
-                        })?
-                        .to_string(),
-                )
-            }
-            _ => {
-                return Err(ApiError::field(
-                    k,
-                    "unknown_parameter",
-                    format!("unknown parameter `{k}`"),
-                ))
-            }
-        }
-    }
-    let mut rows = state
+    let (limit, cursor) = id_page_params(&q)?;
+    let rows = state
         .db(move |c| {
             Ok(repo::list_users(
                 c,
@@ -518,13 +488,7 @@ pub async fn list_users(
             )?)
         })
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|u| u.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = id_page(rows, limit, |u| &u.id);
     Ok(web::Json(UserPage {
         data: rows.into_iter().map(User::from).collect(),
         next_cursor,

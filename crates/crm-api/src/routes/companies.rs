@@ -34,6 +34,7 @@ pub fn catalogue() -> &'static Catalogue {
 
 impl Record for Companies {
     const OBJECT: &'static str = "companies";
+    const EVENT: &'static str = "company";
     const TABLE: &'static str = "companies";
     const READ: Permission = Permission::CompaniesRead;
     const WRITE: Permission = Permission::CompaniesWrite;

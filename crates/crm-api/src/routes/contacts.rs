@@ -38,6 +38,7 @@ pub fn catalogue() -> &'static Catalogue {
 
 impl Record for Contacts {
     const OBJECT: &'static str = "contacts";
+    const EVENT: &'static str = "contact";
     const TABLE: &'static str = "contacts";
     const READ: Permission = Permission::ContactsRead;
     const WRITE: Permission = Permission::ContactsWrite;
@@ -342,8 +343,11 @@ pub async fn link_company(
                 created_at: now,
                 updated_at: now,
             };
+            let before = company_links(c, p.workspace, &id)?;
             let created = repo::upsert_link(c, p.workspace, &link)?;
-            Ok((created, company_links(c, p.workspace, &id)?))
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)?;
+            Ok((created, after))
         })
         .await?;
     Ok(if created {
@@ -351,6 +355,27 @@ pub async fn link_company(
     } else {
         HttpResponse::Ok().json(links)
     })
+}
+
+/// Records a `contact.links_changed` event: the contact's company links before and after.
+fn links_changed(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    before: &[CompanyLink],
+    after: &[CompanyLink],
+) -> ApiResult<()> {
+    let before = serde_json::json!({ "companies": before });
+    let after = serde_json::json!({ "companies": after });
+    crate::events::record(
+        c,
+        p,
+        "contact",
+        "links_changed",
+        id,
+        Some(&before),
+        Some(&after),
+    )
 }
 
 /// Change a link's role or primary flag.
@@ -389,8 +414,11 @@ pub async fn update_link(
                 updated_at: crm_domain::values_time::now(),
                 ..existing
             };
+            let before = company_links(c, p.workspace, &id)?;
             repo::upsert_link(c, p.workspace, &link)?;
-            company_links(c, p.workspace, &id)
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)?;
+            Ok(after)
         })
         .await?;
     Ok(web::Json(links))
@@ -411,7 +439,10 @@ pub async fn unlink_company(
     state
         .tx(move |c| {
             live_contact(c, p.workspace, &id)?;
-            Ok(repo::delete_link(c, p.workspace, &id, &company_id)?)
+            let before = company_links(c, p.workspace, &id)?;
+            repo::delete_link(c, p.workspace, &id, &company_id)?;
+            let after = company_links(c, p.workspace, &id)?;
+            links_changed(c, &p, &id, &before, &after)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

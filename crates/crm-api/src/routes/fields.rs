@@ -3,9 +3,9 @@
 use crate::auth::Auth;
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, RawJson};
+use crate::extract::{parse_json, IfMatch, RawJson};
 use crate::state::AppState;
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use crm_db::models::CustomFieldRow;
 use crm_db::repo::fields as repo;
@@ -35,6 +35,24 @@ pub struct CreateField {
     pub required: bool,
     #[validate(length(max = 500))]
     pub description: Option<String>,
+}
+
+/// Changes to a custom field (merge-patch). `name` and `type` cannot change: define a new
+/// field instead. Removing an option leaves stored values alone until a record is next
+/// written, when its value must then be one of the current options.
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"label": "Market segment", "options": ["smb", "mid", "enterprise", "public"]}))]
+pub struct UpdateField {
+    #[validate(length(min = 1, max = 100))]
+    pub label: Option<String>,
+    /// Replaces the choices of a `select` or `multi_select` field.
+    pub options: Option<Vec<String>>,
+    pub required: Option<bool>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "crate::dto::common::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +111,54 @@ pub async fn list_fields(
     Ok(web::Json(rows.into_iter().map(CustomField::from).collect()))
 }
 
+/// Trims and de-duplicates the options of a field of `field_type`: choice fields need 1 to
+/// [`MAX_OPTIONS`] options of 1 to 100 characters; other types take none.
+fn clean_options(
+    field_type: CustomFieldType,
+    raw: &[String],
+    errors: &mut Vec<FieldError>,
+) -> Vec<String> {
+    let mut options: Vec<String> = Vec::new();
+    for (i, o) in raw.iter().enumerate() {
+        let o = o.trim();
+        if o.is_empty() || o.chars().count() > 100 {
+            errors.push(FieldError::new(
+                format!("options[{i}]"),
+                "invalid_value",
+                "each option must have 1 to 100 characters",
+            ));
+        } else if !options.iter().any(|x| x == o) {
+            options.push(o.to_string());
+        }
+    }
+    let is_choice = matches!(
+        field_type,
+        CustomFieldType::Select | CustomFieldType::MultiSelect
+    );
+    if is_choice && options.is_empty() {
+        errors.push(FieldError::new(
+            "options",
+            "required",
+            "select fields need at least one option",
+        ));
+    }
+    if !is_choice && !raw.is_empty() {
+        errors.push(FieldError::new(
+            "options",
+            "not_allowed",
+            "only select and multi_select fields have options",
+        ));
+    }
+    if options.len() > MAX_OPTIONS {
+        errors.push(FieldError::new(
+            "options",
+            "too_many",
+            format!("at most {MAX_OPTIONS} options"),
+        ));
+    }
+    options
+}
+
 /// Define a custom field (admins).
 #[utoipa::path(post, path = "/api/v1/fields/{object}", tag = "fields", operation_id = "create_field",
     params(("object" = CustomObject, Path)), request_body = CreateField,
@@ -115,44 +181,7 @@ pub async fn create_field(
             "must start with a lower-case letter and hold only a-z, 0-9 and _ (at most 63)",
         ));
     }
-    let mut options: Vec<String> = Vec::new();
-    for (i, o) in input.options.iter().enumerate() {
-        let o = o.trim();
-        if o.is_empty() || o.chars().count() > 100 {
-            errors.push(FieldError::new(
-                format!("options[{i}]"),
-                "invalid_value",
-                "each option must have 1 to 100 characters",
-            ));
-        } else if !options.iter().any(|x| x == o) {
-            options.push(o.to_string());
-        }
-    }
-    let is_choice = matches!(
-        input.field_type,
-        CustomFieldType::Select | CustomFieldType::MultiSelect
-    );
-    if is_choice && options.is_empty() {
-        errors.push(FieldError::new(
-            "options",
-            "required",
-            "select fields need at least one option",
-        ));
-    }
-    if !is_choice && !input.options.is_empty() {
-        errors.push(FieldError::new(
-            "options",
-            "not_allowed",
-            "only select and multi_select fields have options",
-        ));
-    }
-    if options.len() > MAX_OPTIONS {
-        errors.push(FieldError::new(
-            "options",
-            "too_many",
-            format!("at most {MAX_OPTIONS} options"),
-        ));
-    }
+    let options = clean_options(input.field_type, &input.options, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -210,6 +239,73 @@ pub async fn get_field(
     Ok(web::Json(row.into()))
 }
 
+/// Change a custom field's label, options, `required` flag or description (admins).
+#[utoipa::path(patch, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "update_field",
+    params(("object" = CustomObject, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 when the definition changed since")),
+    request_body(content = UpdateField, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The definition", body = CustomField, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[patch("/fields/{object}/{name}")]
+pub async fn update_field(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(Permission::FieldsWrite)?;
+    let (obj, name) = path.into_inner();
+    let obj = object(&obj)?;
+    let input: UpdateField = parse_json(&body.0)?;
+    let mut errors = validate_input(&input);
+    if let Some(Some(d)) = &input.description {
+        if d.chars().count() > 500 {
+            errors.push(FieldError::new(
+                "description",
+                "too_long",
+                "at most 500 characters",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let row = state
+        .tx(move |c| {
+            let cur = repo::get(c, p.workspace, obj.as_str(), &name)?;
+            crm_db::repo::records::check_version(cur.version, if_match.0)?;
+            let mut errors = Vec::new();
+            let options = match &input.options {
+                Some(o) => {
+                    let ty = CustomFieldType::parse(&cur.field_type)
+                        .ok_or_else(|| ApiError::internal("stored field type is unknown"))?;
+                    serde_json::to_string(&clean_options(ty, o, &mut errors))
+                        .map_err(ApiError::internal)?
+                }
+                None => cur.options.clone(),
+            };
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+            let next = CustomFieldRow {
+                label: input
+                    .label
+                    .map(|l| l.trim().to_string())
+                    .unwrap_or(cur.label.clone()),
+                options,
+                required: input.required.unwrap_or(cur.required),
+                description: input.description.unwrap_or(cur.description.clone()),
+                updated_at: crm_domain::values_time::now(),
+                version: cur.version + 1,
+                ..cur
+            };
+            Ok(repo::update(c, p.workspace, &next)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::extract::etag(row.version))
+        .json(CustomField::from(row)))
+}
+
 /// Delete a custom field definition (admins). Stored values stay in records' `custom`
 /// until they are next written, and a field of the same name can be defined again.
 #[utoipa::path(delete, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "delete_field",
@@ -234,5 +330,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_fields)
         .service(create_field)
         .service(get_field)
+        .service(update_field)
         .service(delete_field);
 }

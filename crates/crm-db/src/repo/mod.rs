@@ -2,9 +2,11 @@
 
 pub mod access;
 pub mod contacts;
+pub mod events;
 pub mod fields;
 pub mod idempotency;
 pub mod records;
+pub mod teams;
 
 use diesel::result::{DatabaseErrorKind, Error};
 

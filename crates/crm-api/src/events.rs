@@ -1,0 +1,199 @@
+//! Events: every change to a record is written to the outbox in the change's own
+//! transaction, with the record's state and each changed field's old and new value. The
+//! change feed (`GET /events`), the audit log and webhooks all read this one table.
+
+use crate::auth::{Actor, Principal};
+use crate::error::{ApiError, ApiResult};
+use chrono::{DateTime, Utc};
+use crm_db::models::EventRow;
+use crm_db::DbConnection;
+use crm_domain::new_id;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// Fields that change with every write and say nothing about what changed.
+const NOISE: &[&str] = &["updated_at", "version"];
+
+/// Who made a change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventActor {
+    /// `user` or `api_key`.
+    #[serde(rename = "type")]
+    #[schema(example = "user")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// One field's value before and after a change (`null` where it had none).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FieldChange {
+    #[schema(schema_with = field_value)]
+    pub old: Value,
+    #[schema(schema_with = field_value)]
+    pub new: Value,
+}
+
+/// A field's value as `GET` shows it, which may be of any JSON type (a name, an amount, a
+/// list of tags, an address, `null`).
+fn field_value() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Array,
+            Type::Object,
+            Type::Null,
+        ]))
+        .build()
+}
+
+/// A change to a record.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01", "sequence": 42, "type": "contact.updated", "occurred_at": "2026-11-25T09:00:00Z", "record_type": "contact", "record_id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e02", "actor": {"type": "user", "id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e03"}, "data": {"id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e02", "first_name": "Ada"}, "changes": {"first_name": {"old": "Ad", "new": "Ada"}}}))]
+pub struct Event {
+    pub id: String,
+    /// Gap-free and in commit order within the workspace.
+    pub sequence: i64,
+    /// `<record type>.<verb>`: `created`, `updated`, `archived`, `restored`, `deleted`.
+    #[serde(rename = "type")]
+    #[schema(example = "contact.updated")]
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    #[schema(example = "contact")]
+    pub record_type: String,
+    pub record_id: String,
+    pub actor: EventActor,
+    /// The record after the change (as `GET` shows it); before it, for `deleted`.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Each changed field by its path (`address.city`, `custom.segment`).
+    pub changes: std::collections::BTreeMap<String, FieldChange>,
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Self {
+        Event {
+            id: r.id,
+            sequence: r.seq,
+            kind: r.event_type,
+            occurred_at: crate::dto::common::utc(r.occurred_at),
+            record_type: r.record_type,
+            record_id: r.record_id,
+            actor: EventActor {
+                kind: r.actor_type,
+                id: r.actor_id,
+            },
+            data: serde_json::from_str(&r.data).unwrap_or(Value::Null),
+            changes: serde_json::from_str(&r.changes).unwrap_or_default(),
+        }
+    }
+}
+
+/// Flattens nested objects into dotted paths (`address.city`); arrays stay whole.
+fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&path, v, out);
+            }
+        }
+        Value::Object(_) => {}
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// The fields whose values differ between `before` and `after` (either may be absent).
+pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Map<String, Value> {
+    let (mut a, mut b) = (Map::new(), Map::new());
+    if let Some(v) = before {
+        flatten("", v, &mut a);
+    }
+    if let Some(v) = after {
+        flatten("", v, &mut b);
+    }
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Map::new();
+    for k in keys {
+        if NOISE.contains(&k.as_str()) {
+            continue;
+        }
+        let old = a.get(k).cloned().unwrap_or(Value::Null);
+        let new = b.get(k).cloned().unwrap_or(Value::Null);
+        if old != new {
+            out.insert(k.clone(), serde_json::json!({"old": old, "new": new}));
+        }
+    }
+    out
+}
+
+/// Writes the event of one change to `record_type` `record_id` in the caller's transaction.
+/// `before`/`after` are the record as the API shows it; `verb` is `created`, `updated`, ….
+pub fn record(
+    c: &mut DbConnection,
+    p: &Principal,
+    record_type: &str,
+    verb: &str,
+    record_id: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> ApiResult<()> {
+    let (actor_type, actor_id) = match &p.actor {
+        Actor::User { id, .. } => ("user", id.clone()),
+        Actor::ApiKey { id, .. } => ("api_key", id.clone()),
+    };
+    let data = after.or(before).cloned().unwrap_or(Value::Null);
+    let row = EventRow {
+        workspace_id: p.workspace.as_string(),
+        seq: 0,
+        id: new_id().to_string(),
+        event_type: format!("{record_type}.{verb}"),
+        record_type: record_type.to_string(),
+        record_id: record_id.to_string(),
+        actor_type: actor_type.to_string(),
+        actor_id,
+        data: serde_json::to_string(&data).map_err(ApiError::internal)?,
+        changes: serde_json::to_string(&changes(before, after)).map_err(ApiError::internal)?,
+        occurred_at: crm_domain::values_time::now(),
+    };
+    crm_db::repo::events::append(c, p.workspace, row)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changes_name_nested_paths_and_skip_noise() {
+        let a = json!({"first_name": "Ad", "address": {"city": "Paris", "country": "FR"}, "tags": ["a"], "version": 1, "custom": {}});
+        let b = json!({"first_name": "Ada", "address": {"city": "Lyon", "country": "FR"}, "tags": ["a", "b"], "version": 2, "custom": {"segment": "smb"}});
+        let c = changes(Some(&a), Some(&b));
+        assert_eq!(
+            Value::Object(c),
+            json!({
+                "address.city": {"old": "Paris", "new": "Lyon"},
+                "custom.segment": {"old": null, "new": "smb"},
+                "first_name": {"old": "Ad", "new": "Ada"},
+                "tags": {"old": ["a"], "new": ["a", "b"]},
+            })
+        );
+        let created = changes(None, Some(&json!({"first_name": "Ada", "email": null})));
+        assert_eq!(
+            Value::Object(created),
+            json!({"first_name": {"old": null, "new": "Ada"}})
+        );
+    }
+}

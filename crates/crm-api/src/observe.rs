@@ -1,0 +1,155 @@
+//! Operations: the request id, the access log and the Prometheus metrics.
+//!
+//! Every response carries `X-Request-Id` (the caller's, when it sent a usable one, else a new
+//! UUID), and every log line written while the request runs carries it too. `GET /metrics`
+//! serves request counts and latencies by route and status, and the database pool's use.
+
+use crate::state::AppState;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{get, web, HttpMessage, HttpResponse, ResponseError};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Opts, Registry};
+use std::sync::LazyLock;
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+struct Metrics {
+    registry: Registry,
+    requests: HistogramVec,
+    pool_size: IntGauge,
+    pool_idle: IntGauge,
+    pool_max: IntGauge,
+}
+
+static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
+    let registry = Registry::new_custom(Some("crm".into()), None).ok()?;
+    let requests = HistogramVec::new(
+        HistogramOpts::new(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method, route pattern and status",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]),
+        &["method", "route", "status"],
+    )
+    .ok()?;
+    let gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help)).ok();
+    let pool_size = gauge("db_pool_connections", "Open database connections")?;
+    let pool_idle = gauge(
+        "db_pool_idle_connections",
+        "Open database connections not in use",
+    )?;
+    let pool_max = gauge(
+        "db_pool_max_connections",
+        "Most database connections the pool opens",
+    )?;
+    registry.register(Box::new(requests.clone())).ok()?;
+    registry.register(Box::new(pool_size.clone())).ok()?;
+    registry.register(Box::new(pool_idle.clone())).ok()?;
+    registry.register(Box::new(pool_max.clone())).ok()?;
+    Some(Metrics {
+        registry,
+        requests,
+        pool_size,
+        pool_idle,
+        pool_max,
+    })
+});
+
+/// A caller's request id is kept when it is 1 to 128 visible ASCII characters.
+fn usable_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+/// Middleware (outermost): request id, access log line and latency metric.
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(usable_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    // The middleware inside answers its own errors; an error still arriving here is one
+    // actix renders itself, and is only counted.
+    let mut res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res,
+        Err(e) => {
+            let status = e.as_response_error().status_code();
+            observe(&method, "unmatched", status.as_u16(), started);
+            return Err(e);
+        }
+    };
+    let status = res.status().as_u16();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let elapsed = observe(&method, &route, status, started);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "crm::access",
+            status,
+            route = %route,
+            micros = elapsed.as_micros() as u64,
+            "served"
+        )
+    });
+    Ok(res)
+}
+
+fn observe(
+    method: &actix_web::http::Method,
+    route: &str,
+    status: u16,
+    started: Instant,
+) -> std::time::Duration {
+    let elapsed = started.elapsed();
+    if let Some(m) = METRICS.as_ref() {
+        m.requests
+            .with_label_values(&[method.as_str(), route, &status.to_string()])
+            .observe(elapsed.as_secs_f64());
+    }
+    elapsed
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count) and `crm_db_pool_*` gauges", body = String, content_type = "text/plain")))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let Some(m) = METRICS.as_ref() else {
+        return crate::error::ApiError::internal("metrics are unavailable").error_response();
+    };
+    let pool = state.pool.state();
+    m.pool_size.set(pool.connections.into());
+    m.pool_idle.set(pool.idle_connections.into());
+    m.pool_max.set(state.pool.max_size().into());
+    let mut out = Vec::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut out) {
+        return crate::error::ApiError::internal(e).error_response();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}

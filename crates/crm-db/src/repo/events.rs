@@ -1,0 +1,103 @@
+//! The events outbox: the change feed (`/events`, webhooks) and the audit log read it.
+
+use crate::conn::DbConnection;
+use crate::error::RepoResult;
+use crate::models::EventRow;
+use crate::query::{Bind, SqlBuf};
+use crate::schema::events;
+use crm_domain::WorkspaceId;
+use diesel::prelude::*;
+
+#[derive(QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_seq: i64,
+}
+
+/// Draws the workspace's next sequence number. The counter row stays locked until the
+/// caller's transaction ends, so numbers are handed out in commit order and never skip.
+pub fn next_seq(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("INSERT INTO event_sequences (workspace_id, last_seq) VALUES (");
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(", 1) ON CONFLICT (workspace_id) DO UPDATE SET last_seq = event_sequences.last_seq + 1 RETURNING last_seq");
+    let rows: Vec<Seq> = b.load(conn)?;
+    rows.into_iter()
+        .next()
+        .map(|r| r.last_seq)
+        .ok_or_else(|| diesel::result::Error::NotFound.into())
+}
+
+/// Appends an event in the caller's transaction; `row.seq` is filled in here. Call it as
+/// the transaction's last writes: from the first append until commit, other writers of the
+/// workspace wait for the counter, so a row locked after it could deadlock.
+pub fn append(conn: &mut DbConnection, ws: WorkspaceId, mut row: EventRow) -> RepoResult<EventRow> {
+    row.seq = next_seq(conn, ws)?;
+    diesel::insert_into(events::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+/// The sequence number of an event, by id.
+pub fn seq_of(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<Option<i64>> {
+    Ok(events::table
+        .filter(events::workspace_id.eq(ws.as_string()))
+        .filter(events::id.eq(id))
+        .select(events::seq)
+        .first(conn)
+        .optional()?)
+}
+
+/// Events after `after_seq`, oldest first, optionally of the given types only.
+pub fn feed(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    after_seq: i64,
+    types: &[String],
+    limit: i64,
+) -> RepoResult<Vec<EventRow>> {
+    let mut q = events::table
+        .filter(events::workspace_id.eq(ws.as_string()))
+        .filter(events::seq.gt(after_seq))
+        .into_boxed();
+    if !types.is_empty() {
+        q = q.filter(events::event_type.eq_any(types));
+    }
+    Ok(q.order(events::seq.asc()).limit(limit).load(conn)?)
+}
+
+/// What the audit log is filtered by.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub record_type: Option<String>,
+    pub record_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// Only events older than this sequence number (the page cursor).
+    pub before_seq: Option<i64>,
+}
+
+/// Events newest first, filtered by record and/or actor.
+pub fn audit(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    f: &AuditFilter,
+    limit: i64,
+) -> RepoResult<Vec<EventRow>> {
+    let mut q = events::table
+        .filter(events::workspace_id.eq(ws.as_string()))
+        .into_boxed();
+    if let Some(t) = &f.record_type {
+        q = q.filter(events::record_type.eq(t.clone()));
+    }
+    if let Some(r) = &f.record_id {
+        q = q.filter(events::record_id.eq(r.clone()));
+    }
+    if let Some(a) = &f.actor_id {
+        q = q.filter(events::actor_id.eq(a.clone()));
+    }
+    if let Some(b) = f.before_seq {
+        q = q.filter(events::seq.lt(b));
+    }
+    Ok(q.order(events::seq.desc()).limit(limit).load(conn)?)
+}

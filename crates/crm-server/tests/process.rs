@@ -1,0 +1,200 @@
+//! The `crm` binary as operators run it: JSON logs with request ids and no secrets, and a
+//! graceful stop on SIGTERM that lets an in-flight request finish.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "process-test-secret-of-at-least-32-bytes!";
+const PASSWORD: &str = "correct horse battery";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends one HTTP/1.1 request (`Connection: close`) and returns (status, headers+body text).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    read_response(&mut s)
+}
+
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+fn json_body(resp: &str) -> serde_json::Value {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_crm"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("crm.db").display()),
+        )
+        .env("CRM_BIND", format!("127.0.0.1:{port}"))
+        .env("CRM_JWT_SECRET", SECRET)
+        .env("CRM_LOG", "info")
+        .env("CRM_LOG_FORMAT", "json")
+        .env("CRM_WORKERS", "1")
+        .env_remove("CRM_ENV")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/readyz", &[], "").0 == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn logs_carry_request_ids_and_no_secrets_and_sigterm_drains_in_flight_requests() {
+    let mut srv = start();
+    let port = srv.port;
+    let (s, _) = http(
+        port,
+        "POST",
+        "/api/v1/workspaces",
+        &[],
+        &format!(
+            r#"{{"name":"Ops","admin_email":"ops@example.com","admin_password":"{PASSWORD}","admin_name":"Ops"}}"#
+        ),
+    );
+    assert_eq!(s, 201);
+    let (s, resp) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        &[],
+        &format!(r#"{{"email":"ops@example.com","password":"{PASSWORD}"}}"#),
+    );
+    assert_eq!(s, 200, "{resp}");
+    let login = json_body(&resp);
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let refresh = login["refresh_token"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+    let (s, resp) = http(
+        port,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", &auth), ("X-Request-Id", "trace-me-42")],
+        "",
+    );
+    assert_eq!(s, 200);
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("x-request-id: trace-me-42"),
+        "{resp}"
+    );
+
+    // A request whose body is still arriving when SIGTERM comes must still be answered.
+    let body = r#"{"first_name":"Late","last_name":"Arrival"}"#;
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/contacts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &srv.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused while the in-flight one drains.
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no longer accepting"
+    );
+    slow.write_all(&body.as_bytes()[10..]).unwrap();
+    let (s, resp) = read_response(&mut slow);
+    assert_eq!(s, 201, "{resp}");
+    assert_eq!(json_body(&resp)["first_name"], "Late");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+
+    let mut lines = Vec::new();
+    for line in BufReader::new(srv.child.stderr.take().unwrap()).lines() {
+        lines.push(line.unwrap());
+    }
+    let logs: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let all = lines.join("\n");
+    for secret in [token.as_str(), refresh.as_str(), PASSWORD, SECRET] {
+        assert!(!all.contains(secret), "a secret reached the logs");
+    }
+    let traced = logs
+        .iter()
+        .find(|l| l["span"]["request_id"] == "trace-me-42")
+        .expect("an access line with the caller's request id");
+    assert_eq!(traced["fields"]["status"], 200);
+    assert_eq!(traced["fields"]["route"], "/api/v1/me");
+    assert!(all.contains("in-flight requests have finished"));
+}

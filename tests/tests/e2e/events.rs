@@ -1,0 +1,283 @@
+use crm_e2e::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn feed(app: &TestApp, token: &str, query: &str) -> Value {
+    let (s, v) = app.get(&format!("/api/v1/events{query}"), token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+fn types(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, co) = app
+        .post("/api/v1/companies", &a.token, json!({"name": "Initech"}))
+        .await;
+    let (s, ct) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Ad", "email": "ada@example.com", "address": {"city": "Paris"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = ct["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/contacts/{id}");
+    // A refused write leaves no event.
+    let (s, _) = app
+        .patch(&path, &a.token, json!({"email": "not-an-email"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .patch(
+            &path,
+            &a.token,
+            json!({"first_name": "Ada", "address": {"city": "Lyon"}, "lifecycle_stage": "new"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .post(
+            &format!("{path}/companies"),
+            &a.token,
+            json!({"company_id": co["id"], "role": "CTO"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(app.delete(&path, &a.token).await, StatusCode::NO_CONTENT);
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            &format!("{path}/restore"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.delete(&format!("{path}?permanent=true"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+
+    let page = feed(&app, &a.token, "").await;
+    assert_eq!(
+        types(&page),
+        [
+            "company.created",
+            "contact.created",
+            "contact.updated",
+            "contact.links_changed",
+            "contact.archived",
+            "contact.restored",
+            "contact.deleted"
+        ]
+    );
+    let events = page["data"].as_array().unwrap();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>(), "gap-free, in order");
+    assert!(!page["has_more"].as_bool().unwrap());
+    let created = &events[1];
+    assert_eq!(created["record_id"], id.as_str());
+    assert_eq!(created["actor"], json!({"type": "user", "id": a.user_id}));
+    assert_eq!(created["data"]["email"], "ada@example.com");
+    assert_eq!(
+        created["changes"]["first_name"],
+        json!({"old": null, "new": "Ad"})
+    );
+    let updated = &events[2];
+    assert_eq!(
+        updated["changes"],
+        json!({
+            "address.city": {"old": "Paris", "new": "Lyon"},
+            "first_name": {"old": "Ad", "new": "Ada"},
+            "lifecycle_stage": {"old": "prospect", "new": "new"},
+            "lifecycle_stage_changed_at": updated["changes"]["lifecycle_stage_changed_at"],
+        })
+    );
+    assert_eq!(updated["data"]["first_name"], "Ada");
+    let linked = &events[3];
+    assert_eq!(linked["changes"]["companies"]["old"], json!([]));
+    assert_eq!(linked["changes"]["companies"]["new"][0]["role"], "CTO");
+    assert!(events[4]["changes"]["archived_at"]["new"].is_string());
+    assert!(events[5]["changes"]["archived_at"]["new"].is_null());
+    assert_eq!(
+        events[6]["data"]["first_name"], "Ada",
+        "a deletion keeps the last state"
+    );
+    assert_eq!(
+        events[6]["changes"]["first_name"],
+        json!({"old": "Ada", "new": null})
+    );
+
+    // Paging with `after` neither skips nor repeats; the cursor holds when caught up.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let q = if after.is_empty() {
+            "?limit=3".to_string()
+        } else {
+            format!("?limit=3&after={after}")
+        };
+        let p = feed(&app, &a.token, &q).await;
+        seen.extend(types(&p));
+        after = p["next_cursor"].as_str().unwrap().to_string();
+        if !p["has_more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, types(&page));
+    let p = feed(&app, &a.token, &format!("?after={after}")).await;
+    assert_eq!(
+        (
+            p["data"].as_array().unwrap().len(),
+            p["next_cursor"].as_str()
+        ),
+        (0, Some(after.as_str()))
+    );
+    let p = feed(&app, &a.token, "?types=contact.archived,contact.restored").await;
+    assert_eq!(types(&p), ["contact.archived", "contact.restored"]);
+    let (s, v) = app.get("/api/v1/events?after=nope", &a.token).await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("after"))
+    );
+    let (s, v) = app.get("/api/v1/events?sort=x", &a.token).await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("sort"))
+    );
+
+    // The audit log: newest first, by record, by actor, paged.
+    let (s, log) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=contact&record_id={id}&limit=4"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert_eq!(
+        types(&log),
+        [
+            "contact.deleted",
+            "contact.restored",
+            "contact.archived",
+            "contact.links_changed"
+        ]
+    );
+    let cursor = log["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=contact&record_id={id}&cursor={cursor}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(types(&rest), ["contact.updated", "contact.created"]);
+    assert!(rest["next_cursor"].is_null());
+
+    // Another workspace sees none of it and cannot use its ids.
+    let b = app.workspace("Beta").await;
+    assert_eq!(feed(&app, &b.token, "").await["data"], json!([]));
+    let (s, _) = app
+        .get(&format!("/api/v1/events?after={after}"), &b.token)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = app
+        .get(&format!("/api/v1/audit-log?record_id={id}"), &b.token)
+        .await;
+    assert_eq!(v["data"], json!([]));
+}
+
+#[tokio::test]
+async fn concurrent_writes_get_gap_free_sequences_and_api_keys_are_actors() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, key) = app
+        .post(
+            "/api/v1/api-keys",
+            &a.token,
+            json!({"name": "sync", "scopes": ["contacts:write", "contacts:read", "events:read"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let token = if i % 2 == 0 {
+            secret.clone()
+        } else {
+            a.token.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v1/contacts"))
+                .bearer_auth(token)
+                .json(&json!({"first_name": format!("C{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    let page = feed(&app, &secret, "?limit=500").await;
+    let seqs: Vec<i64> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=24).collect::<Vec<_>>());
+    let by_key = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["type"] == "api_key")
+        .count();
+    assert_eq!(by_key, 12);
+    let key_id = key["id"].as_str().unwrap();
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/audit-log?actor_id={key_id}&limit=500"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 12);
+
+    // Only admins and managers (or keys with the scope) read the feed and the log.
+    let (s, v) = app.get("/api/v1/audit-log", &secret).await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("audit:read"))
+    );
+    for role in ["sales", "support", "viewer"] {
+        let u = app.user(&a, role).await;
+        let (s, v) = app.get("/api/v1/events", &u.token).await;
+        assert_eq!(
+            (s, v["missing_permission"].as_str()),
+            (StatusCode::FORBIDDEN, Some("events:read"))
+        );
+    }
+    let m = app.user(&a, "manager").await;
+    assert_eq!(
+        app.get("/api/v1/audit-log", &m.token).await.0,
+        StatusCode::OK
+    );
+}
