@@ -12,6 +12,14 @@ fn problem_json(headers: &reqwest::header::HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/problem+json"))
 }
 
+async fn served_spec(app: &TestApp) -> Value {
+    let (s, spec, _) = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    spec
+}
+
 fn spec_enum(spec: &Value, schema: &str) -> Vec<String> {
     spec["components"]["schemas"][schema]["enum"]
         .as_array()
@@ -27,9 +35,7 @@ fn spec_enum(spec: &Value, schema: &str) -> Vec<String> {
 async fn spec_enums_list_the_values_on_the_wire() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
-    let (_, spec, _) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
+    let spec = served_spec(&app).await;
     let stages = spec_enum(&spec, "LifecycleStage");
     assert!(stages.contains(&"prospect".to_string()), "{stages:?}");
     assert!(spec_enum(&spec, "CompanySize").contains(&"1-10".to_string()));
@@ -58,9 +64,7 @@ async fn spec_enums_list_the_values_on_the_wire() {
 async fn search_declares_and_answers_415_without_json() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
-    let (_, spec, _) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
+    let spec = served_spec(&app).await;
     for path in ["/api/v1/contacts/search", "/api/v1/companies/search"] {
         let responses = &spec["paths"][path]["post"]["responses"];
         assert!(responses["415"].is_object(), "{path}: {responses}");
@@ -115,22 +119,15 @@ async fn restoring_a_live_record_returns_it_unchanged() {
         let (s, created) = app.post(&format!("/api/v1/{object}"), &a.token, body).await;
         assert_eq!(s, StatusCode::CREATED, "{created}");
         let id = created["id"].as_str().unwrap();
-        let (s, restored) = app
-            .post(
-                &format!("/api/v1/{object}/{id}/restore"),
-                &a.token,
-                json!({}),
-            )
-            .await;
+        let (app, token) = (&app, &a.token);
+        let restore = move |id: &str| {
+            let path = format!("/api/v1/{object}/{id}/restore");
+            async move { app.post(&path, token, json!({})).await }
+        };
+        let (s, restored) = restore(id).await;
         assert_eq!(s, StatusCode::OK, "{object}: {restored}");
         assert_eq!(restored["version"], created["version"], "{object}");
-        let (s, _) = app
-            .post(
-                &format!("/api/v1/{object}/01900000-0000-7000-8000-000000000000/restore"),
-                &a.token,
-                json!({}),
-            )
-            .await;
+        let (s, _) = restore("01900000-0000-7000-8000-000000000000").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{object}");
     }
 }
@@ -219,9 +216,7 @@ async fn the_history_of_an_archived_contact_is_404() {
 #[tokio::test]
 async fn the_spec_states_limits_and_a_working_login_example() {
     let app = TestApp::spawn().await;
-    let (_, spec, _) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
+    let spec = served_spec(&app).await;
     let limit = spec["paths"]["/api/v1/contacts"]["get"]["parameters"]
         .as_array()
         .unwrap()
@@ -263,9 +258,7 @@ async fn the_spec_states_limits_and_a_working_login_example() {
 async fn event_changes_are_declared_as_any_json_value() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
-    let (_, spec, _) = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
+    let spec = served_spec(&app).await;
     let declared: Vec<String> = spec["components"]["schemas"]["FieldChange"]["properties"]["old"]
         ["type"]
         .as_array()
