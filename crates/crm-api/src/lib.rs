@@ -33,6 +33,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(idempotency::idempotency))
                     .wrap(middleware::from_fn(auth::authenticate))
+                    .wrap(middleware::from_fn(extract::refuse_nul_in_path))
                     .route("/openapi.json", web::get().to(openapi_json))
                     .configure(routes::access::configure)
                     .configure(routes::teams::configure)

@@ -306,3 +306,64 @@ async fn event_changes_are_declared_as_any_json_value() {
     }
     assert!(seen > 0, "{events}");
 }
+
+/// PostgreSQL refuses the NUL character in text, which made a 500 of a user's name or an
+/// audit-log filter holding one; it is a 422 naming where, on both databases.
+#[tokio::test]
+async fn a_nul_character_is_422_naming_where() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/users",
+            &a.token,
+            json!({"email": "nul@example.com", "name": "A\u{0}B", "role": "sales", "password": "long enough password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "name");
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Ada", "tags": ["ok", "b\u{0}d"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "tags[1]");
+    let (s, v) = app
+        .get("/api/v1/audit-log?record_id=%C3%A2%003", &a.token)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "record_id");
+    let (s, v) = app.get("/api/v1/contacts/a%00b", &a.token).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "path");
+    let (s, _) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Back\\u0000slash"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "an escaped backslash is plain text");
+}
+
+/// A merge patch naming a field the record does not have is refused even with `null`; the
+/// merge dropped it and answered 200.
+#[tokio::test]
+async fn a_patch_with_an_unknown_field_is_422_even_with_null() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, contact) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "Ada"}))
+        .await;
+    let path = format!("/api/v1/contacts/{}", contact["id"].as_str().unwrap());
+    for patch in [json!({"": null}), json!({"nickname": null})] {
+        let (s, v) = app.patch(&path, &a.token, patch.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {v}");
+        assert_eq!(v["errors"][0]["code"], "unknown_field", "{v}");
+    }
+    let (s, v) = app.patch(&path, &a.token, json!({"last_name": null})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
