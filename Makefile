@@ -14,7 +14,8 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
-.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check fuzz-api clean
+.PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean \
+	spec-lint examples examples-typescript examples-python crm-debug fuzz-api
 
 run:
 	CRM_ENV=development $(CARGO) run --release -p crm-server --bin crm -- serve
@@ -78,19 +79,63 @@ openapi-check:
 	fi; \
 	echo "api-spec/openapi.json is up to date"
 
+# ---- The spec, as its consumers see it: lint, and the clients generated from it ----
+
+TS_EXAMPLE := examples/typescript
+TS_DEPS := $(TS_EXAMPLE)/node_modules/.package-lock.json
+PY_EXAMPLE := examples/python
+PY_VENV := $(PY_EXAMPLE)/.venv
+PYTHON ?= python3
+# Databases for `make examples-python` on PostgreSQL are created and dropped through this URL.
+PG_ADMIN_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+export PG_ADMIN_URL
+
+# The pinned npm tools of examples/typescript (Redocly CLI, openapi-typescript, tsc).
+$(TS_DEPS): $(TS_EXAMPLE)/package.json $(TS_EXAMPLE)/package-lock.json
+	cd $(TS_EXAMPLE) && npm ci --no-audit --no-fund --loglevel=error
+
+# The pinned Python generator and the generated client's run-time packages.
+$(PY_VENV)/.installed: $(PY_EXAMPLE)/requirements.txt
+	rm -rf $(PY_VENV)
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+spec-lint: $(TS_DEPS)
+	cd $(TS_EXAMPLE) && npm run --silent lint-spec
+
+# The debug server that the examples run against (examples/with-server.sh).
+crm-debug:
+	$(CARGO) build -q -p crm-server --bin crm
+
+examples-typescript: $(TS_DEPS) crm-debug
+	cd $(TS_EXAMPLE) && npm run --silent generate && npm run --silent typecheck
+	@echo "examples/typescript type-checks against api-spec/openapi.json"
+	cd $(TS_EXAMPLE) && rm -rf dist && npm run --silent build
+	examples/with-server.sh sqlite node $(TS_EXAMPLE)/dist/main.js
+
+examples-python: $(PY_VENV)/.installed crm-debug
+	rm -rf $(PY_EXAMPLE)/crm_client
+	PATH="$(CURDIR)/$(PY_VENV)/bin:$$PATH" openapi-python-client generate --fail-on-warning \
+		--path api-spec/openapi.json --meta none --output-path $(PY_EXAMPLE)/crm_client
+	examples/with-server.sh sqlite $(PY_VENV)/bin/python $(PY_EXAMPLE)/import.py
+	examples/with-server.sh postgres $(PY_VENV)/bin/python $(PY_EXAMPLE)/import.py
+
+examples: spec-lint examples-typescript examples-python
+
 # Python virtual environment holding the pinned API fuzzer (schemathesis).
 VENV := .venv
 
 $(VENV)/bin/st: fuzz/requirements.txt
-	python3 -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
 	@touch $@
 
 # Fuzzes every operation of the live server, on SQLite and on PostgreSQL (fuzz/run).
-fuzz-api: $(VENV)/bin/st
-	$(CARGO) build -q -p crm-server --bin crm
+fuzz-api: $(VENV)/bin/st crm-debug
 	fuzz/run
 
 clean:
 	$(CARGO) clean
 	rm -f api-spec/openapi.json.tmp
+	rm -rf $(TS_EXAMPLE)/node_modules $(TS_EXAMPLE)/src/schema.d.ts $(TS_EXAMPLE)/dist $(PY_VENV) $(PY_EXAMPLE)/crm_client

@@ -18,6 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     handle: actix_web::dev::ServerHandle,
+    _workers: crm_server::webhooks::Workers,
     pg_schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -88,6 +89,8 @@ impl TestApp {
             db_pool_size: Some(4),
             workers: Some(2),
             shutdown_timeout: 5,
+            webhook_retry_schedule: "0.2,0.4".into(),
+            webhook_poll_ms: 50,
         }
     }
 
@@ -100,6 +103,9 @@ impl TestApp {
         let mut settings = Self::settings(&database_url);
         adjust(&mut settings);
         let pool = crm_server::open_database(&settings).expect("database");
+        let workers =
+            crm_server::webhooks::spawn(pool.clone(), settings.worker_settings().unwrap())
+                .expect("webhook worker");
         let (server, addr) = crm_server::start(&settings, pool).expect("server starts");
         let handle = server.handle();
         tokio::spawn(server);
@@ -108,6 +114,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             database_url,
             handle,
+            _workers: workers,
             pg_schema,
             _dir: dir,
         }

@@ -63,6 +63,7 @@ pub async fn read_json_bytes(req: &HttpRequest, payload: &mut Payload) -> ApiRes
 
 /// Parses JSON, telling a malformed body (400) from a well-formed one that does not fit the
 /// schema (422, naming the field by its path).
+///
 /// Every request body of this API is a JSON object: another JSON value (an array, which serde
 /// would otherwise read as a struct's fields in order, a string, a number) is a 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {

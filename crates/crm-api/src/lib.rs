@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod records;
 pub mod routes;
 pub mod state;
+pub mod webhooks;
 
 use actix_web::{middleware, web, HttpRequest, HttpResponse};
 pub use state::{ApiConfig, AppState};
@@ -38,6 +39,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::access::configure)
                     .configure(routes::teams::configure)
                     .configure(routes::events::configure)
+                    .configure(routes::webhooks::configure)
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)

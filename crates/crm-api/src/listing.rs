@@ -39,14 +39,73 @@ pub enum SortDirection {
     Desc,
 }
 
+/// A node of the filter language: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`, or a
+/// condition `{"field", "op", "value"}`. Fields are the resource's own, `custom.<name>` for
+/// custom fields, or `<relation>.<field>` for linked records (e.g. `companies.industry`).
+//
+// These types describe the language in the OpenAPI document; requests are read by
+// `crm_domain::filter::parse`, which reports every problem with its path.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum Filter {
+    And(FilterAnd),
+    Or(FilterOr),
+    Not(FilterNot),
+    Condition(FilterCondition),
+}
+
+// The composite nodes are named schemas rather than inline objects: client generators
+// (openapi-python-client) resolve a recursive union only through named models.
+
+/// Matches when every node matches.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterAnd {
+    #[schema(no_recursion)]
+    pub and: Vec<Filter>,
+}
+
+/// Matches when any node matches.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterOr {
+    #[schema(no_recursion)]
+    pub or: Vec<Filter>,
+}
+
+/// Matches when the node does not.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct FilterNot {
+    #[schema(no_recursion)]
+    pub not: Box<Filter>,
+}
+
+/// One comparison of a filter.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"field": "lifecycle_stage", "op": "in", "value": ["new", "growing"]}))]
+#[allow(dead_code)]
+pub struct FilterCondition {
+    /// A filterable field, e.g. `lifecycle_stage`, `custom.segment`, `companies.industry`.
+    pub field: String,
+    pub op: filter::Op,
+    /// A value of the field's type; an array for `in` and `not_in`; `true` or `false` for
+    /// `is_null`.
+    pub value: Option<Value>,
+}
+
 /// `POST /{resource}/search`: the full filter language.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"filter": {"and": [{"field": "lifecycle_stage", "op": "eq", "value": "mature"}, {"field": "companies.industry", "op": "in", "value": ["Retail", "Logistics"]}]}, "q": "ada", "sort": [{"field": "created_at", "direction": "desc"}], "limit": 50}))]
 pub struct SearchRequest {
-    /// A filter node: `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or
-    /// `{"field", "op", "value"}` with ops `eq neq lt lte gt gte in not_in contains starts_with is_null`.
-    #[schema(value_type = Option<Object>)]
+    /// The records to return; all of them when absent.
+    #[schema(value_type = Option<Filter>)]
     pub filter: Option<Value>,
     /// Free text matched against names, e-mails, phones (and company names for contacts).
     pub q: Option<String>,
@@ -422,4 +481,35 @@ where
         next_cursor,
         total,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_domain::filter::Op;
+
+    #[test]
+    fn documented_operators_are_the_parsed_ones() {
+        let schema =
+            serde_json::to_value(<Op as utoipa::PartialSchema>::schema()).expect("schema as JSON");
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let parsed: Vec<&str> = Op::ALL.iter().map(Op::as_str).collect();
+        assert_eq!(documented, parsed);
+    }
+
+    #[test]
+    fn the_documented_shape_reads_a_filter() {
+        let v = json!({"and": [
+            {"field": "companies.industry", "op": "eq", "value": "Retail"},
+            {"not": {"field": "email", "op": "is_null", "value": true}},
+            {"or": [{"field": "tags", "op": "contains", "value": "vip"}]}
+        ]});
+        assert!(serde_json::from_value::<Filter>(v.clone()).is_ok());
+        assert!(filter::parse(&v, "filter").is_ok());
+    }
 }

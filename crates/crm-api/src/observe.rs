@@ -134,7 +134,7 @@ fn observe(
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
     responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count) and `crm_db_pool_*` gauges", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

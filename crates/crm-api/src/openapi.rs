@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, events, fields, health, teams};
+use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -71,8 +71,9 @@ impl Modify for BodyErrors {
     info(
         title = "Headless CRM API",
         description = "A REST/JSON CRM API. Conventions: base path /api/v1; errors are RFC 9457 problem+json; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); `PATCH` is a JSON Merge Patch; responses carry `ETag: \"<version>\"` and `PATCH`/`DELETE` honour `If-Match` (412 when stale); every authenticated `POST` accepts `Idempotency-Key`.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
+    servers((url = "/", description = "The server that serves this document")),
     modifiers(&Security, &BodyErrors),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
@@ -82,6 +83,8 @@ impl Modify for BodyErrors {
         teams::list_teams, teams::create_team, teams::get_team, teams::update_team, teams::delete_team,
         teams::list_team_members, teams::add_team_member, teams::remove_team_member,
         events::list_events, events::audit_log,
+        webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,
+        webhooks::delete_webhook, webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
         fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
         contacts::list_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::lifecycle_history,
@@ -98,6 +101,7 @@ impl Modify for BodyErrors {
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
+        (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -342,3 +342,23 @@ async fn search_with<R: Record>(
         .await?;
     Ok(web::Json(page))
 }
+
+/// `DELETE` of a configuration object (team, webhook) that is erased, not archived: checks
+/// `If-Match` against `version` and deletes in one transaction; 204.
+pub async fn delete_versioned(
+    state: &AppState,
+    p: Principal,
+    id: String,
+    if_match: IfMatch,
+    version: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<i32>,
+    delete: fn(&mut DbConnection, WorkspaceId, &str) -> Result<(), RepoError>,
+) -> ApiResult<HttpResponse> {
+    state
+        .tx(move |c| {
+            let current = version(c, p.workspace, &id)?;
+            crm_db::repo::records::check_version(current, if_match.0)?;
+            Ok(delete(c, p.workspace, &id)?)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -13,6 +13,8 @@ pub struct ApiConfig {
     pub refresh_token_ttl_secs: i64,
     pub open_signup: bool,
     pub max_body_bytes: usize,
+    /// Accept webhook URLs on loopback and private networks.
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -23,6 +25,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("open_signup", &self.open_signup)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .finish()
     }
 }

@@ -284,3 +284,85 @@ pub struct EventRow {
     pub changes: String,
     pub occurred_at: NaiveDateTime,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// JSON list of event type patterns (`*`, `contact.*`, `contact.created`).
+    pub event_types: String,
+    /// The filter language as JSON, matched against the event's record.
+    pub filter: Option<String>,
+    /// `whsec_<base64 key>`.
+    pub secret: String,
+    pub active: bool,
+    /// The last event the dispatcher has queued deliveries for.
+    pub cursor_seq: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct DeliveryRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub event_seq: i64,
+    pub record_id: String,
+    /// `pending`, `succeeded` or `failed` (retries exhausted).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl DeliveryRow {
+    /// A delivery of an event, due now.
+    pub fn pending(
+        workspace_id: String,
+        webhook_id: String,
+        event_id: String,
+        event_seq: i64,
+        record_id: String,
+        at: NaiveDateTime,
+    ) -> Self {
+        DeliveryRow {
+            workspace_id,
+            id: crm_domain::new_id().to_string(),
+            webhook_id,
+            event_id,
+            event_seq,
+            record_id,
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: Some(at),
+            locked_until: None,
+            last_status_code: None,
+            last_error: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct AttemptRow {
+    pub workspace_id: String,
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}

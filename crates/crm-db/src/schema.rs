@@ -218,6 +218,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhooks (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        event_types -> Text,
+        filter -> Nullable<Text>,
+        secret -> Text,
+        active -> Bool,
+        cursor_seq -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        webhook_id -> Text,
+        event_id -> Text,
+        event_seq -> BigInt,
+        record_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        locked_until -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (workspace_id, delivery_id, attempt) {
+        workspace_id -> Text,
+        delivery_id -> Text,
+        attempt -> Integer,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,
@@ -233,4 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     event_sequences,
     events,
+    webhooks,
+    webhook_deliveries,
+    webhook_attempts,
 );

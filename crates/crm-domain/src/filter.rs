@@ -14,7 +14,10 @@ pub const MAX_CONDITIONS: usize = 100;
 pub const MAX_LIST_VALUES: usize = 500;
 pub const MAX_VALUE_CHARS: usize = 1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = FilterOp)]
 pub enum Op {
     Eq,
     Neq,

@@ -10,6 +10,7 @@ pub mod records;
 pub mod role;
 pub mod values;
 pub mod values_time;
+pub mod webhook;
 
 pub use ids::{new_id, WorkspaceId};
 pub use role::{Permission, Role};

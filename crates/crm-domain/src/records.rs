@@ -1,8 +1,8 @@
 //! Enumerations of the customer records (DOMAIN.md §2–3).
 
-// `$s:tt` rather than `$s:literal`: a `literal` fragment reaches derive macros wrapped in an
-// invisible group, which utoipa skips, so the OpenAPI enum would list the Rust variant names
-// instead of the wire values.
+// The wire names are taken as `tt`, not `literal`: a `literal` fragment reaches the derive
+// macros wrapped in an invisible group, and `utoipa` then misses the `serde(rename)` and
+// documents the Rust variant names instead of the wire names.
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $s:tt),+ $(,)? }) => {
         $(#[$m])*

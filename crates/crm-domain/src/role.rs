@@ -38,7 +38,10 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Manager => !matches!(p, UsersWrite | ApiKeysManage | FieldsWrite | RecordsPurge),
+            Role::Manager => !matches!(
+                p,
+                UsersWrite | ApiKeysManage | WebhooksManage | FieldsWrite | RecordsPurge
+            ),
             Role::Sales => matches!(
                 p,
                 ContactsRead
@@ -78,13 +81,15 @@ pub enum Permission {
     EventsRead,
     /// Reading the audit log.
     AuditRead,
+    /// Webhook subscriptions: they see every change, so only admins manage them.
+    WebhooksManage,
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -97,6 +102,7 @@ impl Permission {
         Permission::TeamsWrite,
         Permission::EventsRead,
         Permission::AuditRead,
+        Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
     ];
@@ -116,6 +122,7 @@ impl Permission {
             Permission::TeamsWrite => "teams:write",
             Permission::EventsRead => "events:read",
             Permission::AuditRead => "audit:read",
+            Permission::WebhooksManage => "webhooks:manage",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
         }
@@ -146,6 +153,7 @@ mod tests {
         for r in Role::ALL {
             assert_eq!(r.permits(Permission::UsersWrite), r == Role::Admin);
             assert_eq!(r.permits(Permission::ApiKeysManage), r == Role::Admin);
+            assert_eq!(r.permits(Permission::WebhooksManage), r == Role::Admin);
         }
     }
 

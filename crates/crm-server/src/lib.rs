@@ -1,5 +1,7 @@
 //! The `crm` server: configuration, start-up and the command line.
 
+pub mod webhooks;
+
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
@@ -120,6 +122,23 @@ pub struct Settings {
         global = true
     )]
     pub shutdown_timeout: u64,
+    /// Seconds before each webhook retry, comma-separated; a delivery fails for good after
+    /// the last (the default spans 27 h 35 min).
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5,300,1800,7200,18000,36000,36000",
+        global = true
+    )]
+    pub webhook_retry_schedule: String,
+    /// How often the webhook worker looks for new events and due deliveries, in ms.
+    #[arg(
+        long,
+        env = "CRM_WEBHOOK_POLL_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub webhook_poll_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +187,30 @@ impl Settings {
             refresh_token_ttl_secs: self.refresh_token_ttl,
             open_signup: self.open_signup,
             max_body_bytes: self.max_body_bytes,
+            webhook_allow_private: self.webhook_allow_private,
+        })
+    }
+
+    pub fn worker_settings(&self) -> Result<webhooks::WorkerSettings, StartError> {
+        let retry_schedule = self
+            .webhook_retry_schedule
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            })
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| {
+                StartError::Config(
+                    "CRM_WEBHOOK_RETRY_SCHEDULE must list seconds, e.g. 5,300,1800".into(),
+                )
+            })?;
+        Ok(webhooks::WorkerSettings {
+            allow_private: self.webhook_allow_private,
+            retry_schedule,
+            poll: std::time::Duration::from_millis(self.webhook_poll_ms.max(10)),
         })
     }
 
@@ -266,10 +309,13 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let started = std::time::Instant::now();
             let pool = open_database(&settings)?;
             actix_web::rt::System::new().block_on(async move {
+                let workers = webhooks::spawn(pool.clone(), settings.worker_settings()?)
+                    .map_err(|e| StartError::Config(e.to_string()))?;
                 let (server, addr) = start(&settings, pool)?;
                 tracing::info!(%addr, database = %crm_db::conn::redact(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "listening");
                 server.await?;
-                tracing::info!("stopped: in-flight requests have finished");
+                workers.shutdown().await;
+                tracing::info!("stopped: in-flight requests and the webhook round have finished");
                 Ok(())
             })
         }

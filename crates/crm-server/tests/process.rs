@@ -196,5 +196,5 @@ fn logs_carry_request_ids_and_no_secrets_and_sigterm_drains_in_flight_requests()
         .expect("an access line with the caller's request id");
     assert_eq!(traced["fields"]["status"], 200);
     assert_eq!(traced["fields"]["route"], "/api/v1/me");
-    assert!(all.contains("in-flight requests have finished"));
+    assert!(all.contains("in-flight requests and the webhook round have finished"));
 }

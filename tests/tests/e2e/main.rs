@@ -9,3 +9,4 @@ mod events;
 mod lists;
 mod platform;
 mod teams;
+mod webhooks;

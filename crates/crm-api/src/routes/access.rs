@@ -162,7 +162,7 @@ pub fn init_workspace(
 /// Create a workspace and its first admin.
 ///
 /// Open while no workspace exists, or when the server runs with `CRM_OPEN_SIGNUP=true`.
-#[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", request_body = CreateWorkspace,
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "auth", operation_id = "create_workspace", security(()), request_body = CreateWorkspace,
     responses((status = 201, description = "Created", body = WorkspaceCreated), WriteErrors))]
 #[post("/workspaces")]
 pub async fn create_workspace(
@@ -253,7 +253,7 @@ fn ws_of(row: &UserRow) -> ApiResult<WorkspaceId> {
 }
 
 /// Sign in with e-mail and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", request_body = Login,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()), request_body = Login,
     responses((status = 200, description = "Signed in", body = TokenPair), WriteErrors))]
 #[post("/auth/login")]
 pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
@@ -305,7 +305,7 @@ pub struct RefreshRequest {
 }
 
 /// Exchange a refresh token for a new pair.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", security(()), request_body = RefreshRequest,
     responses((status = 200, description = "A new token pair", body = TokenPair), WriteErrors))]
 #[post("/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
@@ -344,7 +344,7 @@ pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web
 }
 
 /// Revoke a refresh token and every token refreshed from the same sign-in.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", security(()), request_body = RefreshRequest,
     responses((status = 204, description = "Signed out"), WriteErrors))]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {

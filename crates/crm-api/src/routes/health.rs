@@ -13,7 +13,7 @@ pub struct Health {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", responses((status = 200, description = "Up", body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "healthz", security(()), responses((status = 200, description = "Up", body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health {
@@ -22,7 +22,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz", security(()),
     responses((status = 200, description = "Ready", body = Health), (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {

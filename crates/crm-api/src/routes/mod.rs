@@ -5,3 +5,4 @@ pub mod events;
 pub mod fields;
 pub mod health;
 pub mod teams;
+pub mod webhooks;

@@ -299,15 +299,9 @@ pub async fn delete_team(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::TeamsWrite)?;
-    let id = id.into_inner();
-    state
-        .tx(move |c| {
-            let cur = repo::get(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(cur.version, if_match.0)?;
-            Ok(repo::delete(c, p.workspace, &id)?)
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    let version = |c: &mut DbConnection, ws, id: &str| Ok(repo::get(c, ws, id)?.version);
+    crate::records::delete_versioned(&state, p, id.into_inner(), if_match, version, repo::delete)
+        .await
 }
 
 /// The members of a team, by name.

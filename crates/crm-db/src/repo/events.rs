@@ -101,3 +101,27 @@ pub fn audit(
     }
     Ok(q.order(events::seq.desc()).limit(limit).load(conn)?)
 }
+
+/// The workspace's latest sequence number (0 before its first event).
+pub fn last_seq(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
+    use crate::schema::event_sequences as es;
+    Ok(es::table
+        .filter(es::workspace_id.eq(ws.as_string()))
+        .select(es::last_seq)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The given events (by id), in sequence order.
+pub fn by_ids(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> RepoResult<Vec<EventRow>> {
+    Ok(events::table
+        .filter(events::workspace_id.eq(ws.as_string()))
+        .filter(events::id.eq_any(ids))
+        .order(events::seq.asc())
+        .load(conn)?)
+}

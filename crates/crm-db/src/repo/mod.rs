@@ -7,6 +7,7 @@ pub mod fields;
 pub mod idempotency;
 pub mod records;
 pub mod teams;
+pub mod webhooks;
 
 use diesel::result::{DatabaseErrorKind, Error};
 

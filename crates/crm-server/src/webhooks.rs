@@ -1,0 +1,299 @@
+//! The webhook worker: queues deliveries from the events outbox and sends them.
+//!
+//! Each round, for every workspace with an active subscription, it (1) reads the events past
+//! each subscription's cursor and queues one delivery per matching event, moving the cursor
+//! in the same transaction, and (2) sends the deliveries that are due, one at a time per
+//! (subscription, record) so each record's changes arrive in commit order. A delivery is
+//! claimed for a minute before it is sent, so several servers never send it twice at once;
+//! one interrupted mid-send is retried when its claim lapses (at least once, never lost).
+
+use crm_api::error::ApiError;
+use crm_api::events::Event;
+use crm_api::webhooks::{check_destination, signature};
+use crm_db::models::{AttemptRow, DeliveryRow, EventRow, WebhookRow};
+use crm_db::repo::{events, webhooks as repo};
+use crm_db::{DbConnection, Pool};
+use crm_domain::values_time::now;
+use crm_domain::webhook::{matches, type_matches};
+use crm_domain::WorkspaceId;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Events read per subscription per transaction, and deliveries sent per workspace per round.
+const BATCH: i64 = 200;
+/// Longest wait for a receiver's answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a sender holds a delivery it is attempting.
+const CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub allow_private: bool,
+    /// Seconds before each retry; a delivery fails for good after the last.
+    pub retry_schedule: Vec<f64>,
+    pub poll: Duration,
+}
+
+/// The running worker; `shutdown` lets the current round finish. Dropping it stops the
+/// worker after its current round too.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type WorkResult<T> = Result<T, ApiError>;
+
+async fn blocking<T: Send + 'static>(
+    pool: &Pool,
+    f: impl FnOnce(&mut DbConnection) -> WorkResult<T> + Send + 'static,
+) -> WorkResult<T> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut c = pool.get()?;
+        f(&mut c)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+pub fn spawn(pool: Pool, settings: WorkerSettings) -> WorkResult<Workers> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .user_agent(concat!("crm-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(ApiError::internal)?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            if let Err(e) = round(&pool, &client, &settings).await {
+                tracing::warn!(error = %e, "webhook round failed; retrying next round");
+            }
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(settings.poll) => {}
+            }
+        }
+        tracing::debug!("webhook worker stopped");
+    });
+    Ok(Workers { stop, task })
+}
+
+async fn round(pool: &Pool, client: &reqwest::Client, s: &WorkerSettings) -> WorkResult<()> {
+    let workspaces = blocking(pool, dispatch_all).await?;
+    for ws in workspaces {
+        send_due(pool, client, s, ws).await?;
+    }
+    Ok(())
+}
+
+fn ws_of(id: &str) -> WorkResult<WorkspaceId> {
+    uuid_of(id).map(WorkspaceId::from_authenticated)
+}
+
+fn uuid_of(id: &str) -> WorkResult<uuid::Uuid> {
+    id.parse().map_err(ApiError::internal)
+}
+
+/// Queues deliveries for every active subscription; returns the workspaces that have one.
+fn dispatch_all(c: &mut DbConnection) -> WorkResult<Vec<WorkspaceId>> {
+    let mut out = Vec::new();
+    for ws in repo::workspaces_with_active(c)? {
+        let ws = ws_of(&ws)?;
+        for hook in repo::active(c, ws)? {
+            while dispatch(c, ws, &hook.id)? {}
+        }
+        out.push(ws);
+    }
+    Ok(out)
+}
+
+fn wants(hook: &WebhookRow, e: &EventRow) -> bool {
+    let types: Vec<String> = serde_json::from_str(&hook.event_types).unwrap_or_default();
+    if !type_matches(&types, &e.event_type) {
+        return false;
+    }
+    let Some(filter) = hook
+        .filter
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .and_then(|f| crm_domain::filter::parse(&f, "filter").ok())
+    else {
+        return hook.filter.is_none();
+    };
+    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+    matches(&filter, &data)
+}
+
+/// One batch for one subscription, in one transaction; true when there may be more.
+fn dispatch(c: &mut DbConnection, ws: WorkspaceId, hook_id: &str) -> WorkResult<bool> {
+    crm_db::write_tx(c, |c| {
+        let hook = repo::get(c, ws, hook_id)?;
+        if !hook.active {
+            return Ok(false);
+        }
+        let batch = events::feed(c, ws, hook.cursor_seq, &[], BATCH)?;
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return Ok(false);
+        };
+        let t = now();
+        let rows: Vec<DeliveryRow> = batch
+            .iter()
+            .filter(|e| wants(&hook, e))
+            .map(|e| {
+                DeliveryRow::pending(
+                    ws.as_string(),
+                    hook.id.clone(),
+                    e.id.clone(),
+                    e.seq,
+                    e.record_id.clone(),
+                    t,
+                )
+            })
+            .collect();
+        repo::queue(c, &rows)?;
+        if !repo::advance_cursor(c, ws, &hook.id, hook.cursor_seq, last)? {
+            return Err(ApiError::Conflict {
+                message: "another worker dispatched this batch".into(),
+                existing_id: None,
+            });
+        }
+        Ok(batch.len() as i64 == BATCH)
+    })
+}
+
+struct Job {
+    delivery: DeliveryRow,
+    url: String,
+    secret: String,
+    body: Vec<u8>,
+}
+
+/// Claims the due deliveries of a workspace, sends them concurrently, records each attempt.
+async fn send_due(
+    pool: &Pool,
+    client: &reqwest::Client,
+    s: &WorkerSettings,
+    ws: WorkspaceId,
+) -> WorkResult<()> {
+    let jobs = blocking(pool, move |c| {
+        let t = now();
+        let due = repo::due(c, ws, t, BATCH)?;
+        let mut claimed = Vec::new();
+        for d in due {
+            if repo::claim(c, ws, &d.id, t, t + CLAIM)? {
+                claimed.push(d);
+            }
+        }
+        let ids: Vec<String> = claimed.iter().map(|d| d.event_id.clone()).collect();
+        let evs = events::by_ids(c, ws, &ids)?;
+        let hooks = repo::list(c, ws)?;
+        let mut jobs = Vec::new();
+        for d in claimed {
+            let (Some(e), Some(h)) = (
+                evs.iter().find(|e| e.id == d.event_id),
+                hooks.iter().find(|h| h.id == d.webhook_id),
+            ) else {
+                continue;
+            };
+            let body = serde_json::to_vec(&Event::from(e.clone())).map_err(ApiError::internal)?;
+            jobs.push(Job {
+                url: h.url.clone(),
+                secret: h.secret.clone(),
+                body,
+                delivery: d,
+            });
+        }
+        Ok(jobs)
+    })
+    .await?;
+    let results =
+        futures_util::future::join_all(jobs.into_iter().map(|j| attempt(client, s, j))).await;
+    let schedule = s.retry_schedule.clone();
+    blocking(pool, move |c| {
+        for (d, outcome) in results {
+            let n = d.attempts + 1;
+            let ok = outcome.status_code.is_some_and(|s| (200..300).contains(&s));
+            let (status, next) = if ok {
+                ("succeeded", None)
+            } else if let Some(wait) = schedule.get((n - 1) as usize) {
+                let wait = chrono::Duration::milliseconds((wait * 1000.0) as i64);
+                ("pending", Some(outcome.at + wait))
+            } else {
+                ("failed", None)
+            };
+            let row = AttemptRow {
+                workspace_id: ws.as_string(),
+                delivery_id: d.id.clone(),
+                attempt: n,
+                attempted_at: outcome.at,
+                status_code: outcome.status_code,
+                error: outcome.error,
+                duration_ms: outcome.duration_ms,
+            };
+            repo::finish_attempt(c, ws, &row, status, next)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+struct Outcome {
+    at: chrono::NaiveDateTime,
+    status_code: Option<i32>,
+    error: Option<String>,
+    duration_ms: i32,
+}
+
+async fn attempt(client: &reqwest::Client, s: &WorkerSettings, j: Job) -> (DeliveryRow, Outcome) {
+    let at = now();
+    let started = Instant::now();
+    let (status_code, error) = match send(client, s, &j).await {
+        Ok(code) if (200..300).contains(&code) => (Some(code), None),
+        Ok(code) => (Some(code), Some(format!("the receiver answered {code}"))),
+        Err(e) => (None, Some(e)),
+    };
+    let duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    (
+        j.delivery,
+        Outcome {
+            at,
+            status_code,
+            error,
+            duration_ms,
+        },
+    )
+}
+
+async fn send(client: &reqwest::Client, s: &WorkerSettings, j: &Job) -> Result<i32, String> {
+    let url = url::Url::parse(&j.url).map_err(|e| e.to_string())?;
+    check_destination(&url, s.allow_private).await?;
+    let ts = chrono::Utc::now().timestamp();
+    let sig = signature(&j.secret, &j.delivery.id, ts, &j.body)?;
+    let res = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &j.delivery.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", sig)
+        .body(j.body.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                "the receiver did not answer in time".to_string()
+            } else if e.is_connect() {
+                "the receiver could not be reached".to_string()
+            } else {
+                format!("the request failed: {e}")
+            }
+        })?;
+    Ok(i32::from(res.status().as_u16()))
+}
