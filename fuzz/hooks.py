@@ -9,6 +9,8 @@ body, on a user that the run can afford to demote, deactivate or re-password.
 
 Deactivating oneself (`DELETE /api/v1/users/{id}`) is refused by the server (409) and
 stays fuzzed as is.
+
+One failure is dropped, for a reason given at `filter_failure` below.
 """
 
 import os
@@ -31,3 +33,17 @@ def before_call(context, case, kwargs):
         and case.path_parameters.get("id") == SELF_ID
     ):
         case.path_parameters["id"] = PEER_ID
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    """Keeps every failure but one reading of the contract.
+
+    `DELETE` on a contact or company archives it, and `?archived=true` asks for archived
+    records (the API contract), so that read answering 200 after the `DELETE` is what the
+    API promises, not a deleted resource still served. Without `archived=true` the same
+    read must be a 404, and the check keeps failing it.
+    """
+    query = case.query or {}
+    archived = str(query.get("archived", "")).lower() in ("true", "1")
+    return not (failure.code == "ST301" and archived)
