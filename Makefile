@@ -15,7 +15,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
 .PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean \
-	spec-lint examples examples-typescript examples-python crm-debug bench
+	spec-lint examples examples-typescript examples-python crm-debug bench fuzz-api
 
 # `make bench`: seed, load and baseline on both databases (not part of CI).
 # BENCH_SCALE=0.1 for a quick run; BENCH_DB=postgres|sqlite|both; BENCH_DURATION seconds
@@ -139,6 +139,18 @@ bench:
 	target/release/crm-bench --db $(BENCH_DB) --scale $(BENCH_SCALE) \
 		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) \
 		--pg-url $(BENCH_PG_URL) --out $(BENCH_OUT)
+
+# Python virtual environment holding the pinned API fuzzer (schemathesis).
+VENV := .venv
+
+$(VENV)/bin/st: fuzz/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r fuzz/requirements.txt
+	@touch $@
+
+# Fuzzes every operation of the live server, on SQLite and on PostgreSQL (fuzz/run).
+fuzz-api: $(VENV)/bin/st crm-debug
+	fuzz/run
 
 clean:
 	$(CARGO) clean

@@ -52,6 +52,8 @@ pub enum ApiError {
         message: String,
         existing_id: Option<String>,
     },
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("request body exceeds {0} bytes")]
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => ("forbidden", "Not allowed"),
             ApiError::NotFound => ("not-found", "Not found"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -153,6 +156,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -171,6 +175,9 @@ impl ResponseError for ApiError {
         res.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            res.insert_header((header::ALLOW, allow.as_str()));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, "1"));

@@ -3,9 +3,11 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use actix_web::dev::Payload;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpRequest, ResponseError};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::future::{ready, Ready};
@@ -61,7 +63,28 @@ pub async fn read_json_bytes(req: &HttpRequest, payload: &mut Payload) -> ApiRes
 
 /// Parses JSON, telling a malformed body (400) from a well-formed one that does not fit the
 /// schema (422, naming the field by its path).
+///
+/// Every request body of this API is a JSON object: another JSON value (an array, which serde
+/// would otherwise read as a struct's fields in order, a string, a number) is a 422.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    // A NUL can only arrive escaped; the full walk runs only when the escape is there.
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Some(field) = nul_in(&v, "") {
+                return Err(nul_error(&field));
+            }
+        }
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::field(
+            "body",
+            "invalid_type",
+            "the body must be a JSON object",
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -155,11 +178,17 @@ impl FromRequest for QueryPairs {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            serde_urlencoded_pairs(req.query_string())
-                .map(QueryPairs)
-                .map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}"))),
-        )
+        let pairs = serde_urlencoded_pairs(req.query_string())
+            .map_err(|e| ApiError::BadRequest(format!("the query string is malformed: {e}")));
+        ready(pairs.and_then(|pairs| {
+            match pairs
+                .iter()
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            {
+                Some((k, _)) => Err(nul_error(&k.replace('\0', "\\u0000"))),
+                None => Ok(QueryPairs(pairs)),
+            }
+        }))
     }
 }
 
@@ -249,4 +278,60 @@ pub fn id_page<T>(
         None
     };
     (rows, next)
+}
+
+/// Text the API stores cannot hold the NUL character: PostgreSQL refuses it (SQLite would
+/// keep it, and the two databases answer alike), so a body, query parameter or path that
+/// carries one is a 422 naming where.
+fn nul_error(field: &str) -> ApiError {
+    ApiError::field(
+        field,
+        "invalid_value",
+        "must not contain the NUL character (\\u0000)",
+    )
+}
+
+/// The path (`address.city`, `tags[2]`) of the first string or key in `v` holding a NUL.
+fn nul_in(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.to_string()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(join(&k.replace('\0', "\\u0000")))
+            } else {
+                nul_in(item, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Middleware: a path with a NUL (`%00`) is refused before routing (see [`nul_error`]).
+pub async fn refuse_nul_in_path<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    if req.uri().path().contains("%00") {
+        let e = nul_error("path");
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

@@ -15,7 +15,7 @@ pub mod routes;
 pub mod state;
 pub mod webhooks;
 
-use actix_web::{middleware, web, HttpResponse};
+use actix_web::{middleware, web, HttpRequest, HttpResponse};
 pub use state::{ApiConfig, AppState};
 use utoipa::OpenApi;
 
@@ -35,6 +35,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::scope("/api/v1")
                     .wrap(middleware::from_fn(idempotency::idempotency))
                     .wrap(middleware::from_fn(auth::authenticate))
+                    .wrap(middleware::from_fn(extract::refuse_nul_in_path))
                     .route("/openapi.json", web::get().to(openapi_json))
                     .configure(routes::access::configure)
                     .configure(routes::teams::configure)
@@ -48,7 +49,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", spec),
             )
-            .service(web::redirect("/docs", "/docs/"));
+            .service(web::redirect("/docs", "/docs/"))
+            .default_service(web::to(not_found));
     }
 }
 
@@ -58,6 +60,13 @@ async fn openapi_json() -> HttpResponse {
         .body(openapi::json())
 }
 
-async fn not_found() -> Result<HttpResponse, error::ApiError> {
-    Err(error::ApiError::NotFound)
+/// No route matched: 405 with `Allow` when the path exists under other methods, else 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, error::ApiError> {
+    match openapi::allowed_methods(req.path()) {
+        Some(allow) => Err(error::ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        }),
+        None => Err(error::ApiError::NotFound),
+    }
 }

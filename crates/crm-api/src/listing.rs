@@ -140,6 +140,7 @@ pub struct SearchRequest {
 #[allow(dead_code)]
 pub struct ListParams {
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -2,6 +2,7 @@
 
 use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 struct Security;
@@ -23,6 +24,48 @@ impl Modify for Security {
     }
 }
 
+/// Every operation that takes a request body can answer 413 (too large) and 415 (not JSON),
+/// read endpoints such as search included: the body extractor decides both before the handler.
+struct BodyErrors;
+
+impl Modify for BodyErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let statuses = [
+            ("413", "The body exceeds the configured limit."),
+            ("415", "The body is not `application/json`."),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                if op.request_body.is_none() {
+                    continue;
+                }
+                for (status, description) in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(
+                                    "application/problem+json",
+                                    ContentBuilder::new()
+                                        .schema(Some(Ref::from_schema_name("Problem")))
+                                        .build(),
+                                )
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -31,7 +74,7 @@ impl Modify for Security {
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The server that serves this document")),
-    modifiers(&Security),
+    modifiers(&Security, &BodyErrors),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
@@ -69,4 +112,48 @@ pub fn json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The documented paths as segment templates (`{…}` matches any one segment), each with
+/// the methods it answers.
+type RouteTable = Vec<(Vec<String>, Vec<&'static str>)>;
+
+static ROUTES: std::sync::LazyLock<RouteTable> = std::sync::LazyLock::new(|| {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, present)| present.then_some(m))
+            .collect();
+            (path.split('/').map(String::from).collect(), methods)
+        })
+        .collect()
+});
+
+/// For a path the API serves, the methods it answers (`GET, PATCH`), so that another method
+/// is told 405 with `Allow` rather than 404; `None` for a path the API does not have. A
+/// literal segment wins over a `{…}` one, as in routing: `/contacts/search` is not
+/// `/contacts/{id}`.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
+        .map(|(_, methods)| methods.join(", "))
 }

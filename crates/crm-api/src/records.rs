@@ -212,6 +212,18 @@ pub(crate) fn patch_in<R: Record>(
     }
     crm_db::repo::records::check_version(R::version(&current), if_match)?;
     let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+    // A key the record does not have is refused even with `null`, which the merge alone
+    // would drop without a word.
+    let unknown: Vec<FieldError> = patch
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .filter(|k| doc.get(k.as_str()).is_none())
+        .map(|k| FieldError::new(k.clone(), "unknown_field", format!("unknown field `{k}`")))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(unknown));
+    }
     json_patch::merge(&mut doc, patch);
     // The same parser as a create, so errors name the offending field by its path.
     let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
@@ -375,6 +387,11 @@ pub async fn restore<R: Record>(
     let row = state
         .tx(move |c| {
             let before = R::get(c, p.workspace, &id)?;
+            // Restoring a record that is not archived changes nothing and answers with it,
+            // so a retried restore succeeds.
+            if !R::is_archived(&before) {
+                return Ok(before);
+            }
             crm_db::repo::records::set_archived(c, R::TABLE, p.workspace, &id, false, None)?;
             let after = R::get(c, p.workspace, &id)?;
             let changes = vec![change::<R>("restored", &id, Some(&before), Some(&after))?];

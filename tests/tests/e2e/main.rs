@@ -4,6 +4,7 @@
 
 mod auth;
 mod batch;
+mod conformance;
 mod contacts;
 mod events;
 mod lists;

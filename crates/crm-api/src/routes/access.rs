@@ -197,6 +197,7 @@ pub async fn create_workspace(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "admin@acme.example", "password": "correct horse battery"}))]
 pub struct Login {
     #[schema(max_length = 254)]
     pub email: String,

@@ -225,7 +225,7 @@ pub async fn lifecycle_history(
     let id = id.into_inner();
     let rows = state
         .db(move |c| {
-            repo::get_contact(c, p.workspace, &id)?;
+            live_contact(c, p.workspace, &id)?;
             Ok(repo::lifecycle_history(c, p.workspace, &id)?)
         })
         .await?;
