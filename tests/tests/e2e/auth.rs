@@ -345,3 +345,22 @@ async fn api_keys_carry_their_scopes_and_stop_when_revoked() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn refresh_tokens_out_of_bounds_are_422_on_refresh_and_logout() {
+    let app = TestApp::spawn().await;
+    for path in ["/api/v1/auth/refresh", "/api/v1/auth/logout"] {
+        for token in [String::new(), "r".repeat(201)] {
+            let (s, v, _) = app
+                .call(
+                    reqwest::Method::POST,
+                    path,
+                    None,
+                    Some(serde_json::json!({"refresh_token": token})),
+                )
+                .await;
+            assert_eq!(s, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+            assert_eq!(v["errors"][0]["field"], "refresh_token");
+        }
+    }
+}

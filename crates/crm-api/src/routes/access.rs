@@ -305,10 +305,12 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
     Ok(web::Json(pair))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    #[schema(max_length = 200)]
+    /// As `/auth/login` or `/auth/refresh` returned it (far shorter than 200 characters).
+    #[validate(length(min = 1, max = 200))]
+    #[schema(max_length = 200, min_length = 1)]
     pub refresh_token: String,
 }
 
@@ -318,6 +320,7 @@ pub struct RefreshRequest {
 #[post("/auth/refresh")]
 pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
     let input: RefreshRequest = parse_json(&body.0)?;
+    fail_if(validate_input(&input))?;
     let invalid = || ApiError::Unauthorized("the refresh token is not valid".into());
     let ws = auth::refresh_token_workspace(&input.refresh_token).ok_or_else(invalid)?;
     let hash = auth::sha256_hex(input.refresh_token.as_bytes());
@@ -357,6 +360,7 @@ pub async fn refresh(state: web::Data<AppState>, body: RawJson) -> ApiResult<web
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, body: RawJson) -> ApiResult<HttpResponse> {
     let input: RefreshRequest = parse_json(&body.0)?;
+    fail_if(validate_input(&input))?;
     if let Some(ws) = auth::refresh_token_workspace(&input.refresh_token) {
         let hash = auth::sha256_hex(input.refresh_token.as_bytes());
         state
