@@ -10,7 +10,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpMessage, HttpResponse, ResponseError};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
 use std::sync::LazyLock;
 use std::time::Instant;
 use tracing::Instrument;
@@ -27,6 +29,8 @@ struct Metrics {
     pool_size: IntGauge,
     pool_idle: IntGauge,
     pool_max: IntGauge,
+    webhook_attempts: IntCounterVec,
+    worker_rounds: Histogram,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
@@ -56,12 +60,32 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
     registry.register(Box::new(pool_size.clone())).ok()?;
     registry.register(Box::new(pool_idle.clone())).ok()?;
     registry.register(Box::new(pool_max.clone())).ok()?;
+    let webhook_attempts = IntCounterVec::new(
+        Opts::new(
+            "webhook_attempts_total",
+            "Webhook delivery attempts by outcome: succeeded, retrying (failed, will retry) or failed (retries spent)",
+        ),
+        &["outcome"],
+    )
+    .ok()?;
+    let worker_rounds = Histogram::with_opts(
+        HistogramOpts::new(
+            "webhook_worker_round_seconds",
+            "Time the webhook worker spends per round (queueing and sending)",
+        )
+        .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0]),
+    )
+    .ok()?;
+    registry.register(Box::new(webhook_attempts.clone())).ok()?;
+    registry.register(Box::new(worker_rounds.clone())).ok()?;
     Some(Metrics {
         registry,
         requests,
         pool_size,
         pool_idle,
         pool_max,
+        webhook_attempts,
+        worker_rounds,
     })
 });
 
@@ -133,9 +157,23 @@ fn observe(
     elapsed
 }
 
+/// Counts one webhook delivery attempt by its outcome (`succeeded`, `retrying`, `failed`).
+pub fn webhook_attempt(outcome: &str) {
+    if let Some(m) = METRICS.as_ref() {
+        m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// Records the duration of one round of the webhook worker.
+pub fn worker_round(elapsed: std::time::Duration) {
+    if let Some(m) = METRICS.as_ref() {
+        m.worker_rounds.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count) and `crm_db_pool_*` gauges", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, and the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let Some(m) = METRICS.as_ref() else {

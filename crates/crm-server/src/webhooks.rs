@@ -73,9 +73,11 @@ pub fn spawn(pool: Pool, settings: WorkerSettings) -> WorkResult<Workers> {
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
+            let started = Instant::now();
             if let Err(e) = round(&pool, &client, &settings).await {
                 tracing::warn!(error = %e, "webhook round failed; retrying next round");
             }
+            crm_api::observe::worker_round(started.elapsed());
             tokio::select! {
                 _ = stopped.changed() => break,
                 _ = tokio::time::sleep(settings.poll) => {}
@@ -221,14 +223,15 @@ async fn send_due(
         for (d, outcome) in results {
             let n = d.attempts + 1;
             let ok = outcome.status_code.is_some_and(|s| (200..300).contains(&s));
-            let (status, next) = if ok {
-                ("succeeded", None)
+            let (status, next, counted) = if ok {
+                ("succeeded", None, "succeeded")
             } else if let Some(wait) = schedule.get((n - 1) as usize) {
                 let wait = chrono::Duration::milliseconds((wait * 1000.0) as i64);
-                ("pending", Some(outcome.at + wait))
+                ("pending", Some(outcome.at + wait), "retrying")
             } else {
-                ("failed", None)
+                ("failed", None, "failed")
             };
+            crm_api::observe::webhook_attempt(counted);
             let row = AttemptRow {
                 workspace_id: ws.as_string(),
                 delivery_id: d.id.clone(),

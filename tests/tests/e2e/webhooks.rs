@@ -309,6 +309,24 @@ async fn subscriptions_validate_filter_pause_and_give_up() {
     assert_eq!(delivery["attempts"], 3, "one try and two retries");
     assert_eq!(delivery["last_status_code"], 500);
     assert_eq!(dead.all().len(), 3);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["succeeded", "retrying", "failed"] {
+        assert!(
+            metrics.contains(&format!(
+                "crm_webhook_attempts_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    assert!(metrics.contains("crm_webhook_worker_round_seconds_count"));
 
     // Another workspace sees none of it.
     let b = app.workspace("Beta").await;
