@@ -8,5 +8,6 @@ mod contacts;
 mod events;
 mod lists;
 mod platform;
+mod search;
 mod teams;
 mod webhooks;
