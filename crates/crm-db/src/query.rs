@@ -488,6 +488,10 @@ impl SqlBuf {
             let pattern = like_pattern(word, false);
             match self.dialect {
                 Dialect::Postgres => self.free_text_word_pg(alias, res, workspace, &pattern),
+                // The trigram tokenizer cannot find words shorter than a trigram.
+                Dialect::Sqlite if word.chars().count() >= 3 => {
+                    self.free_text_word_fts(alias, res, workspace, word)
+                }
                 Dialect::Sqlite => self.free_text_word_scan(alias, res, &pattern),
             }
         }
@@ -522,6 +526,38 @@ impl SqlBuf {
                 .push(" ILIKE ");
             self.bind(Bind::Text(pattern.to_string()));
             self.push(" ESCAPE '\\'");
+        }
+        self.push(")");
+    }
+
+    /// One word of 3+ characters on SQLite: the rows whose FTS5 trigram table (migration
+    /// `sqlite_free_text`), or whose related records' table, contains it. The word is bound
+    /// as one FTS5 string, so its characters are never read as query syntax.
+    fn free_text_word_fts(&mut self, alias: &str, res: &Resource, workspace: &str, word: &str) {
+        let phrase = format!("\"{}\"", word.replace('"', "\"\""));
+        self.push(&format!(
+            "({alias}.rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ",
+            t = res.table
+        ));
+        self.bind(Bind::Text(phrase.clone()));
+        self.push(")");
+        for (rel, cols) in res.text_relations {
+            self.push(&format!(
+                " OR {alias}.id IN (SELECT l.{ls} FROM {lt} l JOIN {ot} r ON r.workspace_id = l.workspace_id AND r.id = l.{lo} \
+                 WHERE l.workspace_id = ",
+                lt = rel.link_table,
+                ot = rel.other_table,
+                lo = rel.link_other,
+                ls = rel.link_self,
+            ));
+            self.bind(Bind::Text(workspace.to_string()));
+            self.push(&format!(
+                " AND r.rowid IN (SELECT rowid FROM {ot}_fts WHERE {ot}_fts MATCH ",
+                ot = rel.other_table
+            ));
+            // FTS5's column filter keeps the match to the related columns.
+            self.bind(Bind::Text(format!("{{{}}} : {phrase}", cols.join(" "))));
+            self.push("))");
         }
         self.push(")");
     }

@@ -9,5 +9,6 @@ mod contacts;
 mod events;
 mod lists;
 mod platform;
+mod search;
 mod teams;
 mod webhooks;

@@ -1,0 +1,221 @@
+use crm_e2e::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn search(app: &TestApp, token: &str, resource: &str, body: Value) -> Vec<String> {
+    let (s, v) = app
+        .post(&format!("/api/v1/{resource}/search"), token, body)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut ids: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn q(app: &TestApp, token: &str, resource: &str, text: &str) -> Vec<String> {
+    search(app, token, resource, json!({ "q": text })).await
+}
+
+async fn create(app: &TestApp, token: &str, resource: &str, body: Value) -> String {
+    let (s, v) = app.post(&format!("/api/v1/{resource}"), token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn free_text_matches_every_word_as_a_substring() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let ada = create(
+        &app,
+        &a.token,
+        "contacts",
+        json!({"first_name": "Ada", "last_name": "Lovelace",
+        "email": "ada.lovelace@analytical.example", "phone": "+44 20 7946 0018"}),
+    )
+    .await;
+    let grace = create(
+        &app,
+        &a.token,
+        "contacts",
+        json!({"first_name": "Grace", "last_name": "Hopper",
+        "email": "grace@navy.example"}),
+    )
+    .await;
+    let odd = create(
+        &app,
+        &a.token,
+        "contacts",
+        json!({"first_name": "Say \"hi\" OR NEAR(x", "last_name": "semi-colon:ok*"}),
+    )
+    .await;
+
+    // Multi-word, case-insensitive, substrings anywhere (the middle of an e-mail, a phone).
+    assert_eq!(
+        q(&app, &a.token, "contacts", "ada LOVE").await,
+        vec![ada.clone()]
+    );
+    assert_eq!(
+        q(&app, &a.token, "contacts", "lyTICal").await,
+        vec![ada.clone()]
+    );
+    assert_eq!(
+        q(&app, &a.token, "contacts", "7946").await,
+        vec![ada.clone()]
+    );
+    assert!(q(&app, &a.token, "contacts", "ada hopper").await.is_empty());
+    // Short words scan; they still combine with long ones.
+    let mut both = vec![ada.clone(), grace.clone()];
+    both.sort();
+    assert_eq!(q(&app, &a.token, "contacts", "a").await.len(), 3);
+    assert_eq!(
+        q(&app, &a.token, "contacts", "gr").await,
+        vec![grace.clone()]
+    );
+    assert_eq!(
+        q(&app, &a.token, "contacts", "ex ada").await,
+        vec![ada.clone()]
+    );
+    assert_eq!(q(&app, &a.token, "contacts", ".example").await, both);
+
+    // FTS5 and LIKE syntax is plain text.
+    for word in [
+        "\"hi\"",
+        "OR",
+        "NEAR(x",
+        "semi-colon:ok*",
+        "\"",
+        "*",
+        "-",
+        ":",
+        "ok*",
+        "NEAR(",
+    ] {
+        assert_eq!(
+            q(&app, &a.token, "contacts", word).await,
+            vec![odd.clone()],
+            "{word}"
+        );
+    }
+    assert!(q(&app, &a.token, "contacts", "ada*").await.is_empty());
+    assert!(q(&app, &a.token, "contacts", "ada OR grace")
+        .await
+        .is_empty());
+    assert!(q(&app, &a.token, "contacts", "%ov%").await.is_empty());
+
+    // Updates re-index: the old text stops matching, the new one matches.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/contacts/{grace}"),
+            &a.token,
+            json!({"last_name": "Brewster"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(q(&app, &a.token, "contacts", "hopper").await.is_empty());
+    assert_eq!(
+        q(&app, &a.token, "contacts", "brews").await,
+        vec![grace.clone()]
+    );
+
+    // Archived records are searched only when asked for.
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{ada}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert!(q(&app, &a.token, "contacts", "lovelace").await.is_empty());
+    assert_eq!(
+        search(
+            &app,
+            &a.token,
+            "contacts",
+            json!({"q": "lovelace", "archived": true})
+        )
+        .await,
+        vec![ada.clone()]
+    );
+
+    // Workspace B never sees A's rows, and A never sees B's.
+    let b = app.workspace("Beta").await;
+    assert!(q(&app, &b.token, "contacts", "brewster").await.is_empty());
+    assert!(q(&app, &b.token, "contacts", "gr").await.is_empty());
+    let twin = create(
+        &app,
+        &b.token,
+        "contacts",
+        json!({"first_name": "Grace", "last_name": "Brewster"}),
+    )
+    .await;
+    assert_eq!(q(&app, &b.token, "contacts", "brewster").await, vec![twin]);
+    assert_eq!(q(&app, &a.token, "contacts", "brewster").await, vec![grace]);
+}
+
+#[tokio::test]
+async fn free_text_finds_contacts_by_company_name_and_companies_by_domain() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let co = create(
+        &app,
+        &a.token,
+        "companies",
+        json!({"name": "Initech Systems", "domain": "initrode.example"}),
+    )
+    .await;
+    let buyer = create(
+        &app,
+        &a.token,
+        "contacts",
+        json!({"first_name": "Peter", "last_name": "Gibbons"}),
+    )
+    .await;
+    create(&app, &a.token, "contacts", json!({"first_name": "Milton"})).await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/contacts/{buyer}/companies"),
+            &a.token,
+            json!({"company_id": co}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    assert_eq!(
+        q(&app, &a.token, "contacts", "INITECH peter").await,
+        vec![buyer.clone()]
+    );
+    assert_eq!(
+        q(&app, &a.token, "contacts", "in").await,
+        vec![buyer.clone()]
+    );
+    // Only the company's name counts for its contacts, not its domain.
+    assert!(q(&app, &a.token, "contacts", "initrode").await.is_empty());
+    assert_eq!(
+        q(&app, &a.token, "companies", "initrode").await,
+        vec![co.clone()]
+    );
+    assert_eq!(
+        q(&app, &a.token, "companies", "TECH sys").await,
+        vec![co.clone()]
+    );
+
+    // Renaming the company re-indexes it.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/companies/{co}"),
+            &a.token,
+            json!({"name": "Penetrode"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(q(&app, &a.token, "contacts", "initech").await.is_empty());
+    assert_eq!(q(&app, &a.token, "contacts", "netro").await, vec![buyer]);
+
+    let b = app.workspace("Beta").await;
+    assert!(q(&app, &b.token, "contacts", "netro").await.is_empty());
+    assert!(q(&app, &b.token, "companies", "netro").await.is_empty());
+}
