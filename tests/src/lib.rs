@@ -88,6 +88,7 @@ impl TestApp {
             refresh_token_ttl: 3600,
             db_pool_size: Some(4),
             workers: Some(2),
+            auth_cache_ttl: 5,
             shutdown_timeout: 5,
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,

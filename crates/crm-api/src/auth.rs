@@ -18,7 +18,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::future::{ready, Ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub const API_KEY_PREFIX: &str = "crm_";
@@ -220,34 +224,158 @@ fn parse_api_key(token: &str) -> Option<(WorkspaceId, Uuid, String)> {
     ))
 }
 
-/// Resolves a bearer credential to a principal, checking the database so that a
-/// deactivated user or revoked key stops working at once.
+/// What the database said about a credential, kept for a short time (see [`AuthCache`]).
+#[derive(Debug, Clone)]
+enum Standing {
+    /// An active user's role; `None` once the user is deactivated or gone.
+    User(Option<Role>),
+    /// An existing API key. Only keys found in the database are kept, so credentials
+    /// made up by a caller never fill the cache.
+    ApiKey(Arc<KeyStanding>),
+}
+
+#[derive(Debug)]
+struct KeyStanding {
+    secret_hash: String,
+    scopes: Vec<Permission>,
+    revoked: bool,
+    expires_at: Option<chrono::NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    User(WorkspaceId, String),
+    ApiKey(WorkspaceId, Uuid),
+}
+
+/// Most entries the cache holds; past it, expired entries are dropped, then all of them.
+const AUTH_CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// Per-process cache of whether users are active (and their role) and of API keys'
+/// secrets, scopes, expiry and revocation, so that authenticating a request needs no
+/// database query while its entry is fresh.
+///
+/// Staleness: a change made through this process (deactivation, role change, key
+/// revocation) takes effect at once — the entry is dropped when the change commits, and
+/// a lookup that read the database before the commit is not stored (the cache's epoch
+/// moved on). A change made through another server process takes effect here within
+/// the TTL (`CRM_AUTH_CACHE_TTL`, seconds; 0 disables the cache).
+#[derive(Debug)]
+pub struct AuthCache {
+    ttl: Duration,
+    /// Moves on at every invalidation; a lookup stores its result only if the epoch
+    /// it saw before reading the database is still current.
+    epoch: AtomicU64,
+    entries: RwLock<HashMap<CacheKey, (Instant, Standing)>>,
+}
+
+impl AuthCache {
+    pub fn new(ttl: Duration) -> AuthCache {
+        AuthCache {
+            ttl,
+            epoch: AtomicU64::new(0),
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &CacheKey) -> Option<Standing> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn put(&self, key: CacheKey, standing: Standing, epoch_seen: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        // Compared under the lock that invalidation takes: a result read before a change
+        // committed is never stored after that change's invalidation.
+        if self.epoch.load(Ordering::Acquire) != epoch_seen {
+            return;
+        }
+        if entries.len() >= AUTH_CACHE_MAX_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= AUTH_CACHE_MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), standing));
+    }
+
+    fn forget(&self, key: &CacheKey) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.remove(key);
+    }
+
+    /// Call after a change to a user (active flag, role) has committed.
+    pub fn forget_user(&self, ws: WorkspaceId, user_id: &str) {
+        self.forget(&CacheKey::User(ws, user_id.to_string()));
+    }
+
+    /// Call after an API key's revocation has committed.
+    pub fn forget_api_key(&self, ws: WorkspaceId, key_id: &str) {
+        if let Ok(id) = Uuid::parse_str(key_id) {
+            self.forget(&CacheKey::ApiKey(ws, id));
+        }
+    }
+}
+
+/// Resolves a bearer credential to a principal. Whether the user is still active (or the
+/// key still valid) comes from the database, through [`AuthCache`].
 async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
     if token.starts_with(API_KEY_PREFIX) {
         let (ws, key_id, hash) = parse_api_key(&token)
             .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
-        let row = state
-            .db(
-                move |c| match crm_db::repo::access::get_api_key(c, ws, &key_id.to_string()) {
-                    Ok(r) => Ok(Some(r)),
-                    Err(crm_db::RepoError::NotFound) => Ok(None),
-                    Err(e) => Err(e.into()),
-                },
-            )
-            .await?;
+        let cache_key = CacheKey::ApiKey(ws, key_id);
+        let key = match state.auth_cache.get(&cache_key) {
+            Some(Standing::ApiKey(k)) => Some(k),
+            _ => {
+                let epoch = state.auth_cache.epoch();
+                let row = state
+                    .db(move |c| {
+                        match crm_db::repo::access::get_api_key(c, ws, &key_id.to_string()) {
+                            Ok(r) => Ok(Some(r)),
+                            Err(crm_db::RepoError::NotFound) => Ok(None),
+                            Err(e) => Err(e.into()),
+                        }
+                    })
+                    .await?;
+                row.map(|r| {
+                    let scopes: Vec<String> = serde_json::from_str(&r.scopes).unwrap_or_default();
+                    let k = Arc::new(KeyStanding {
+                        secret_hash: r.secret_hash,
+                        scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
+                        revoked: r.revoked_at.is_some(),
+                        expires_at: r.expires_at,
+                    });
+                    state
+                        .auth_cache
+                        .put(cache_key, Standing::ApiKey(k.clone()), epoch);
+                    k
+                })
+            }
+        };
         let now = crm_domain::values_time::now();
-        match row {
-            Some(r)
-                if r.secret_hash == hash
-                    && r.revoked_at.is_none()
-                    && r.expires_at.is_none_or(|e| e > now) =>
+        match key {
+            Some(k)
+                if k.secret_hash == hash && !k.revoked && k.expires_at.is_none_or(|e| e > now) =>
             {
-                let scopes: Vec<String> = serde_json::from_str(&r.scopes).unwrap_or_default();
                 Ok(Principal {
                     workspace: ws,
                     actor: Actor::ApiKey {
-                        id: r.id,
-                        scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
+                        id: key_id.to_string(),
+                        scopes: k.scopes.clone(),
                     },
                 })
             }
@@ -260,11 +388,22 @@ async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
         let ws = Uuid::parse_str(&claims.ws)
             .map_err(|_| ApiError::Unauthorized("the access token is not valid".into()))?;
         let ws = WorkspaceId::from_authenticated(ws);
-        let user_id = claims.sub.clone();
-        let role = state
-            .db(move |c| Ok(crm_db::repo::access::active_role(c, ws, &user_id)?))
-            .await?;
-        match role.as_deref().and_then(Role::parse) {
+        let cache_key = CacheKey::User(ws, claims.sub.clone());
+        let role = match state.auth_cache.get(&cache_key) {
+            Some(Standing::User(role)) => role,
+            _ => {
+                let epoch = state.auth_cache.epoch();
+                let user_id = claims.sub.clone();
+                let role = state
+                    .db(move |c| Ok(crm_db::repo::access::active_role(c, ws, &user_id)?))
+                    .await?
+                    .as_deref()
+                    .and_then(Role::parse);
+                state.auth_cache.put(cache_key, Standing::User(role), epoch);
+                role
+            }
+        };
+        match role {
             Some(role) => Ok(Principal {
                 workspace: ws,
                 actor: Actor::User {

@@ -1,5 +1,6 @@
 //! Shared application state and the helper that runs database work off the async workers.
 
+use crate::auth::AuthCache;
 use crate::error::ApiResult;
 use crm_db::{DbConnection, Pool};
 use std::sync::Arc;
@@ -15,6 +16,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Accept webhook URLs on loopback and private networks.
     pub webhook_allow_private: bool,
+    /// How long this process trusts what it last read about a user's active flag and
+    /// role or an API key's validity (0: read the database on every request). Changes
+    /// made through this process apply at once; through another one, within this time.
+    pub auth_cache_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -26,6 +31,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("open_signup", &self.open_signup)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("auth_cache_ttl", &self.auth_cache_ttl)
             .finish()
     }
 }
@@ -34,9 +40,19 @@ impl std::fmt::Debug for ApiConfig {
 pub struct AppState {
     pub pool: Pool,
     pub config: Arc<ApiConfig>,
+    pub auth_cache: Arc<AuthCache>,
 }
 
 impl AppState {
+    pub fn new(pool: Pool, config: Arc<ApiConfig>) -> AppState {
+        let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
+        AppState {
+            pool,
+            config,
+            auth_cache,
+        }
+    }
+
     /// Runs `f` on a pooled connection in the blocking thread pool.
     pub async fn db<T, F>(&self, f: F) -> ApiResult<T>
     where

@@ -111,6 +111,11 @@ pub struct Settings {
     /// Database connections (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "CRM_DB_POOL_SIZE", global = true)]
     pub db_pool_size: Option<u32>,
+    /// Seconds a server trusts what it last read about a user's active flag and role or an
+    /// API key's validity; changes made through another server process apply within this
+    /// time (through this one, at once). 0 checks the database on every request.
+    #[arg(long, env = "CRM_AUTH_CACHE_TTL", default_value_t = 5, global = true)]
+    pub auth_cache_ttl: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -188,6 +193,7 @@ impl Settings {
             open_signup: self.open_signup,
             max_body_bytes: self.max_body_bytes,
             webhook_allow_private: self.webhook_allow_private,
+            auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_ttl),
         })
     }
 
@@ -244,7 +250,7 @@ pub fn start(
     pool: crm_db::Pool,
 ) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
     let config = Arc::new(settings.api_config()?);
-    let state = AppState { pool, config };
+    let state = AppState::new(pool, config);
     let listener = TcpListener::bind(&settings.bind)?;
     let addr = listener.local_addr()?;
     let max_body = settings.max_body_bytes;

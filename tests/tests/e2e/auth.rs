@@ -314,6 +314,18 @@ async fn api_keys_carry_their_scopes_and_stop_when_revoked() {
     let (s, me) = app.get("/api/v1/me", secret).await;
     assert_eq!((s, me["kind"].as_str()), (StatusCode::OK, Some("api_key")));
     assert_eq!(app.get("/api/v1/contacts", secret).await.0, StatusCode::OK);
+    // A wrong secret under the same key id is refused while the key is known.
+    let forged = {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut raw = engine.decode(secret.strip_prefix("crm_").unwrap()).unwrap();
+        raw[63] ^= 1;
+        format!("crm_{}", engine.encode(raw))
+    };
+    assert_eq!(
+        app.get("/api/v1/contacts", &forged).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (s, v) = app
         .post("/api/v1/contacts", secret, json!({"first_name": "X"}))
         .await;
@@ -363,4 +375,96 @@ async fn refresh_tokens_out_of_bounds_are_422_on_refresh_and_logout() {
             assert_eq!(v["errors"][0]["field"], "refresh_token");
         }
     }
+}
+
+#[tokio::test]
+async fn deactivation_and_role_changes_apply_to_the_very_next_request() {
+    let app = TestApp::spawn().await;
+    let admin = app.workspace("Acme").await;
+    let manager = app.user(&admin, "manager").await;
+    let sales = app.user(&admin, "sales").await;
+    // Several requests, so what the server knows of each caller is warm.
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/v1/users", &manager.token).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(app.get("/api/v1/me", &sales.token).await.0, StatusCode::OK);
+    }
+    // A role change through PATCH applies at once.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/users/{}", manager.user_id),
+            &admin.token,
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, me) = app.get("/api/v1/me", &manager.token).await;
+    assert_eq!((s, me["role"].as_str()), (StatusCode::OK, Some("viewer")));
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts",
+            &manager.token,
+            json!({"first_name": "X"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // Deactivation through PATCH `active: false` also applies at once.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/users/{}", sales.user_id),
+            &admin.token,
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/v1/me", &sales.token).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_server_on_the_same_database_sees_changes_within_its_auth_cache_ttl() {
+    let app = TestApp::spawn().await;
+    let admin = app.workspace("Acme").await;
+    let sales = app.user(&admin, "sales").await;
+    let other = |ttl: u64| {
+        TestApp::spawn_on((app.database_url.clone(), None, None), move |s| {
+            s.auth_cache_ttl = ttl
+        })
+    };
+    // One server that reads the database on every request, one that trusts its cache.
+    let uncached = other(0).await;
+    let cached = other(3600).await;
+    assert_eq!(
+        uncached.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        cached.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/users/{}", sales.user_id), &admin.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        uncached.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The other process learns of the change only when its entry expires (the
+    // documented bound, CRM_AUTH_CACHE_TTL).
+    assert_eq!(
+        cached.get("/api/v1/me", &sales.token).await.0,
+        StatusCode::OK
+    );
 }

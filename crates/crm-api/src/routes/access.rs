@@ -592,7 +592,9 @@ async fn change_user(
         None => None,
     };
     let self_id = p.user_id().map(String::from);
-    state
+    let (ws, user_id) = (p.workspace, id.clone());
+    let cache = state.auth_cache.clone();
+    let changed = state
         .tx(move |c| {
             let cur = repo::get_user(c, p.workspace, &id)?;
             crm_db::repo::records::check_version(cur.version, if_match)?;
@@ -631,7 +633,10 @@ async fn change_user(
             }
             Ok(updated)
         })
-        .await
+        .await;
+    // After the commit, so this process's next request reads the new state.
+    cache.forget_user(ws, &user_id);
+    changed
 }
 
 /// Change a user (admins).
@@ -826,9 +831,12 @@ pub async fn revoke_api_key(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::ApiKeysManage)?;
     let id = id.into_inner();
-    state
+    let key_id = id.clone();
+    let revoked = state
         .tx(move |c| Ok(repo::revoke_api_key(c, p.workspace, &id, now())?))
-        .await?;
+        .await;
+    state.auth_cache.forget_api_key(p.workspace, &key_id);
+    revoked?;
     Ok(HttpResponse::NoContent().finish())
 }
 
