@@ -2,11 +2,15 @@
 //! one request, for every [`Record`] resource. Items run in input order in one
 //! transaction, each in its own savepoint: without `atomic`, a failed item is rolled back
 //! alone and the rest stand; with `atomic`, the first failure rolls back everything.
+//! What the items need to read (custom-field definitions, owners, the records upserts
+//! match) is read once for the whole batch, before the first item.
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, RawJson};
-use crate::records::{archive_in, check_patch, flush, insert_in, patch_in, shown, Change, Record};
+use crate::records::{
+    archive_in, check_patch, flush, insert_in, patch_in, shown, Change, Known, Record,
+};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
@@ -15,6 +19,7 @@ use crm_domain::FieldError;
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// Most operations in one batch.
@@ -81,13 +86,8 @@ fn invalid(field: &str, code: &str, message: impl Into<String>) -> ApiError {
     ApiError::field(field, code, message)
 }
 
-/// The id of the live record whose `match_on` column holds the value given in `data`.
-fn find_match<R: Record>(
-    c: &mut DbConnection,
-    p: &Principal,
-    match_on: &str,
-    data: &Value,
-) -> ApiResult<Option<String>> {
+/// The column and (normalised) value an upsert matches on.
+fn match_key<R: Record>(match_on: &str, data: &Value) -> ApiResult<(&'static str, String)> {
     let Some(column) = R::MATCH_ON.iter().copied().find(|m| *m == match_on) else {
         return Err(invalid(
             "match_on",
@@ -108,16 +108,133 @@ fn find_match<R: Record>(
     } else {
         raw.trim().to_string()
     };
-    let Some(id) = crm_db::repo::records::find_by(c, R::TABLE, column, p.workspace, &value)? else {
-        return Ok(None);
-    };
-    if R::is_archived(&R::get(c, p.workspace, &id)?) {
-        return Err(ApiError::Conflict {
+    Ok((column, value))
+}
+
+fn upsert_match_on(op: &BatchOperation) -> &str {
+    op.match_on.as_deref().unwrap_or("external_id")
+}
+
+/// The record holding a matched value: its id and whether it is archived.
+type Holder = Option<(String, bool)>;
+
+/// What a batch reads before its first item, so that its items do not each read it:
+/// the custom-field definitions and owners ([`Known`]), and the records its upserts
+/// match (one query per `match_on` column). Kept current as items succeed.
+struct Ahead {
+    known: Known,
+    matches: HashMap<(&'static str, String), Holder>,
+}
+
+impl Ahead {
+    fn read<R: Record>(
+        c: &mut DbConnection,
+        p: &Principal,
+        req: &BatchRequest,
+    ) -> ApiResult<Ahead> {
+        let mut wanted: HashMap<&'static str, Vec<String>> = HashMap::new();
+        let mut owners = Vec::new();
+        for op in &req.operations {
+            let Some(data) = &op.data else { continue };
+            if let Some(owner) = data.get("owner_id").and_then(Value::as_str) {
+                owners.push(owner.to_string());
+            }
+            if op.op == BatchOp::Upsert {
+                // An item whose key is not valid fails on its own turn.
+                if let Ok((column, value)) = match_key::<R>(upsert_match_on(op), data) {
+                    wanted.entry(column).or_default().push(value);
+                }
+            }
+        }
+        let mut matches = HashMap::new();
+        for (column, mut values) in wanted {
+            values.sort();
+            values.dedup();
+            let found =
+                crm_db::repo::records::find_many_by(c, R::TABLE, column, p.workspace, &values)?;
+            for v in values {
+                matches.insert((column, v), None);
+            }
+            for (value, id, archived) in found {
+                matches.insert((column, value), Some((id, archived)));
+            }
+        }
+        let mut known = Known::default();
+        known.prefetch_owners(c, p.workspace, owners)?;
+        Ok(Ahead { known, matches })
+    }
+
+    /// The record holding `value` in `column`, from what was read ahead (or, for a value
+    /// not read ahead, from the database).
+    fn holder<R: Record>(
+        &mut self,
+        c: &mut DbConnection,
+        p: &Principal,
+        column: &'static str,
+        value: String,
+    ) -> ApiResult<Holder> {
+        let key = (column, value);
+        if let Some(h) = self.matches.get(&key) {
+            return Ok(h.clone());
+        }
+        let found = crm_db::repo::records::find_many_by(
+            c,
+            R::TABLE,
+            column,
+            p.workspace,
+            std::slice::from_ref(&key.1),
+        )?
+        .into_iter()
+        .next()
+        .map(|(_, id, archived)| (id, archived));
+        self.matches.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// After an item succeeded: record `id` now holds the match values of `row`, or was
+    /// archived (`row` None).
+    fn note<R: Record>(&mut self, id: &str, row: Option<&Value>) {
+        for column in R::MATCH_ON.iter().copied() {
+            let now = row.and_then(|r| r.get(column)).and_then(Value::as_str);
+            for ((c, v), held) in self.matches.iter_mut() {
+                if *c != column || held.as_ref().is_none_or(|(i, _)| i != id) {
+                    continue;
+                }
+                match row {
+                    None => {
+                        if let Some((_, archived)) = held {
+                            *archived = true;
+                        }
+                    }
+                    Some(_) if Some(v.as_str()) != now => *held = None,
+                    Some(_) => {}
+                }
+            }
+            if let (Some(_), Some(v)) = (row, now) {
+                self.matches
+                    .insert((column, v.to_string()), Some((id.to_string(), false)));
+            }
+        }
+    }
+}
+
+/// The id of the live record whose `match_on` column holds the value given in `data`.
+fn find_match<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    match_on: &str,
+    data: &Value,
+    ahead: &mut Ahead,
+) -> ApiResult<Option<String>> {
+    let (column, value) = match_key::<R>(match_on, data)?;
+    match ahead.holder::<R>(c, p, column, value)? {
+        None => Ok(None),
+        Some((id, true)) => Err(ApiError::Conflict {
             message: format!("the record holding this {match_on} is archived; restore it first"),
             existing_id: Some(id),
-        });
+        }),
+        Some((id, false)) => Ok(Some(id)),
     }
-    Ok(Some(id))
 }
 
 /// Runs one operation; returns its status and record.
@@ -126,6 +243,7 @@ fn run_one<R: Record>(
     p: &Principal,
     op: &BatchOperation,
     changes: &mut Vec<Change>,
+    ahead: &mut Ahead,
 ) -> ApiResult<(StatusCode, Option<Value>)> {
     let data = || {
         op.data
@@ -137,30 +255,37 @@ fn run_one<R: Record>(
             .clone()
             .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
     };
-    let created = |c: &mut DbConnection, changes: &mut Vec<Change>, data: Value| -> ApiResult<_> {
+    let created = |c: &mut DbConnection,
+                   changes: &mut Vec<Change>,
+                   known: &mut Known,
+                   data: Value|
+     -> ApiResult<_> {
         let bytes = serde_json::to_vec(&data).map_err(ApiError::internal)?;
-        let row = insert_in::<R>(c, p, parse_json(&bytes)?, changes)?;
+        let row = insert_in::<R>(c, p, parse_json(&bytes)?, changes, known)?;
         Ok((StatusCode::CREATED, Some(shown::<R>(&row)?)))
     };
-    let updated =
-        |c: &mut DbConnection, changes: &mut Vec<Change>, id: &str, patch: Value| -> ApiResult<_> {
-            check_patch(&patch)?;
-            let row = patch_in::<R>(c, p, id, None, &patch, changes)?;
-            Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
-        };
+    let updated = |c: &mut DbConnection,
+                   changes: &mut Vec<Change>,
+                   known: &mut Known,
+                   id: &str,
+                   patch: Value|
+     -> ApiResult<_> {
+        check_patch(&patch)?;
+        let row = patch_in::<R>(c, p, id, None, &patch, changes, known)?;
+        Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
+    };
     match op.op {
-        BatchOp::Create => created(c, changes, data()?),
-        BatchOp::Update => updated(c, changes, &id()?, data()?),
+        BatchOp::Create => created(c, changes, &mut ahead.known, data()?),
+        BatchOp::Update => updated(c, changes, &mut ahead.known, &id()?, data()?),
         BatchOp::Delete => {
             archive_in::<R>(c, p, &id()?, None, changes)?;
             Ok((StatusCode::NO_CONTENT, None))
         }
         BatchOp::Upsert => {
             let data = data()?;
-            let match_on = op.match_on.as_deref().unwrap_or("external_id");
-            match find_match::<R>(c, p, match_on, &data)? {
-                Some(id) => updated(c, changes, &id, data),
-                None => created(c, changes, data),
+            match find_match::<R>(c, p, upsert_match_on(op), &data, ahead)? {
+                Some(id) => updated(c, changes, &mut ahead.known, &id, data),
+                None => created(c, changes, &mut ahead.known, data),
             }
         }
     }
@@ -224,12 +349,22 @@ fn run_all<R: Record>(
 ) -> Result<Vec<BatchResult>, Abort> {
     let mut results = Vec::with_capacity(req.operations.len());
     let mut changes = Vec::new();
+    let mut ahead = Ahead::read::<R>(c, p, req).map_err(Abort::Api)?;
     for (i, op) in req.operations.iter().enumerate() {
         let mut mine = Vec::new();
         // A savepoint per item: a failed item leaves no trace.
-        match c.transaction(|c| run_one::<R>(c, p, op, &mut mine)) {
+        match c.transaction(|c| run_one::<R>(c, p, op, &mut mine, &mut ahead)) {
             Ok((status, data)) => {
                 changes.append(&mut mine);
+                match (&data, op.op, &op.id) {
+                    (Some(row), _, _) => {
+                        if let Some(id) = row.get("id").and_then(Value::as_str) {
+                            ahead.note::<R>(id, Some(row));
+                        }
+                    }
+                    (None, BatchOp::Delete, Some(id)) => ahead.note::<R>(id, None),
+                    _ => {}
+                }
                 results.push(BatchResult {
                     index: i,
                     status: status.as_u16(),

@@ -62,34 +62,102 @@ pub trait Record: 'static {
     ) -> ApiResult<Self::Row>;
 }
 
+/// What a transaction learned about its workspace while checking references: the
+/// custom-field definitions of the object and whether users (owners) are active. A batch
+/// keeps one for all its items, so each is read once (the owners its items name in one
+/// query, see [`Known::prefetch_owners`]); a single write starts with an empty one.
+#[derive(Default)]
+pub(crate) struct Known {
+    defs: Option<Vec<crm_domain::custom_field::CustomFieldDef>>,
+    /// User id → active; absent: not looked up yet; `None`: no such user.
+    owners: std::collections::HashMap<String, Option<bool>>,
+}
+
+impl Known {
+    /// Reads, in one query, whether each of these users exists and is active.
+    pub(crate) fn prefetch_owners(
+        &mut self,
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        ids: impl IntoIterator<Item = String>,
+    ) -> ApiResult<()> {
+        let mut ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok() && !self.owners.contains_key(id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in &ids {
+            self.owners.insert(id.clone(), None);
+        }
+        for (id, active) in crm_db::repo::access::users_active(conn, ws, &ids)? {
+            self.owners.insert(id, Some(active));
+        }
+        Ok(())
+    }
+
+    fn owner(
+        &mut self,
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> ApiResult<Option<bool>> {
+        if let Some(known) = self.owners.get(id) {
+            return Ok(*known);
+        }
+        let found = match crm_db::repo::access::get_user(conn, ws, id) {
+            Ok(u) => Some(u.active),
+            Err(RepoError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.owners.insert(id.to_string(), found);
+        Ok(found)
+    }
+
+    fn defs(
+        &mut self,
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        object: &str,
+    ) -> ApiResult<&[crm_domain::custom_field::CustomFieldDef]> {
+        if self.defs.is_none() {
+            self.defs = Some(crm_db::repo::fields::defs(conn, ws, object)?);
+        }
+        Ok(self.defs.as_deref().unwrap_or_default())
+    }
+}
+
 /// Checks the owner and custom values of an input against the workspace.
 fn check_references<R: Record>(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     input: &mut R::Input,
+    known: &mut Known,
 ) -> ApiResult<Map<String, Value>> {
     let mut errors: Vec<FieldError> = Vec::new();
     if let Some(owner) = R::owner(input) {
         if uuid::Uuid::parse_str(owner).is_ok() {
-            match crm_db::repo::access::get_user(conn, ws, owner) {
-                Ok(u) if u.active => {}
-                Ok(_) => errors.push(FieldError::new(
+            match known.owner(conn, ws, owner)? {
+                Some(true) => {}
+                Some(false) => errors.push(FieldError::new(
                     "owner_id",
                     "inactive_user",
                     "the owner has been deactivated",
                 )),
-                Err(RepoError::NotFound) => errors.push(FieldError::new(
+                None => errors.push(FieldError::new(
                     "owner_id",
                     "not_found",
                     "no user with this id in the workspace",
                 )),
-                Err(e) => return Err(e.into()),
             }
         }
     }
     let raw = R::custom(input);
-    let defs = crm_db::repo::fields::defs(conn, ws, R::OBJECT)?;
-    let custom = match validate_values(&defs, &raw, "custom") {
+    let defs = known.defs(conn, ws, R::OBJECT)?;
+    let custom = match validate_values(defs, &raw, "custom") {
         Ok(c) => c,
         Err(mut e) => {
             errors.append(&mut e);
@@ -158,14 +226,16 @@ fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {
         .to_string())
 }
 
-/// Creates a record from its input in the caller's transaction.
+/// Creates a record from its input in the caller's transaction (`known`: what the
+/// transaction already read of the workspace).
 pub(crate) fn insert_in<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
     mut input: R::Input,
     changes: &mut Vec<Change>,
+    known: &mut Known,
 ) -> ApiResult<R::Row> {
-    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
     let row = R::insert(c, p, input, custom)?;
     changes.push(change::<R>(
         "created",
@@ -197,7 +267,8 @@ pub(crate) fn check_patch(patch: &Value) -> ApiResult<()> {
     }
 }
 
-/// Applies a merge patch to a live record in the caller's transaction.
+/// Applies a merge patch to a live record in the caller's transaction (`known`: what the
+/// transaction already read of the workspace).
 pub(crate) fn patch_in<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
@@ -205,6 +276,7 @@ pub(crate) fn patch_in<R: Record>(
     if_match: Option<i32>,
     patch: &Value,
     changes: &mut Vec<Change>,
+    known: &mut Known,
 ) -> ApiResult<R::Row> {
     let current = R::get(c, p.workspace, id)?;
     if R::is_archived(&current) {
@@ -228,7 +300,7 @@ pub(crate) fn patch_in<R: Record>(
     // The same parser as a create, so errors name the offending field by its path.
     let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
     let mut input: R::Input = parse_json(&merged)?;
-    let custom = check_references::<R>(c, p.workspace, &mut input)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
     let row = R::update(c, p, &current, input, custom)?;
     changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
     Ok(row)
@@ -278,7 +350,7 @@ pub async fn create<R: Record>(
     let row = state
         .tx(move |c| {
             let mut changes = Vec::new();
-            let row = insert_in::<R>(c, &p, input, &mut changes)?;
+            let row = insert_in::<R>(c, &p, input, &mut changes, &mut Known::default())?;
             flush::<R>(c, &p, changes)?;
             Ok(row)
         })
@@ -336,7 +408,15 @@ pub async fn patch<R: Record>(
         let result = state
             .tx(move |c| {
                 let mut changes = Vec::new();
-                let row = patch_in::<R>(c, &p, &id, expected, &patch, &mut changes)?;
+                let row = patch_in::<R>(
+                    c,
+                    &p,
+                    &id,
+                    expected,
+                    &patch,
+                    &mut changes,
+                    &mut Known::default(),
+                )?;
                 flush::<R>(c, &p, changes)?;
                 Ok(row)
             })

@@ -197,3 +197,77 @@ async fn atomic_batches_are_all_or_nothing_and_limits_hold() {
         (StatusCode::FORBIDDEN, Some("companies:write"))
     );
 }
+
+#[tokio::test]
+async fn upserts_see_the_changes_of_earlier_operations_in_the_same_batch() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let sales = app.user(&a, "sales").await;
+    let gone = app.user(&a, "sales").await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/users/{}", gone.user_id), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, kept) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Kept", "email": "kept@example.com"}),
+        )
+        .await;
+    let kept_id = kept["id"].as_str().unwrap();
+    let (_, archived) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Gone", "email": "gone@example.com"}),
+        )
+        .await;
+    let archived_id = archived["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{archived_id}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                // 0: the e-mail moves from kept@ to moved@ …
+                {"op": "update", "id": kept_id, "data": {"email": "moved@example.com"}},
+                // 1: … so kept@ is free: a new contact.
+                {"op": "upsert", "match_on": "email", "data": {"email": "kept@example.com", "first_name": "New"}},
+                // 2: and moved@ finds the contact it moved to.
+                {"op": "upsert", "match_on": "email", "data": {"email": "Moved@example.com", "job_title": "CTO", "owner_id": sales.user_id}},
+                // 3: a failed item (deactivated owner) changes nothing …
+                {"op": "upsert", "match_on": "email", "data": {"email": "fresh@example.com", "owner_id": gone.user_id}},
+                // 4: … so fresh@ is still new here.
+                {"op": "upsert", "match_on": "email", "data": {"email": "fresh@example.com", "first_name": "Fresh"}},
+                // 5: an archived holder is a conflict naming it.
+                {"op": "upsert", "match_on": "email", "data": {"email": "gone@example.com"}},
+                // 6, 7: archiving in the batch makes the next upsert of its e-mail a conflict.
+                {"op": "delete", "id": kept_id},
+                {"op": "upsert", "match_on": "email", "data": {"email": "moved@example.com"}},
+                // 8: an owner that does not exist.
+                {"op": "create", "data": {"first_name": "X", "owner_id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 201, 200, 422, 201, 409, 204, 409, 422]);
+    let r = v["results"].as_array().unwrap();
+    assert_ne!(r[1]["data"]["id"], kept_id);
+    assert_eq!(r[2]["data"]["id"], kept_id);
+    assert_eq!(r[2]["data"]["job_title"], "CTO");
+    assert_eq!(r[2]["data"]["owner_id"], sales.user_id.as_str());
+    assert_eq!(r[3]["error"]["errors"][0]["field"], "owner_id");
+    assert_eq!(r[3]["error"]["errors"][0]["code"], "inactive_user");
+    assert_eq!(r[5]["error"]["existing_id"], archived_id);
+    assert_eq!(r[7]["error"]["existing_id"], kept_id);
+    assert_eq!(r[8]["error"]["errors"][0]["code"], "not_found");
+    // What stands: the new kept@ and fresh@ (moved@ was archived in the batch).
+    let (_, list) = app.get("/api/v1/contacts?count=true", &a.token).await;
+    assert_eq!(list["total"], 2, "{list}");
+}

@@ -70,6 +70,25 @@ pub fn active_role(
         .optional()?)
 }
 
+/// Whether each of these users exists in the workspace and is active: (id, active).
+pub fn users_active(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> RepoResult<Vec<(String, bool)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        out.extend(
+            users::table
+                .filter(users::workspace_id.eq(ws.as_string()))
+                .filter(users::id.eq_any(chunk))
+                .select((users::id, users::active))
+                .load::<(String, bool)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 pub fn list_users(
     conn: &mut DbConnection,
     ws: WorkspaceId,

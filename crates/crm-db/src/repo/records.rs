@@ -129,6 +129,51 @@ pub fn find_by(
     Ok(rows.into_iter().next().map(|r| r.id))
 }
 
+/// Most values bound in one `IN (…)` list (SQLite's limit on bound values is far above).
+const IN_CHUNK: usize = 500;
+
+/// The records of `table` whose `column` holds one of `values`: (value, id, archived), in
+/// one query per 500 values.
+pub fn find_many_by(
+    conn: &mut DbConnection,
+    table: &'static str,
+    column: &'static str,
+    ws: WorkspaceId,
+    values: &[String],
+) -> RepoResult<Vec<(String, String, bool)>> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+        #[diesel(sql_type = Nullable<Timestamp>)]
+        archived_at: Option<chrono::NaiveDateTime>,
+    }
+    let mut out = Vec::with_capacity(values.len());
+    for chunk in values.chunks(IN_CHUNK) {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(&format!(
+            "SELECT {column} AS value, id, archived_at FROM {table} WHERE workspace_id = "
+        ));
+        b.bind(Bind::Text(ws.as_string()));
+        b.push(&format!(" AND {column} IN ("));
+        for (i, v) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Bind::Text(v.clone()));
+        }
+        b.push(")");
+        let rows: Vec<Found> = b.load(conn)?;
+        out.extend(
+            rows.into_iter()
+                .map(|r| (r.value, r.id, r.archived_at.is_some())),
+        );
+    }
+    Ok(out)
+}
+
 /// Fails with Conflict when one of `unique` (column, value) pairs is held by another record.
 pub fn ensure_unique(
     conn: &mut DbConnection,
