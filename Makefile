@@ -15,12 +15,12 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 NEXTEST := $(CARGO) nextest run --workspace --no-fail-fast
 
 .PHONY: run build test nextest fmt fmt-check lint openapi openapi-check clean \
-	spec-lint examples examples-typescript examples-python crm-debug bench fuzz-api
+	spec-lint examples examples-typescript examples-python crm-debug bench soak fuzz-api
 
 # `make bench`: seed, load and baseline on both databases (not part of CI).
 # BENCH_SCALE=0.1 for a quick run; BENCH_DB=postgres|sqlite|both; BENCH_DURATION seconds
 # per scenario and concurrency; BENCH_CONCURRENCY=1,16,64; BENCH_PG_URL=postgres://…;
-# BENCH_OUT: where results.json and results.md go.
+# BENCH_OUT: where results.json and results.md go; BENCH_SCENARIOS=get_by_id,… to run only some.
 BENCH_SCALE ?= 1
 BENCH_DB ?= both
 BENCH_DURATION ?= 10
@@ -139,6 +139,22 @@ bench:
 	target/release/crm-bench --db $(BENCH_DB) --scale $(BENCH_SCALE) \
 		--duration $(BENCH_DURATION) --concurrency $(BENCH_CONCURRENCY) \
 		--pg-url $(BENCH_PG_URL) --out $(BENCH_OUT)
+
+# `make soak`: the release server on 127.0.0.1 under a mixed read/write load for
+# SOAK_MINUTES (default 5), memory sampled every few seconds; reports requests, errors by
+# status, latency per minute and RSS growth (not part of CI). SOAK_DB=sqlite|postgres,
+# SOAK_SCALE=0.01 (10 000 contacts), SOAK_CONCURRENCY=16; output in SOAK_OUT.
+SOAK_MINUTES ?= 5
+SOAK_DB ?= sqlite
+SOAK_SCALE ?= 0.01
+SOAK_CONCURRENCY ?= 16
+SOAK_OUT ?= target/soak
+
+soak:
+	$(CARGO) build --release -p crm-server -p crm-bench
+	target/release/crm-bench --pg-url $(BENCH_PG_URL) --out $(SOAK_OUT) soak \
+		--minutes $(SOAK_MINUTES) --soak-db $(SOAK_DB) --soak-scale $(SOAK_SCALE) \
+		--soak-concurrency $(SOAK_CONCURRENCY)
 
 # Python virtual environment holding the pinned API fuzzer (schemathesis).
 VENV := .venv

@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +76,9 @@ pub struct Measured {
     pub max_ms: f64,
     /// The first failure seen, to tell what went wrong.
     pub first_error: Option<String>,
+    /// Failures by HTTP status (`transport` and `timeout` for the others).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_status: BTreeMap<String, u64>,
 }
 
 struct ConnStats {
@@ -82,6 +86,7 @@ struct ConnStats {
     errors: u64,
     timeouts: u64,
     first_error: Option<String>,
+    by_status: BTreeMap<String, u64>,
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Body>> {
@@ -132,6 +137,7 @@ async fn connection(
         errors: 0,
         timeouts: 0,
         first_error: None,
+        by_status: BTreeMap::new(),
     };
     let mut rng = StdRng::seed_from_u64(0x5eed ^ index);
     let mut sender = connect(addr).await?;
@@ -146,6 +152,10 @@ async fn connection(
             Ok(Ok((status, body))) => {
                 if !status.is_success() {
                     stats.errors += 1;
+                    *stats
+                        .by_status
+                        .entry(status.as_u16().to_string())
+                        .or_default() += 1;
                     if stats.first_error.is_none() {
                         let text =
                             String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
@@ -155,6 +165,7 @@ async fn connection(
             }
             Ok(Err(e)) => {
                 stats.errors += 1;
+                *stats.by_status.entry("transport".into()).or_default() += 1;
                 stats
                     .first_error
                     .get_or_insert_with(|| format!("transport: {e}"));
@@ -162,6 +173,7 @@ async fn connection(
             }
             Err(_) => {
                 stats.timeouts += 1;
+                *stats.by_status.entry("timeout".into()).or_default() += 1;
                 sender = connect(addr).await?;
             }
         }
@@ -184,11 +196,15 @@ pub async fn run(
         .collect();
     let mut hist: Histogram<u64> = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)?;
     let (mut errors, mut timeouts, mut first_error) = (0, 0, None);
+    let mut errors_by_status = BTreeMap::new();
     for t in tasks {
         let s = t.await.map_err(|e| anyhow!("load task: {e}"))??;
         hist.add(&s.hist)?;
         errors += s.errors;
         timeouts += s.timeouts;
+        for (k, n) in s.by_status {
+            *errors_by_status.entry(k).or_default() += n;
+        }
         if first_error.is_none() {
             first_error = s.first_error;
         }
@@ -206,5 +222,6 @@ pub async fn run(
         p99_ms: ms(0.99),
         max_ms: hist.max() as f64 / 1000.0,
         first_error,
+        errors_by_status,
     })
 }

@@ -9,6 +9,7 @@ mod report;
 mod scenarios;
 mod seed;
 mod server;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -26,7 +27,7 @@ const DEFAULT_CONTACTS: f64 = 1_000_000.0;
 const DEFAULT_COMPANIES: f64 = 100_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Db {
+pub(crate) enum Db {
     Sqlite,
     Postgres,
     Both,
@@ -78,20 +79,30 @@ struct Cli {
     /// `pgbench -i -s` scale of the baseline database.
     #[arg(long, default_value_t = 10)]
     pgbench_scale: u32,
+    /// Only these scenarios, comma-separated (default: all), e.g. `get_by_id`.
+    #[arg(long, value_delimiter = ',', env = "BENCH_SCENARIOS")]
+    scenarios: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Runs the release server under a mixed read/write load for some minutes and reports
+    /// requests, errors by status, latency per minute and memory growth (`make soak`).
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Soak(args)) = &cli.command {
+        return soak::run(&cli, args);
+    }
     if cli.scale <= 0.0 || cli.duration == 0 || cli.concurrency.is_empty() {
         bail!("--scale and --duration must be positive and --concurrency non-empty");
     }
     std::fs::create_dir_all(&cli.out)?;
-    let crm_bin = std::fs::canonicalize(&cli.crm_bin).with_context(|| {
-        format!(
-            "{} (run `cargo build --release` first)",
-            cli.crm_bin.display()
-        )
-    })?;
+    let crm_bin = server_binary(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.client_threads.max(1))
         .enable_all()
@@ -145,8 +156,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The release server binary, as an absolute path.
+fn server_binary(cli: &Cli) -> Result<PathBuf> {
+    std::fs::canonicalize(&cli.crm_bin).with_context(|| {
+        format!(
+            "{} (run `cargo build --release` first)",
+            cli.crm_bin.display()
+        )
+    })
+}
+
 /// Drops and creates database `name`; returns its URL.
-fn fresh_pg_database(root: &str, name: &str) -> Result<String> {
+pub(crate) fn fresh_pg_database(root: &str, name: &str) -> Result<String> {
     let mut admin = diesel::PgConnection::establish(&format!("{root}/postgres"))
         .with_context(|| format!("connecting to PostgreSQL at {}", crm_db::conn::redact(root)))?;
     // Two statements: DROP DATABASE refuses to run inside a multi-statement batch.
@@ -155,7 +176,7 @@ fn fresh_pg_database(root: &str, name: &str) -> Result<String> {
     Ok(format!("{root}/{name}"))
 }
 
-fn fresh_sqlite_file(path: &Path) -> Result<String> {
+pub(crate) fn fresh_sqlite_file(path: &Path) -> Result<String> {
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", path.display()));
         if p.exists() {
@@ -184,7 +205,7 @@ fn init_workspace(crm_bin: &Path, url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-async fn login(addr: SocketAddr) -> Result<String> {
+pub(crate) async fn login(addr: SocketAddr) -> Result<String> {
     let target = load::Target {
         addr,
         token: String::new(),
@@ -207,16 +228,15 @@ async fn login(addr: SocketAddr) -> Result<String> {
         .context("login returned no access_token")
 }
 
-fn run_database(
-    cli: &Cli,
-    runtime: &tokio::runtime::Runtime,
+/// Creates the workspace and its admin and seeds `scale` × the default data set.
+pub(crate) fn seed_database(
     crm_bin: &Path,
     db: &str,
     url: &str,
-    port: u16,
-) -> Result<DbReport> {
-    let contacts = (DEFAULT_CONTACTS * cli.scale).round() as usize;
-    let companies = (DEFAULT_COMPANIES * cli.scale).round() as usize;
+    scale: f64,
+) -> Result<seed::Seeded> {
+    let contacts = (DEFAULT_CONTACTS * scale).round() as usize;
+    let companies = (DEFAULT_COMPANIES * scale).round() as usize;
     println!("\n== {db}: seeding {contacts} contacts, {companies} companies");
     let ws = init_workspace(crm_bin, url)?;
     let mut conn: DbConnection = crm_db::conn::Manager::new(DatabaseUrl::parse(url)?)
@@ -246,7 +266,18 @@ fn run_database(
         seeded.rows_per_second,
         seeded.analyze_seconds
     );
+    Ok(seeded)
+}
 
+fn run_database(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    crm_bin: &Path,
+    db: &str,
+    url: &str,
+    port: u16,
+) -> Result<DbReport> {
+    let seeded = seed_database(crm_bin, db, url, cli.scale)?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let log = cli.out.join(format!("server-{db}.log"));
     let server = server::Server::start(crm_bin, url, addr, &log)?;
@@ -260,12 +291,24 @@ fn run_database(
     let token = runtime.block_on(login(addr))?;
     let target = load::Target { addr, token };
     let run_tag = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let scenarios = scenarios::all(&target, &seeded, &format!("{db}{run_tag}"));
+    let mut scenarios = scenarios::all(&target, &seeded, &format!("{db}{run_tag}"));
+    if !cli.scenarios.is_empty() {
+        scenarios.retain(|s| cli.scenarios.iter().any(|n| n == s.name));
+    }
 
     let sampler = server::RssSampler::start(server.pid());
     let mut results = Vec::new();
     for s in &scenarios {
-        for &c in &cli.concurrency {
+        let mut levels: Vec<usize> = cli
+            .concurrency
+            .iter()
+            .copied()
+            .filter(|&c| c <= s.max_concurrency)
+            .collect();
+        if levels.is_empty() {
+            levels.push(1);
+        }
+        for c in levels {
             let m = runtime.block_on(load::run(
                 addr,
                 c,

@@ -155,6 +155,7 @@ impl Report {
                 ("search_filtered", 20.0, "filtered search p99 < 20 ms"),
                 ("search_text", 50.0, "free-text search p99 < 50 ms"),
                 ("create", 10.0, "create p99 < 10 ms"),
+                ("batch_upsert_1000", 250.0, "1000-upsert batch p99 < 250 ms"),
             ];
             for (name, goal, label) in latency_goals {
                 for &c in &self.concurrency {

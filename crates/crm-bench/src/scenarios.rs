@@ -14,7 +14,12 @@ pub struct Scenario {
     pub name: &'static str,
     pub description: &'static str,
     pub make: MakeRequest,
+    /// Runs only at concurrency levels up to this (a batch is measured one at a time).
+    pub max_concurrency: usize,
 }
+
+/// Operations in one request of the `batch_upsert_1000` scenario.
+pub const BATCH_SIZE: usize = 1000;
 
 /// The pieces every scenario draws from.
 #[derive(Clone)]
@@ -22,6 +27,7 @@ struct Inputs {
     target: Target,
     ids: Arc<Vec<String>>,
     terms: Arc<Vec<String>>,
+    emails: Arc<Vec<String>>,
     /// Makes each created contact's e-mail unique across the whole run.
     created: Arc<AtomicU64>,
     run_tag: String,
@@ -96,6 +102,35 @@ impl Inputs {
             Some(("application/merge-patch+json", body.to_string())),
         )
     }
+    /// 1000 upserts by e-mail: half of seeded contacts (a random run of the sample, so
+    /// distinct), half new.
+    fn batch_upsert<R: Rng>(&self, rng: &mut R) -> Req {
+        let half = BATCH_SIZE / 2;
+        let existing = self.emails.len().min(half);
+        let start = rng.gen_range(0..=self.emails.len() - existing);
+        let mut ops = Vec::with_capacity(BATCH_SIZE);
+        for email in &self.emails[start..start + existing] {
+            ops.push(json!({"op": "upsert", "match_on": "email", "data": {
+                "email": email,
+                "job_title": format!("Title {}", rng.gen_range(0..1000)),
+                "custom": {"score": rng.gen_range(0..100)},
+            }}));
+        }
+        while ops.len() < BATCH_SIZE {
+            let n = self.created.fetch_add(1, Ordering::Relaxed);
+            ops.push(json!({"op": "upsert", "match_on": "email", "data": {
+                "email": format!("batch.{}.{n}@example.net", self.run_tag),
+                "first_name": "Batch",
+                "last_name": pick_str(rng, LAST_NAMES),
+                "lifecycle_stage": pick_str(rng, STAGES),
+                "custom": {"segment": pick_str(rng, SEGMENTS), "score": rng.gen_range(0..100)},
+            }}));
+        }
+        self.post(
+            "/api/v1/contacts/batch",
+            json!({"operations": ops, "atomic": false}),
+        )
+    }
     fn post(&self, path: &str, body: serde_json::Value) -> Req {
         self.target.request(
             Method::POST,
@@ -110,6 +145,7 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
         target: target.clone(),
         ids: Arc::new(seeded.contact_ids.clone()),
         terms: Arc::new(seeded.rare_terms.clone()),
+        emails: Arc::new(seeded.contact_emails.clone()),
         created: Arc::new(AtomicU64::new(0)),
         run_tag: run_tag.to_string(),
     };
@@ -117,6 +153,7 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
         name,
         description,
         make,
+        max_concurrency: usize::MAX,
     };
     let i = inputs;
     vec![
@@ -160,6 +197,17 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
             let i = i.clone();
             Arc::new(move |rng: &mut StdRng, _: u64| i.patch(rng))
         }),
+        Scenario {
+            max_concurrency: 1,
+            ..scenario(
+                "batch_upsert_1000",
+                "POST /contacts/batch, 1000 upserts by email: 500 existing, 500 new",
+                {
+                    let i = i.clone();
+                    Arc::new(move |rng: &mut StdRng, _: u64| i.batch_upsert(rng))
+                },
+            )
+        },
         scenario(
             "mixed",
             "50% get, 15% list, 15% filtered search, 10% create, 10% patch",

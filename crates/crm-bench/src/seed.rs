@@ -156,6 +156,9 @@ pub struct Seeded {
     /// One contact's e-mail local part per sample: a term that matches a handful of rows.
     #[serde(skip)]
     pub rare_terms: Vec<String>,
+    /// The e-mails of the sampled contacts (same sample as `contact_ids`).
+    #[serde(skip)]
+    pub contact_emails: Vec<String>,
 }
 
 fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
@@ -351,6 +354,7 @@ pub fn seed(
     let stride = (contacts / SAMPLE_IDS).max(1);
     let mut contact_ids = Vec::new();
     let mut rare_terms = Vec::new();
+    let mut contact_emails = Vec::new();
     let mut links = 0;
     let mut start = 0;
     while start < contacts {
@@ -375,6 +379,7 @@ pub fn seed(
             }
             if (start + k) % stride == 0 {
                 contact_ids.push(r.id.clone());
+                contact_emails.extend(r.email.clone());
                 if let Some(local) = r.email.as_deref().and_then(|e| e.split('@').next()) {
                     // `ada.lovelace123` → `lovelace123`: a search for one person.
                     rare_terms.push(local.rsplit('.').next().unwrap_or(local).to_string());
@@ -396,6 +401,7 @@ pub fn seed(
         analyze_seconds: 0.0,
         contact_ids,
         rare_terms,
+        contact_emails,
     })
 }
 
