@@ -144,7 +144,7 @@ fn run_one<R: Record>(
     };
     let updated =
         |c: &mut DbConnection, changes: &mut Vec<Change>, id: &str, patch: Value| -> ApiResult<_> {
-            check_patch(&patch)?;
+            check_patch::<R>(&patch)?;
             let row = patch_in::<R>(c, p, id, None, &patch, changes)?;
             Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
         };
