@@ -270,7 +270,7 @@ fn run_one<R: Record>(
                    id: &str,
                    patch: Value|
      -> ApiResult<_> {
-        check_patch(&patch)?;
+        check_patch::<R>(&patch)?;
         let row = patch_in::<R>(c, p, id, None, &patch, changes, known)?;
         Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
     };

@@ -316,6 +316,36 @@ fn cursor_bind(kind: &FieldKind, v: &Value) -> ApiResult<Option<Bind>> {
     }))
 }
 
+/// Parses a filter and checks it against the catalogue (columns, custom fields, related
+/// records), as lists and search do: 422 naming each unknown field, operator or bad value.
+pub fn check_filter(
+    conn: &mut DbConnection,
+    cat: &Catalogue,
+    ws: WorkspaceId,
+    filter: &Value,
+) -> ApiResult<filter::Typed<FieldRef>> {
+    // Custom-field definitions are read only when the filter names any.
+    let filter_text = filter.to_string();
+    let defs = if filter_text.contains("custom.") {
+        crm_db::repo::fields::defs(conn, ws, cat.object)?
+    } else {
+        Vec::new()
+    };
+    let mut related_defs = Vec::new();
+    for (rel, other) in cat.relations {
+        if filter_text.contains(&format!("{}.custom.", rel.name)) {
+            let other = other();
+            related_defs.push((
+                other.object,
+                crm_db::repo::fields::defs(conn, ws, other.object)?,
+            ));
+        }
+    }
+    let resolver = cat.resolver(&defs, &related_defs);
+    let node = filter::parse(filter, "filter")?;
+    Ok(filter::check(&node, "filter", &resolver)?)
+}
+
 /// Runs a list or search for `cat` in `ws`. `to_json` renders a row as the API shows it
 /// (the cursor is taken from that rendering, so it uses the API's own field names).
 pub fn run<R, T>(
@@ -359,34 +389,9 @@ where
             "the cursor is not valid for this list",
         ));
     }
-    // Custom-field definitions are read only when the filter names any.
-    let filter_text = req
-        .filter
-        .as_ref()
-        .map(|f| f.to_string())
-        .unwrap_or_default();
-    let defs = if filter_text.contains("custom.") {
-        crm_db::repo::fields::defs(conn, ws, cat.object)?
-    } else {
-        Vec::new()
-    };
-    let mut related_defs = Vec::new();
-    for (rel, other) in cat.relations {
-        if filter_text.contains(&format!("{}.custom.", rel.name)) {
-            let other = other();
-            related_defs.push((
-                other.object,
-                crm_db::repo::fields::defs(conn, ws, other.object)?,
-            ));
-        }
-    }
-    let resolver = cat.resolver(&defs, &related_defs);
     let typed = match &req.filter {
         None | Some(Value::Null) => None,
-        Some(f) => {
-            let node = filter::parse(f, "filter")?;
-            Some(filter::check(&node, "filter", &resolver)?)
-        }
+        Some(f) => Some(check_filter(conn, cat, ws, f)?),
     };
     if req.sort.len() > 3 {
         return Err(ApiError::field(

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
+use crate::routes::{
+    access, assignment_rules, companies, contacts, events, fields, health, leads, teams, webhooks,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -91,6 +93,10 @@ impl Modify for BodyErrors {
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
         companies::list_companies, companies::batch_companies, companies::search_companies, companies::create_company, companies::get_company,
         companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
+        leads::list_leads, leads::batch_leads, leads::search_leads, leads::create_lead, leads::get_lead,
+        leads::update_lead, leads::delete_lead, leads::restore_lead, leads::convert_lead,
+        assignment_rules::list_assignment_rules, assignment_rules::create_assignment_rule, assignment_rules::get_assignment_rule,
+        assignment_rules::update_assignment_rule, assignment_rules::delete_assignment_rule,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -100,6 +106,8 @@ impl Modify for BodyErrors {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
+        (name = "leads", description = "Prospects to qualify, distribute and convert"),
+        (name = "assignment-rules", description = "Which rep owns a new lead: fixed or round robin, by filter"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

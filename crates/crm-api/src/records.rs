@@ -37,6 +37,8 @@ pub trait Record: 'static {
     const TABLE: &'static str;
     const READ: Permission;
     const WRITE: Permission;
+    /// The resource's own read-only fields, besides the ones every record has.
+    const READ_ONLY: &'static [&'static str] = &[];
     type Row: diesel::QueryableByName<crm_db::conn::MultiBackend> + Clone + Send + 'static;
     type Input: DeserializeOwned + Serialize + Send + 'static + for<'a> From<&'a Self::Row>;
     type Dto: Serialize + ToSchema + Send + From<Self::Row> + 'static;
@@ -185,7 +187,7 @@ pub struct Change {
     after: Option<Value>,
 }
 
-fn change<R: Record>(
+pub(crate) fn change<R: Record>(
     verb: &'static str,
     id: &str,
     before: Option<&R::Row>,
@@ -247,7 +249,7 @@ pub(crate) fn insert_in<R: Record>(
 }
 
 /// Refuses a merge patch that is not an object or names read-only fields.
-pub(crate) fn check_patch(patch: &Value) -> ApiResult<()> {
+pub(crate) fn check_patch<R: Record>(patch: &Value) -> ApiResult<()> {
     let Some(obj) = patch.as_object() else {
         return Err(ApiError::field(
             "body",
@@ -257,7 +259,7 @@ pub(crate) fn check_patch(patch: &Value) -> ApiResult<()> {
     };
     let read_only: Vec<FieldError> = obj
         .keys()
-        .filter(|k| READ_ONLY.contains(&k.as_str()))
+        .filter(|k| READ_ONLY.contains(&k.as_str()) || R::READ_ONLY.contains(&k.as_str()))
         .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
         .collect();
     if read_only.is_empty() {
@@ -397,7 +399,7 @@ pub async fn patch<R: Record>(
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
     let patch: Value = parse_json(&body.0)?;
-    check_patch(&patch)?;
+    check_patch::<R>(&patch)?;
     // Without If-Match the caller set no precondition: a write that lands between this
     // request's read and its update is retried rather than answered with 412.
     let expected = if_match.0;

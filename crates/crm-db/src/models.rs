@@ -366,3 +366,89 @@ pub struct AttemptRow {
     pub error: Option<String>,
     pub duration_ms: i32,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = leads)]
+pub struct LeadRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub title: Option<String>,
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    pub status: String,
+    pub disqualified_reason: Option<String>,
+    pub score: Option<i32>,
+    pub owner_id: Option<String>,
+    pub tags: String,
+    pub external_id: Option<String>,
+    pub custom: String,
+    pub converted_at: Option<NaiveDateTime>,
+    pub converted_contact_id: Option<String>,
+    pub converted_company_id: Option<String>,
+    pub converted_deal_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a lead (see [`CompanyChanges`]); conversion sets the rest.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = leads, treat_none_as_null = true)]
+pub struct LeadChanges {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company_name: Option<String>,
+    pub title: Option<String>,
+    pub source: Option<String>,
+    pub campaign_id: Option<String>,
+    pub status: String,
+    pub disqualified_reason: Option<String>,
+    pub score: Option<i32>,
+    pub owner_id: Option<String>,
+    pub tags: String,
+    pub external_id: Option<String>,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = assignment_rules)]
+pub struct AssignmentRuleRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub object: String,
+    pub position: i32,
+    pub active: bool,
+    pub filter: Option<String>,
+    pub strategy: String,
+    pub user_id: Option<String>,
+    pub user_ids: String,
+    pub team_id: Option<String>,
+    pub assigned_count: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub version: i32,
+}
+
+/// The writable columns of an assignment rule.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = assignment_rules, treat_none_as_null = true)]
+pub struct AssignmentRuleChanges {
+    pub name: String,
+    pub object: String,
+    pub position: i32,
+    pub active: bool,
+    pub filter: Option<String>,
+    pub strategy: String,
+    pub user_id: Option<String>,
+    pub user_ids: String,
+    pub team_id: Option<String>,
+}

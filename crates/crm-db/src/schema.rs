@@ -266,6 +266,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leads (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        company_name -> Nullable<Text>,
+        title -> Nullable<Text>,
+        source -> Nullable<Text>,
+        campaign_id -> Nullable<Text>,
+        status -> Text,
+        disqualified_reason -> Nullable<Text>,
+        score -> Nullable<Integer>,
+        owner_id -> Nullable<Text>,
+        tags -> Text,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        converted_at -> Nullable<Timestamp>,
+        converted_contact_id -> Nullable<Text>,
+        converted_company_id -> Nullable<Text>,
+        converted_deal_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    assignment_rules (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        object -> Text,
+        position -> Integer,
+        active -> Bool,
+        filter -> Nullable<Text>,
+        strategy -> Text,
+        user_id -> Nullable<Text>,
+        user_ids -> Text,
+        team_id -> Nullable<Text>,
+        assigned_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,
@@ -284,4 +334,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhooks,
     webhook_deliveries,
     webhook_attempts,
+    leads,
+    assignment_rules,
 );

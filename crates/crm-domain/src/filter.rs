@@ -493,6 +493,83 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
+// ---- evaluation against a record in memory ----
+
+/// The value at a dotted path (`address.city`, `custom.segment`) of a JSON document.
+fn at<'a>(doc: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .try_fold(doc, |v, k| v.get(k))
+        .unwrap_or(&Value::Null)
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        // Decimal strings compare as numbers; other strings (dates, times) as text.
+        (Value::String(x), Value::String(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.partial_cmp(&y),
+            _ => Some(x.cmp(y)),
+        },
+        (Value::Number(x), Value::String(y)) => x.as_f64()?.partial_cmp(&y.parse::<f64>().ok()?),
+        (Value::String(x), Value::Number(y)) => x.parse::<f64>().ok()?.partial_cmp(&y.as_f64()?),
+        _ => None,
+    }
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        _ => a == b || compare(a, b) == Some(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Evaluates a filter (the API's filter language, already parsed) against a record as the
+/// API shows it. Text compares without regard to case; lists match `eq`/`contains` when any
+/// element does, like the list endpoints' any-of semantics.
+/// Used wherever a record is tested in memory: webhook subscriptions, assignment rules.
+pub fn matches(node: &Node, doc: &Value) -> bool {
+    match node {
+        Node::And(ns) => ns.iter().all(|n| matches(n, doc)),
+        Node::Or(ns) => ns.iter().any(|n| matches(n, doc)),
+        Node::Not(n) => !matches(n, doc),
+        Node::Cond { field, op, value } => {
+            let v = at(doc, field);
+            if let (Value::Array(items), Op::Eq | Op::Contains | Op::In) = (v, op) {
+                return items.iter().any(|i| cond(i, *op, value));
+            }
+            cond(v, *op, value)
+        }
+    }
+}
+
+fn cond(v: &Value, op: Op, want: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    let text = |x: &Value| x.as_str().map(str::to_lowercase);
+    match op {
+        Op::Eq => equal(v, want),
+        Op::Neq => !equal(v, want),
+        Op::Lt => compare(v, want) == Some(Less),
+        Op::Lte => matches!(compare(v, want), Some(Less | Equal)),
+        Op::Gt => compare(v, want) == Some(Greater),
+        Op::Gte => matches!(compare(v, want), Some(Greater | Equal)),
+        Op::In => want
+            .as_array()
+            .is_some_and(|l| l.iter().any(|w| equal(v, w))),
+        Op::NotIn => !want
+            .as_array()
+            .is_some_and(|l| l.iter().any(|w| equal(v, w))),
+        Op::Contains => match (text(v), text(want)) {
+            (Some(a), Some(b)) => a.contains(&b),
+            _ => false,
+        },
+        Op::StartsWith => match (text(v), text(want)) {
+            (Some(a), Some(b)) => a.starts_with(&b),
+            _ => false,
+        },
+        Op::IsNull => v.is_null() == want.as_bool().unwrap_or(true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,6 +62,34 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Where a lead stands in qualification (DOMAIN.md §4). `converted` is reached only by
+    /// converting the lead.
+    LeadStatus {
+        New => "new",
+        Working => "working",
+        Nurturing => "nurturing",
+        Qualified => "qualified",
+        Disqualified => "disqualified",
+        Converted => "converted",
+    }
+}
+
+string_enum! {
+    /// How an assignment rule picks the owner of a new record.
+    AssignmentStrategy {
+        RoundRobin => "round_robin",
+        Fixed => "fixed",
+    }
+}
+
+string_enum! {
+    /// The records assignment rules distribute.
+    AssignmentObject {
+        Leads => "leads",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

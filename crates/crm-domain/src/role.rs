@@ -48,17 +48,25 @@ impl Role {
                     | ContactsWrite
                     | CompaniesRead
                     | CompaniesWrite
+                    | LeadsRead
+                    | LeadsWrite
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
             ),
             Role::Support => matches!(
                 p,
-                ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | ContactsWrite
+                    | CompaniesRead
+                    | LeadsRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
             ),
             Role::Viewer => matches!(
                 p,
-                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead | CompaniesRead | LeadsRead | FieldsRead | UsersRead | TeamsRead
             ),
         }
     }
@@ -86,10 +94,14 @@ pub enum Permission {
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
+    LeadsRead,
+    LeadsWrite,
+    /// Managing the rules that distribute new leads to reps.
+    AssignmentRulesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -105,6 +117,9 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
+        Permission::LeadsRead,
+        Permission::LeadsWrite,
+        Permission::AssignmentRulesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -125,6 +140,9 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
+            Permission::LeadsRead => "leads:read",
+            Permission::LeadsWrite => "leads:write",
+            Permission::AssignmentRulesWrite => "assignment_rules:write",
         }
     }
 
@@ -163,6 +181,19 @@ mod tests {
             let boss = matches!(r, Role::Admin | Role::Manager);
             assert_eq!(r.permits(Permission::AuditRead), boss);
             assert_eq!(r.permits(Permission::EventsRead), boss);
+        }
+    }
+
+    #[test]
+    fn leads_are_worked_by_sales_and_routed_by_managers() {
+        for r in Role::ALL {
+            let sells = matches!(r, Role::Admin | Role::Manager | Role::Sales);
+            assert!(r.permits(Permission::LeadsRead));
+            assert_eq!(r.permits(Permission::LeadsWrite), sells);
+            assert_eq!(
+                r.permits(Permission::AssignmentRulesWrite),
+                matches!(r, Role::Admin | Role::Manager)
+            );
         }
     }
 

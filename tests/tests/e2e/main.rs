@@ -7,6 +7,7 @@ mod batch;
 mod conformance;
 mod contacts;
 mod events;
+mod leads;
 mod lists;
 mod platform;
 mod search;

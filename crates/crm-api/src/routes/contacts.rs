@@ -364,9 +364,7 @@ pub async fn link_company(
                 created_at: now,
                 updated_at: now,
             };
-            let before = company_links(c, p.workspace, &id)?;
-            let created = repo::upsert_link(c, p.workspace, &link)?;
-            let after = company_links(c, p.workspace, &id)?;
+            let (created, before, after) = link_in(c, p.workspace, &link)?;
             links_changed(c, &p, &id, &before, &after)?;
             Ok((created, after))
         })
@@ -378,8 +376,21 @@ pub async fn link_company(
     })
 }
 
+/// Links a contact to a company (or updates the link) in the caller's transaction: whether
+/// the link is new, and the contact's links before and after (for [`links_changed`]).
+pub(crate) fn link_in(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    link: &ContactCompanyRow,
+) -> ApiResult<(bool, Vec<CompanyLink>, Vec<CompanyLink>)> {
+    let before = company_links(c, ws, &link.contact_id)?;
+    let created = repo::upsert_link(c, ws, link)?;
+    let after = company_links(c, ws, &link.contact_id)?;
+    Ok((created, before, after))
+}
+
 /// Records a `contact.links_changed` event: the contact's company links before and after.
-fn links_changed(
+pub(crate) fn links_changed(
     c: &mut DbConnection,
     p: &Principal,
     id: &str,

@@ -1,8 +1,10 @@
 pub mod access;
+pub mod assignment_rules;
 pub mod companies;
 pub mod contacts;
 pub mod events;
 pub mod fields;
 pub mod health;
+pub mod leads;
 pub mod teams;
 pub mod webhooks;

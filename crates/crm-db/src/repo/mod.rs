@@ -1,11 +1,13 @@
 //! Queries, one module per part of the CRM. Each function takes the workspace it works in.
 
 pub mod access;
+pub mod assignment_rules;
 pub mod bulk;
 pub mod contacts;
 pub mod events;
 pub mod fields;
 pub mod idempotency;
+pub mod leads;
 pub mod records;
 pub mod teams;
 pub mod webhooks;

@@ -1,0 +1,426 @@
+//! `/api/v1/leads`: leads, their distribution to reps and their conversion.
+
+use super::assignment_rules::assign;
+use super::companies::Companies;
+use super::contacts::{link_in, links_changed, Contacts};
+use crate::auth::{Auth, Principal};
+use crate::dto::companies::{Company, CompanyInput};
+use crate::dto::contacts::{Contact, ContactInput};
+use crate::dto::leads::{new_row, Lead, LeadInput};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{etag, parse_json, IfMatch, QueryPairs, RawJson};
+use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
+use crate::records::{self, Record};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use crm_db::models::{ContactCompanyRow, LeadRow};
+use crm_db::repo::leads as repo;
+use crm_db::{DbConnection, RepoError};
+use crm_domain::records::{AssignmentObject, LeadStatus};
+use crm_domain::{Permission, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+use utoipa::ToSchema;
+
+pub struct Leads;
+
+pub fn catalogue() -> &'static Catalogue {
+    static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(|| Catalogue {
+        object: "leads",
+        resource: RES.get_or_init(repo::lead_resource),
+        relations: &[],
+    })
+}
+
+impl Record for Leads {
+    const OBJECT: &'static str = "leads";
+    const EVENT: &'static str = "lead";
+    const MATCH_ON: &'static [&'static str] = &["external_id", "email"];
+    const TABLE: &'static str = "leads";
+    const READ: Permission = Permission::LeadsRead;
+    const WRITE: Permission = Permission::LeadsWrite;
+    const READ_ONLY: &'static [&'static str] = &[
+        "converted_at",
+        "converted_contact_id",
+        "converted_company_id",
+        "converted_deal_id",
+    ];
+    type Row = LeadRow;
+    type Input = LeadInput;
+    type Dto = Lead;
+
+    fn catalogue() -> &'static Catalogue {
+        catalogue()
+    }
+    fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<LeadRow, RepoError> {
+        repo::get(conn, ws, id)
+    }
+    fn version(row: &LeadRow) -> i32 {
+        row.version
+    }
+    fn is_archived(row: &LeadRow) -> bool {
+        row.archived_at.is_some()
+    }
+    fn owner(input: &LeadInput) -> Option<&str> {
+        input.owner_id.as_deref()
+    }
+    fn custom(input: &mut LeadInput) -> Map<String, Value> {
+        std::mem::take(&mut input.custom)
+    }
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: LeadInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<LeadRow> {
+        let mut row = new_row(&p.workspace.as_string(), input.into_changes(custom, None)?);
+        if row.owner_id.is_none() {
+            let shown =
+                serde_json::to_value(Lead::from(row.clone())).map_err(ApiError::internal)?;
+            row.owner_id = assign(conn, p.workspace, AssignmentObject::Leads, &shown)?;
+        }
+        Ok(repo::insert(conn, p.workspace, &row)?)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &LeadRow,
+        input: LeadInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<LeadRow> {
+        let changes = input.into_changes(custom, LeadStatus::parse(&current.status))?;
+        Ok(repo::update(conn, p.workspace, current, &changes)?)
+    }
+}
+
+/// List leads.
+///
+/// Filters come as query parameters: `status=working`, `score[gte]=50`, `source=web_form`,
+/// `owner_id=…`, `custom.segment=smb`; `q` searches names, e-mail and company name.
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", operation_id = "list_leads", params(ListParams),
+    responses((status = 200, description = "A page of leads", body = Page<Lead>), ReadErrors), security(("bearer" = [])))]
+#[get("/leads")]
+pub async fn list_leads(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Lead>>> {
+    records::list::<Leads>(state, p, q).await
+}
+
+/// Create, update, upsert and archive up to 1000 leads in one request.
+///
+/// Operations run in order; each result sits at its operation's index. Without `atomic`,
+/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+/// failure rolls back all of them (the others then answer 424). New leads without an owner
+/// are assigned by the assignment rules, as with `POST /leads`.
+#[utoipa::path(post, path = "/api/v1/leads/batch", tag = "leads", operation_id = "batch_leads", request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/leads/batch")]
+pub async fn batch_leads(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch::<Leads>(state, p, body).await
+}
+
+/// Search leads with the full filter language.
+#[utoipa::path(post, path = "/api/v1/leads/search", tag = "leads", operation_id = "search_leads", request_body = SearchRequest,
+    responses((status = 200, description = "A page of leads", body = Page<Lead>), ReadErrors), security(("bearer" = [])))]
+#[post("/leads/search")]
+pub async fn search_leads(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<Lead>>> {
+    records::search::<Leads>(state, p, body).await
+}
+
+/// Create a lead.
+///
+/// Without `owner_id`, the first active assignment rule (by `position`) whose filter
+/// matches the lead picks its owner; the `lead.created` event shows it.
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead", request_body = LeadInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 201, description = "Created", body = Lead, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/leads")]
+pub async fn create_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::create::<Leads>(state, p, body).await
+}
+
+/// Get a lead.
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "get_lead",
+    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived lead")),
+    responses((status = 200, description = "The lead", body = Lead, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
+#[get("/leads/{id}")]
+pub async fn get_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::get::<Leads>(state, p, id.into_inner(), q).await
+}
+
+/// Update a lead with a JSON Merge Patch (RFC 7396).
+///
+/// `status: disqualified` needs `disqualified_reason`; `converted` is set only by
+/// conversion, and the `converted_*` fields are read-only.
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "update_lead",
+    request_body(content = LeadInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The updated lead", body = Lead, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[patch("/leads/{id}")]
+pub async fn update_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::patch::<Leads>(state, p, id.into_inner(), if_match, body).await
+}
+
+/// Archive a lead, or erase it with `permanent=true` (admins).
+#[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "delete_lead",
+    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
+#[delete("/leads/{id}")]
+pub async fn delete_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::delete::<Leads>(state, p, id.into_inner(), if_match, q).await
+}
+
+/// Restore an archived lead.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/restore", tag = "leads", operation_id = "restore_lead", params(("id" = String, Path)),
+    responses((status = 200, description = "The restored lead", body = Lead), WriteErrors), security(("bearer" = [])))]
+#[post("/leads/{id}/restore")]
+pub async fn restore_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    records::restore::<Leads>(state, p, id.into_inner()).await
+}
+
+/// How to convert a lead. The contact is created from the lead (names, e-mail, phone,
+/// title, source, owner) unless `contact_id` names an existing one; the company is linked
+/// (`company_id`) or created from `company_name` (`create_company`), or left out.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"create_company": true}))]
+pub struct ConvertLead {
+    /// Link this existing contact instead of creating one. Needed when the lead's e-mail
+    /// already belongs to a contact (otherwise 409 with `existing_id`).
+    #[schema(max_length = 36)]
+    pub contact_id: Option<String>,
+    /// Link this existing company.
+    #[schema(max_length = 36)]
+    pub company_id: Option<String>,
+    /// Create a company named after the lead's `company_name` (default false).
+    #[serde(default)]
+    pub create_company: bool,
+}
+
+/// A converted lead and what it became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadConversion {
+    pub lead: Lead,
+    pub contact: Contact,
+    /// False when an existing contact was linked.
+    pub contact_created: bool,
+    pub company: Option<Company>,
+    pub company_created: bool,
+}
+
+fn not_found(field: &str, what: &str) -> ApiError {
+    ApiError::field(
+        field,
+        "not_found",
+        format!("no such {what} in this workspace"),
+    )
+}
+
+/// Convert a qualified lead into a contact, and optionally a company, in one transaction.
+///
+/// Creates (or links) the contact and the company, links them, and marks the lead
+/// `converted` with `converted_*` and `converted_at`; events `contact.created`,
+/// `company.created`, `contact.links_changed` and `lead.converted` are written with it.
+/// A converted lead → 409 (`existing_id`: its contact); an archived lead → 409 (restore it
+/// first); a lead whose e-mail a contact already has → 409 with that contact as
+/// `existing_id` (convert again with `contact_id`).
+#[utoipa::path(post, path = "/api/v1/leads/{id}/convert", tag = "leads", operation_id = "convert_lead", params(("id" = String, Path)),
+    request_body = ConvertLead,
+    responses((status = 200, description = "The converted lead and the records it became", body = LeadConversion), WriteErrors), security(("bearer" = [])))]
+#[post("/leads/{id}/convert")]
+pub async fn convert_lead(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(Permission::LeadsWrite)?;
+    p.require(Permission::ContactsWrite)?;
+    let input: ConvertLead = parse_json(&body.0)?;
+    if input.create_company {
+        p.require(Permission::CompaniesWrite)?;
+        if input.company_id.is_some() {
+            return Err(ApiError::field(
+                "create_company",
+                "invalid_value",
+                "give `company_id` or `create_company`, not both",
+            ));
+        }
+    }
+    let id = id.into_inner();
+    let out = state
+        .tx(move |c| {
+            let ws = p.workspace;
+            let lead = repo::get(c, ws, &id)?;
+            if lead.archived_at.is_some() {
+                return Err(ApiError::Conflict {
+                    message: "the lead is archived; restore it first".into(),
+                    existing_id: None,
+                });
+            }
+            if lead.status == LeadStatus::Converted.as_str() {
+                return Err(ApiError::Conflict {
+                    message: "the lead is already converted".into(),
+                    existing_id: lead.converted_contact_id.clone(),
+                });
+            }
+            let (mut contact_events, mut company_events) = (Vec::new(), Vec::new());
+            let (contact, contact_created) = match &input.contact_id {
+                Some(cid) => match Contacts::get(c, ws, cid) {
+                    Ok(ct) if ct.archived_at.is_none() => (ct, false),
+                    Ok(_) | Err(RepoError::NotFound) => {
+                        return Err(not_found("contact_id", "contact"))
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                None => {
+                    let from = ContactInput {
+                        first_name: lead.first_name.clone(),
+                        last_name: lead.last_name.clone(),
+                        email: lead.email.clone(),
+                        phone: lead.phone.clone(),
+                        job_title: lead.title.clone(),
+                        source: lead.source.clone(),
+                        owner_id: lead.owner_id.clone(),
+                        ..ContactInput::default()
+                    };
+                    (
+                        records::insert_in::<Contacts>(c, &p, from, &mut contact_events)?,
+                        true,
+                    )
+                }
+            };
+            let (company, company_created) = match (&input.company_id, input.create_company) {
+                (Some(co), _) => match Companies::get(c, ws, co) {
+                    Ok(row) if row.archived_at.is_none() => (Some(row), false),
+                    Ok(_) | Err(RepoError::NotFound) => {
+                        return Err(not_found("company_id", "company"))
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                (None, true) => {
+                    let Some(name) = lead.company_name.clone() else {
+                        return Err(ApiError::field(
+                            "create_company",
+                            "invalid_value",
+                            "the lead has no company_name to name the company",
+                        ));
+                    };
+                    let from = CompanyInput {
+                        name: Some(name),
+                        owner_id: lead.owner_id.clone(),
+                        ..CompanyInput::default()
+                    };
+                    (
+                        Some(records::insert_in::<Companies>(
+                            c,
+                            &p,
+                            from,
+                            &mut company_events,
+                        )?),
+                        true,
+                    )
+                }
+                (None, false) => (None, false),
+            };
+            let link = match &company {
+                Some(co) => {
+                    let now = crm_domain::values_time::now();
+                    let row = ContactCompanyRow {
+                        workspace_id: ws.as_string(),
+                        contact_id: contact.id.clone(),
+                        company_id: co.id.clone(),
+                        role: lead.title.clone(),
+                        is_primary: contact_created,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    let (_, before, after) = link_in(c, ws, &row)?;
+                    Some((before, after))
+                }
+                None => None,
+            };
+            let converted = repo::mark_converted(
+                c,
+                ws,
+                &lead,
+                &repo::Converted {
+                    contact_id: &contact.id,
+                    company_id: company.as_ref().map(|co| co.id.as_str()),
+                    deal_id: None,
+                    at: crm_domain::values_time::now(),
+                },
+            )?;
+            // Events go last, in the order the records came to be.
+            records::flush::<Contacts>(c, &p, contact_events)?;
+            records::flush::<Companies>(c, &p, company_events)?;
+            if let Some((before, after)) = link {
+                links_changed(c, &p, &contact.id, &before, &after)?;
+            }
+            let lead_event =
+                records::change::<Leads>("converted", &id, Some(&lead), Some(&converted))?;
+            records::flush::<Leads>(c, &p, vec![lead_event])?;
+            Ok(LeadConversion {
+                lead: converted.into(),
+                contact: contact.into(),
+                contact_created,
+                company: company.map(Company::from),
+                company_created,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(out.lead.version))
+        .json(out))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_leads)
+        .service(batch_leads)
+        .service(search_leads)
+        .service(create_lead)
+        .service(get_lead)
+        .service(update_lead)
+        .service(delete_lead)
+        .service(restore_lead)
+        .service(convert_lead);
+}
