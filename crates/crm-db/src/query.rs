@@ -532,32 +532,32 @@ impl SqlBuf {
 
     /// One word of 3+ characters on SQLite: the rows whose FTS5 trigram table (migration
     /// `sqlite_free_text`), or whose related records' table, contains it. The word is bound
-    /// as one FTS5 string, so its characters are never read as query syntax.
+    /// as one FTS5 string, so its characters are never read as query syntax. One `rowid IN`
+    /// over a UNION, so the plan starts from the FTS matches and looks rows up by rowid (an
+    /// OR of two IN lists walked the whole workspace, testing each row).
     fn free_text_word_fts(&mut self, alias: &str, res: &Resource, workspace: &str, word: &str) {
         let phrase = format!("\"{}\"", word.replace('"', "\"\""));
         self.push(&format!(
-            "({alias}.rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ",
+            "{alias}.rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ",
             t = res.table
         ));
         self.bind(Bind::Text(phrase.clone()));
-        self.push(")");
         for (rel, cols) in res.text_relations {
             self.push(&format!(
-                " OR {alias}.id IN (SELECT l.{ls} FROM {lt} l JOIN {ot} r ON r.workspace_id = l.workspace_id AND r.id = l.{lo} \
-                 WHERE l.workspace_id = ",
+                " UNION SELECT s.rowid FROM {ot}_fts f JOIN {ot} r ON r.rowid = f.rowid \
+                 JOIN {lt} l ON l.workspace_id = r.workspace_id AND l.{lo} = r.id \
+                 JOIN {t} s ON s.workspace_id = l.workspace_id AND s.id = l.{ls} \
+                 WHERE {ot}_fts MATCH ",
+                t = res.table,
                 lt = rel.link_table,
                 ot = rel.other_table,
                 lo = rel.link_other,
                 ls = rel.link_self,
             ));
-            self.bind(Bind::Text(workspace.to_string()));
-            self.push(&format!(
-                " AND r.rowid IN (SELECT rowid FROM {ot}_fts WHERE {ot}_fts MATCH ",
-                ot = rel.other_table
-            ));
             // FTS5's column filter keeps the match to the related columns.
             self.bind(Bind::Text(format!("{{{}}} : {phrase}", cols.join(" "))));
-            self.push("))");
+            self.push(" AND r.workspace_id = ");
+            self.bind(Bind::Text(workspace.to_string()));
         }
         self.push(")");
     }
