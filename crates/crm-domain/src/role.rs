@@ -51,14 +51,22 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | DealsRead
+                    | DealsWrite
             ),
             Role::Support => matches!(
                 p,
-                ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | ContactsWrite
+                    | CompaniesRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
+                    | DealsRead
             ),
             Role::Viewer => matches!(
                 p,
-                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead | DealsRead
             ),
         }
     }
@@ -86,10 +94,15 @@ pub enum Permission {
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
+    /// Reading deals, and the pipelines they move through.
+    DealsRead,
+    DealsWrite,
+    /// Creating and changing pipelines and their stages.
+    PipelinesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -105,6 +118,9 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
+        Permission::DealsRead,
+        Permission::DealsWrite,
+        Permission::PipelinesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -125,6 +141,9 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
+            Permission::DealsRead => "deals:read",
+            Permission::DealsWrite => "deals:write",
+            Permission::PipelinesWrite => "pipelines:write",
         }
     }
 
@@ -163,6 +182,16 @@ mod tests {
             let boss = matches!(r, Role::Admin | Role::Manager);
             assert_eq!(r.permits(Permission::AuditRead), boss);
             assert_eq!(r.permits(Permission::EventsRead), boss);
+        }
+    }
+
+    #[test]
+    fn deals_and_pipelines() {
+        for r in Role::ALL {
+            let boss = matches!(r, Role::Admin | Role::Manager);
+            assert_eq!(r.permits(Permission::PipelinesWrite), boss);
+            assert!(r.permits(Permission::DealsRead));
+            assert_eq!(r.permits(Permission::DealsWrite), boss || r == Role::Sales);
         }
     }
 

@@ -3,9 +3,11 @@
 pub mod access;
 pub mod bulk;
 pub mod contacts;
+pub mod deals;
 pub mod events;
 pub mod fields;
 pub mod idempotency;
+pub mod pipelines;
 pub mod records;
 pub mod teams;
 pub mod webhooks;
