@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
+use crate::routes::{
+    access, companies, contacts, deals, events, fields, health, pipelines, teams, webhooks,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -91,6 +93,11 @@ impl Modify for BodyErrors {
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
         companies::list_companies, companies::batch_companies, companies::search_companies, companies::create_company, companies::get_company,
         companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
+        pipelines::list_pipelines, pipelines::create_pipeline, pipelines::get_pipeline, pipelines::update_pipeline,
+        pipelines::delete_pipeline, pipelines::create_stage, pipelines::update_stage, pipelines::order_stages,
+        pipelines::delete_stage, pipelines::pipeline_board,
+        deals::list_deals, deals::batch_deals, deals::search_deals, deals::create_deal, deals::get_deal,
+        deals::update_deal, deals::delete_deal, deals::restore_deal, deals::stage_history,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -100,6 +107,8 @@ impl Modify for BodyErrors {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
+        (name = "pipelines", description = "Sales pipelines, their stages and boards"),
+        (name = "deals", description = "Opportunities moving through a pipeline"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -3,3 +3,4 @@
 pub mod common;
 pub mod companies;
 pub mod contacts;
+pub mod deals;

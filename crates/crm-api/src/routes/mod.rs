@@ -1,8 +1,10 @@
 pub mod access;
 pub mod companies;
 pub mod contacts;
+pub mod deals;
 pub mod events;
 pub mod fields;
 pub mod health;
+pub mod pipelines;
 pub mod teams;
 pub mod webhooks;
