@@ -46,6 +46,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::companies::configure)
                     .configure(routes::leads::configure)
                     .configure(routes::assignment_rules::configure)
+                    .configure(routes::pipelines::configure)
+                    .configure(routes::deals::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

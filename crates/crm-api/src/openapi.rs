@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
 use crate::routes::{
-    access, assignment_rules, companies, contacts, events, fields, health, leads, teams, webhooks,
+    access, assignment_rules, companies, contacts, deals, events, fields, health, leads, pipelines,
+    teams, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -97,6 +98,11 @@ impl Modify for BodyErrors {
         leads::update_lead, leads::delete_lead, leads::restore_lead, leads::convert_lead,
         assignment_rules::list_assignment_rules, assignment_rules::create_assignment_rule, assignment_rules::get_assignment_rule,
         assignment_rules::update_assignment_rule, assignment_rules::delete_assignment_rule,
+        pipelines::list_pipelines, pipelines::create_pipeline, pipelines::get_pipeline, pipelines::update_pipeline,
+        pipelines::delete_pipeline, pipelines::create_stage, pipelines::update_stage, pipelines::order_stages,
+        pipelines::delete_stage, pipelines::pipeline_board,
+        deals::list_deals, deals::batch_deals, deals::search_deals, deals::create_deal, deals::get_deal,
+        deals::update_deal, deals::delete_deal, deals::restore_deal, deals::stage_history,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -108,6 +114,8 @@ impl Modify for BodyErrors {
         (name = "companies", description = "Accounts"),
         (name = "leads", description = "Prospects to qualify, distribute and convert"),
         (name = "assignment-rules", description = "Which rep owns a new lead: fixed or round robin, by filter"),
+        (name = "pipelines", description = "Sales pipelines, their stages and boards"),
+        (name = "deals", description = "Opportunities moving through a pipeline"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

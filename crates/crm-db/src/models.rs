@@ -452,3 +452,100 @@ pub struct AssignmentRuleChanges {
     pub user_ids: String,
     pub team_id: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = pipelines)]
+pub struct PipelineRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub is_default: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = pipeline_stages)]
+pub struct StageRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub pipeline_id: String,
+    pub name: String,
+    pub position: i32,
+    pub probability: i32,
+    pub kind: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = deals)]
+pub struct DealRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub amount: Option<String>,
+    pub amount_micros: Option<i64>,
+    pub currency: Option<String>,
+    pub pipeline_id: String,
+    pub stage_id: String,
+    pub stage_changed_at: NaiveDateTime,
+    pub expected_close_date: Option<String>,
+    pub owner_id: Option<String>,
+    pub company_id: Option<String>,
+    pub lost_reason: Option<String>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub external_id: Option<String>,
+    pub custom: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a deal (see [`CompanyChanges`]); the stage's consequences
+/// (`stage_changed_at`, `closed_at`) are set by the repository.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = deals, treat_none_as_null = true)]
+pub struct DealChanges {
+    pub name: String,
+    pub amount: Option<String>,
+    pub amount_micros: Option<i64>,
+    pub currency: Option<String>,
+    pub pipeline_id: String,
+    pub stage_id: String,
+    pub expected_close_date: Option<String>,
+    pub owner_id: Option<String>,
+    pub company_id: Option<String>,
+    pub lost_reason: Option<String>,
+    pub external_id: Option<String>,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = deal_stage_changes)]
+pub struct StageChangeRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub deal_id: String,
+    pub from_stage_id: Option<String>,
+    pub to_stage_id: String,
+    pub changed_at: NaiveDateTime,
+    pub changed_by: Option<String>,
+    pub time_in_stage_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = deal_contacts)]
+pub struct DealContactRow {
+    pub workspace_id: String,
+    pub deal_id: String,
+    pub contact_id: String,
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

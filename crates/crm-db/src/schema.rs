@@ -316,6 +316,84 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pipelines (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        is_default -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    pipeline_stages (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        pipeline_id -> Text,
+        name -> Text,
+        position -> Integer,
+        probability -> Integer,
+        kind -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    deals (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        amount -> Nullable<Text>,
+        amount_micros -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        pipeline_id -> Text,
+        stage_id -> Text,
+        stage_changed_at -> Timestamp,
+        expected_close_date -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        company_id -> Nullable<Text>,
+        lost_reason -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    deal_stage_changes (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        deal_id -> Text,
+        from_stage_id -> Nullable<Text>,
+        to_stage_id -> Text,
+        changed_at -> Timestamp,
+        changed_by -> Nullable<Text>,
+        time_in_stage_seconds -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    deal_contacts (workspace_id, deal_id, contact_id) {
+        workspace_id -> Text,
+        deal_id -> Text,
+        contact_id -> Text,
+        role -> Nullable<Text>,
+        is_primary -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,
@@ -336,4 +414,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     leads,
     assignment_rules,
+    pipelines,
+    pipeline_stages,
+    deals,
+    deal_stage_changes,
+    deal_contacts,
 );

@@ -26,6 +26,7 @@ string_enum! {
         Contacts => "contacts",
         Companies => "companies",
         Leads => "leads",
+        Deals => "deals",
     }
 }
 

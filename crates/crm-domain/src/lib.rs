@@ -4,6 +4,7 @@
 //! types at their edges and trust them inside.
 
 pub mod custom_field;
+pub mod deals;
 pub mod filter;
 pub mod ids;
 pub mod records;

@@ -53,6 +53,8 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | DealsRead
+                    | DealsWrite
             ),
             Role::Support => matches!(
                 p,
@@ -60,13 +62,20 @@ impl Role {
                     | ContactsWrite
                     | CompaniesRead
                     | LeadsRead
+                    | DealsRead
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
             ),
             Role::Viewer => matches!(
                 p,
-                ContactsRead | CompaniesRead | LeadsRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | CompaniesRead
+                    | LeadsRead
+                    | DealsRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
             ),
         }
     }
@@ -98,10 +107,15 @@ pub enum Permission {
     LeadsWrite,
     /// Managing the rules that distribute new leads to reps.
     AssignmentRulesWrite,
+    /// Reading deals, and the pipelines they move through.
+    DealsRead,
+    DealsWrite,
+    /// Creating and changing pipelines and their stages.
+    PipelinesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 21] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -120,6 +134,9 @@ impl Permission {
         Permission::LeadsRead,
         Permission::LeadsWrite,
         Permission::AssignmentRulesWrite,
+        Permission::DealsRead,
+        Permission::DealsWrite,
+        Permission::PipelinesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -143,6 +160,9 @@ impl Permission {
             Permission::LeadsRead => "leads:read",
             Permission::LeadsWrite => "leads:write",
             Permission::AssignmentRulesWrite => "assignment_rules:write",
+            Permission::DealsRead => "deals:read",
+            Permission::DealsWrite => "deals:write",
+            Permission::PipelinesWrite => "pipelines:write",
         }
     }
 
@@ -194,6 +214,16 @@ mod tests {
                 r.permits(Permission::AssignmentRulesWrite),
                 matches!(r, Role::Admin | Role::Manager)
             );
+        }
+    }
+
+    #[test]
+    fn deals_and_pipelines() {
+        for r in Role::ALL {
+            let boss = matches!(r, Role::Admin | Role::Manager);
+            assert_eq!(r.permits(Permission::PipelinesWrite), boss);
+            assert!(r.permits(Permission::DealsRead));
+            assert_eq!(r.permits(Permission::DealsWrite), boss || r == Role::Sales);
         }
     }
 

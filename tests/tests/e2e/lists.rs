@@ -252,7 +252,7 @@ async fn custom_fields_are_typed_validated_and_filterable() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (s, _) = app
         .post(
-            "/api/v1/fields/deals",
+            "/api/v1/fields/widgets",
             &a.token,
             json!({"name": "x", "label": "x", "type": "text"}),
         )

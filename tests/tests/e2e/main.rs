@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod conformance;
 mod contacts;
+mod deals;
 mod events;
 mod leads;
 mod lists;

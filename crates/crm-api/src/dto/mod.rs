@@ -3,4 +3,5 @@
 pub mod common;
 pub mod companies;
 pub mod contacts;
+pub mod deals;
 pub mod leads;

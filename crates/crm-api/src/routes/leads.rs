@@ -324,7 +324,13 @@ pub async fn convert_lead(
                         ..ContactInput::default()
                     };
                     (
-                        records::insert_in::<Contacts>(c, &p, from, &mut contact_events)?,
+                        records::insert_in::<Contacts>(
+                            c,
+                            &p,
+                            from,
+                            &mut contact_events,
+                            &mut records::Known::default(),
+                        )?,
                         true,
                     )
                 }
@@ -356,6 +362,7 @@ pub async fn convert_lead(
                             &p,
                             from,
                             &mut company_events,
+                            &mut records::Known::default(),
                         )?),
                         true,
                     )

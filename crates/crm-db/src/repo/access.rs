@@ -24,6 +24,7 @@ pub fn create_workspace(
     diesel::insert_into(users::table)
         .values(admin)
         .execute(conn)?;
+    super::pipelines::create_default(conn, &ws.id, ws.created_at)?;
     Ok(())
 }
 

@@ -1,0 +1,499 @@
+//! `/api/v1/deals`: deals (opportunities), their stage history and their contacts.
+
+use crate::auth::{Auth, Principal};
+use crate::dto::common::utc;
+use crate::dto::deals::{CheckedDeal, Deal, DealInput};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{id_page, id_page_params, IfMatch, QueryPairs, RawJson};
+use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
+use crate::records::{self, Change, Record};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use crm_db::models::{DealChanges, DealRow, StageChangeRow, StageRow};
+use crm_db::repo::deals as repo;
+use crm_db::repo::pipelines;
+use crm_db::{DbConnection, RepoError};
+use crm_domain::deals::StageKind;
+use crm_domain::{FieldError, Permission, WorkspaceId};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+use utoipa::ToSchema;
+
+pub struct Deals;
+
+pub fn catalogue() -> &'static Catalogue {
+    static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(|| Catalogue {
+        object: "deals",
+        resource: RES.get_or_init(repo::deal_resource),
+        relations: &[],
+    })
+}
+
+/// Where a deal lands: its stage, and what entering it means.
+struct Placement {
+    stage: StageRow,
+    kind: StageKind,
+    /// The deal enters this stage now (a new deal, or a move).
+    entering: bool,
+}
+
+fn not_found(field: &str, what: &str) -> FieldError {
+    FieldError::new(
+        field,
+        "not_found",
+        format!("no {what} with this id in the workspace"),
+    )
+}
+
+/// Resolves the pipeline and stage of a deal (see [`DealInput`]) and checks that a deal
+/// may enter it.
+fn place(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    d: &CheckedDeal,
+    current: Option<&DealRow>,
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<Option<Placement>> {
+    let stage = match (&d.pipeline_id, &d.stage_id) {
+        (_, Some(sid)) => match pipelines::get_stage(c, ws, sid) {
+            Ok(s) => {
+                if d.pipeline_id
+                    .as_ref()
+                    .is_some_and(|pid| *pid != s.pipeline_id)
+                {
+                    errors.push(FieldError::new(
+                        "stage_id",
+                        "not_in_pipeline",
+                        "the stage does not belong to pipeline_id",
+                    ));
+                    return Ok(None);
+                }
+                s
+            }
+            Err(RepoError::NotFound) => {
+                errors.push(not_found("stage_id", "stage"));
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (pid, None) => {
+            let pipeline = match pid {
+                Some(pid) => pipelines::get(c, ws, pid),
+                None => pipelines::get_default(c, ws),
+            };
+            let pipeline = match pipeline {
+                Ok(p) => p,
+                Err(RepoError::NotFound) => {
+                    errors.push(not_found("pipeline_id", "pipeline"));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let first_open = pipelines::stages_of(c, ws, &[pipeline.id])?
+                .into_iter()
+                .find(|s| s.archived_at.is_none() && s.kind == StageKind::Open.as_str());
+            match first_open {
+                Some(s) => s,
+                None => {
+                    errors.push(FieldError::new(
+                        "stage_id",
+                        "required",
+                        "the pipeline has no live open stage: name a stage",
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let entering = current.is_none_or(|cur| cur.stage_id != stage.id);
+    if entering {
+        if stage.archived_at.is_some() {
+            errors.push(FieldError::new(
+                "stage_id",
+                "archived",
+                "the stage is archived: deals cannot move into it",
+            ));
+        }
+        let moved_pipeline = current.is_none_or(|cur| cur.pipeline_id != stage.pipeline_id);
+        if moved_pipeline
+            && pipelines::get(c, ws, &stage.pipeline_id)?
+                .archived_at
+                .is_some()
+        {
+            errors.push(FieldError::new(
+                "pipeline_id",
+                "archived",
+                "the pipeline is archived: deals cannot move into it",
+            ));
+        }
+    }
+    let kind = StageKind::parse(&stage.kind).unwrap_or(StageKind::Open);
+    if entering && kind == StageKind::Lost && d.lost_reason.is_none() {
+        errors.push(FieldError::new(
+            "lost_reason",
+            "required",
+            "a deal moves into a lost stage only with a lost_reason",
+        ));
+    }
+    Ok(Some(Placement {
+        stage,
+        kind,
+        entering,
+    }))
+}
+
+/// Checks the references of a deal against the workspace and builds its columns and
+/// `closed_at`.
+fn resolve(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    input: DealInput,
+    custom: Map<String, Value>,
+    current: Option<&DealRow>,
+) -> ApiResult<(DealChanges, Option<NaiveDateTime>)> {
+    let d = input.check()?;
+    let mut errors = Vec::new();
+    let placed = place(c, ws, &d, current, &mut errors)?;
+    let company_changed = current.is_none_or(|cur| cur.company_id != d.company_id);
+    if let (Some(company), true) = (&d.company_id, company_changed) {
+        match crm_db::repo::contacts::get_company(c, ws, company) {
+            Ok(co) if co.archived_at.is_none() => {}
+            Ok(_) | Err(RepoError::NotFound) => errors.push(not_found("company_id", "company")),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(placed) = placed.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let closed_at = match (placed.kind.is_closed(), placed.entering) {
+        (false, _) => None,
+        (true, true) => Some(crm_domain::values_time::now()),
+        (true, false) => current.and_then(|cur| cur.closed_at),
+    };
+    let (amount, amount_micros) = d.amount.map_or((None, None), |(a, m)| (Some(a), Some(m)));
+    Ok((
+        DealChanges {
+            name: d.name,
+            amount,
+            amount_micros,
+            currency: d.currency,
+            pipeline_id: placed.stage.pipeline_id,
+            stage_id: placed.stage.id,
+            expected_close_date: d.expected_close_date,
+            owner_id: d.owner_id,
+            company_id: d.company_id,
+            lost_reason: d.lost_reason,
+            external_id: d.external_id,
+            custom: Value::Object(custom).to_string(),
+        },
+        closed_at,
+    ))
+}
+
+impl Record for Deals {
+    const OBJECT: &'static str = "deals";
+    const MATCH_ON: &'static [&'static str] = &["external_id"];
+    const EVENT: &'static str = "deal";
+    const TABLE: &'static str = "deals";
+    const READ: Permission = Permission::DealsRead;
+    const WRITE: Permission = Permission::DealsWrite;
+    type Row = DealRow;
+    type Input = DealInput;
+    type Dto = Deal;
+
+    fn catalogue() -> &'static Catalogue {
+        catalogue()
+    }
+    fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<DealRow, RepoError> {
+        repo::get_deal(conn, ws, id)
+    }
+    fn version(row: &DealRow) -> i32 {
+        row.version
+    }
+    fn is_archived(row: &DealRow) -> bool {
+        row.archived_at.is_some()
+    }
+    fn owner(input: &DealInput) -> Option<&str> {
+        input.owner_id.as_deref()
+    }
+    fn custom(input: &mut DealInput) -> Map<String, Value> {
+        std::mem::take(&mut input.custom)
+    }
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: DealInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<DealRow> {
+        let (d, closed_at) = resolve(conn, p.workspace, input, custom, None)?;
+        let now = crm_domain::values_time::now();
+        let row = DealRow {
+            workspace_id: p.workspace.as_string(),
+            id: crm_domain::new_id().to_string(),
+            name: d.name,
+            amount: d.amount,
+            amount_micros: d.amount_micros,
+            currency: d.currency,
+            pipeline_id: d.pipeline_id,
+            stage_id: d.stage_id,
+            stage_changed_at: now,
+            expected_close_date: d.expected_close_date,
+            owner_id: d.owner_id,
+            company_id: d.company_id,
+            lost_reason: d.lost_reason,
+            closed_at,
+            external_id: d.external_id,
+            custom: d.custom,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+            version: 1,
+        };
+        Ok(repo::insert_deal(
+            conn,
+            p.workspace,
+            &row,
+            Some(p.actor_id()),
+        )?)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &DealRow,
+        input: DealInput,
+        custom: Map<String, Value>,
+    ) -> ApiResult<DealRow> {
+        let (d, closed_at) = resolve(conn, p.workspace, input, custom, Some(current))?;
+        Ok(repo::update_deal(
+            conn,
+            p.workspace,
+            current,
+            &d,
+            closed_at,
+            Some(p.actor_id()),
+        )?)
+    }
+}
+
+/// Moves deals (`(id, archived)`) to another stage of their pipeline, recording each move.
+/// Live deals move through the record update and produce `deal.updated` changes.
+pub(crate) fn move_all(
+    c: &mut DbConnection,
+    p: &Principal,
+    deals: &[(String, bool)],
+    to: &StageRow,
+) -> ApiResult<Vec<Change>> {
+    let mut changes = Vec::new();
+    let mut known = records::Known::default();
+    let closed = StageKind::parse(&to.kind).is_some_and(|k| k.is_closed());
+    for (id, archived) in deals {
+        if *archived {
+            let row = repo::get_deal(c, p.workspace, id)?;
+            let closed_at = closed.then(crm_domain::values_time::now);
+            repo::move_archived(c, p.workspace, &row, &to.id, closed_at, Some(p.actor_id()))?;
+        } else {
+            let patch = json!({"stage_id": to.id});
+            records::patch_in::<Deals>(c, p, id, None, &patch, &mut changes, &mut known)?;
+        }
+    }
+    Ok(changes)
+}
+
+/// List deals.
+///
+/// Filters come as query parameters: `stage_id=…`, `owner_id=…`, `amount[gte]=10000`,
+/// `expected_close_date[lte]=2027-03-31`, `custom.segment=enterprise`; free text `q`
+/// matches the name.
+#[utoipa::path(get, path = "/api/v1/deals", tag = "deals", operation_id = "list_deals", params(ListParams),
+    responses((status = 200, description = "A page of deals", body = Page<Deal>), ReadErrors), security(("bearer" = [])))]
+#[get("/deals")]
+pub async fn list_deals(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Deal>>> {
+    records::list::<Deals>(state, p, q).await
+}
+
+/// Create, update, upsert and archive up to 1000 deals in one request.
+///
+/// Operations run in order; each result sits at its operation's index. Without `atomic`,
+/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+/// failure rolls back all of them (the others then answer 424). Stage moves are recorded
+/// in the stage history as for a `PATCH`.
+#[utoipa::path(post, path = "/api/v1/deals/batch", tag = "deals", operation_id = "batch_deals", request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/deals/batch")]
+pub async fn batch_deals(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch::<Deals>(state, p, body).await
+}
+
+/// Search deals with the full filter language.
+#[utoipa::path(post, path = "/api/v1/deals/search", tag = "deals", operation_id = "search_deals", request_body = SearchRequest,
+    responses((status = 200, description = "A page of deals", body = Page<Deal>), ReadErrors), security(("bearer" = [])))]
+#[post("/deals/search")]
+pub async fn search_deals(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<Deal>>> {
+    records::search::<Deals>(state, p, body).await
+}
+
+/// Create a deal.
+#[utoipa::path(post, path = "/api/v1/deals", tag = "deals", operation_id = "create_deal", request_body = DealInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 201, description = "Created", body = Deal, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/deals")]
+pub async fn create_deal(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::create::<Deals>(state, p, body).await
+}
+
+/// Get a deal.
+#[utoipa::path(get, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "get_deal",
+    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived deal")),
+    responses((status = 200, description = "The deal", body = Deal, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
+#[get("/deals/{id}")]
+pub async fn get_deal(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::get::<Deals>(state, p, id.into_inner(), q).await
+}
+
+/// Update a deal with a JSON Merge Patch (RFC 7396); moving it to another stage is a patch
+/// of `stage_id`.
+#[utoipa::path(patch, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "update_deal",
+    request_body(content = DealInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the deal changed since")),
+    responses((status = 200, description = "The updated deal", body = Deal, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[patch("/deals/{id}")]
+pub async fn update_deal(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::patch::<Deals>(state, p, id.into_inner(), if_match, body).await
+}
+
+/// Archive a deal, or erase it with `permanent=true` (admins).
+#[utoipa::path(delete, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "delete_deal",
+    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
+#[delete("/deals/{id}")]
+pub async fn delete_deal(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::delete::<Deals>(state, p, id.into_inner(), if_match, q).await
+}
+
+/// Restore an archived deal.
+#[utoipa::path(post, path = "/api/v1/deals/{id}/restore", tag = "deals", operation_id = "restore_deal", params(("id" = String, Path)),
+    responses((status = 200, description = "The restored deal", body = Deal), WriteErrors), security(("bearer" = [])))]
+#[post("/deals/{id}/restore")]
+pub async fn restore_deal(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    records::restore::<Deals>(state, p, id.into_inner()).await
+}
+
+/// A deal's move from one stage to another.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StageChange {
+    pub id: String,
+    /// Null for the stage the deal was created in.
+    pub from_stage_id: Option<String>,
+    pub to_stage_id: String,
+    pub changed_at: DateTime<Utc>,
+    /// The user or API key that moved it.
+    pub changed_by: Option<String>,
+    /// How long the deal stayed in `from_stage_id`; null for the creation.
+    pub time_in_stage_seconds: Option<i64>,
+}
+
+impl From<StageChangeRow> for StageChange {
+    fn from(r: StageChangeRow) -> Self {
+        StageChange {
+            id: r.id,
+            from_stage_id: r.from_stage_id,
+            to_stage_id: r.to_stage_id,
+            changed_at: utc(r.changed_at),
+            changed_by: r.changed_by,
+            time_in_stage_seconds: r.time_in_stage_seconds,
+        }
+    }
+}
+
+/// A page of stage changes, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StageChangePage {
+    pub data: Vec<StageChange>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every stage the deal has been in, oldest first, with the time spent in each; moves by
+/// `PATCH`, batch and stage deletion alike.
+#[utoipa::path(get, path = "/api/v1/deals/{id}/stage-history", tag = "deals", operation_id = "deal_stage_history",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 36)),
+    responses((status = 200, description = "Stage changes", body = StageChangePage), ReadErrors), security(("bearer" = [])))]
+#[get("/deals/{id}/stage-history")]
+pub async fn stage_history(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<web::Json<StageChangePage>> {
+    p.require(Permission::DealsRead)?;
+    let (limit, cursor) = id_page_params(&q)?;
+    let id = id.into_inner();
+    let page = state
+        .db(move |c| {
+            let deal = repo::get_deal(c, p.workspace, &id)?;
+            if deal.archived_at.is_some() {
+                return Err(ApiError::NotFound);
+            }
+            let rows = repo::stage_history(c, p.workspace, &id, cursor.as_deref(), limit)?;
+            let (rows, next) = id_page(rows, limit, |r| &r.id);
+            Ok(StageChangePage {
+                data: rows.into_iter().map(StageChange::from).collect(),
+                next_cursor: next,
+            })
+        })
+        .await?;
+    Ok(web::Json(page))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_deals)
+        .service(batch_deals)
+        .service(search_deals)
+        .service(create_deal)
+        .service(get_deal)
+        .service(update_deal)
+        .service(delete_deal)
+        .service(restore_deal)
+        .service(stage_history);
+}

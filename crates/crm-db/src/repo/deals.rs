@@ -1,0 +1,325 @@
+//! Deals, their stage history, the pipeline board and their contacts.
+
+use super::records::{ensure_unique, on_unique_race};
+use crate::conn::DbConnection;
+use crate::error::{RepoError, RepoResult};
+use crate::models::{DealChanges, DealContactRow, DealRow, StageChangeRow};
+use crate::query::{Bind, ColumnSpec, Relation, Resource, SqlBuf};
+use crate::schema::{contacts, deal_contacts, deal_stage_changes as history, deals};
+use chrono::NaiveDateTime;
+use crm_domain::filter::FieldKind;
+use crm_domain::WorkspaceId;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+pub static DEAL_CONTACTS: Relation = Relation {
+    name: "contacts",
+    link_table: "deal_contacts",
+    link_self: "deal_id",
+    link_other: "contact_id",
+    other_table: "contacts",
+};
+
+fn col(api_name: &'static str, kind: FieldKind, sortable: bool) -> ColumnSpec {
+    ColumnSpec {
+        api_name,
+        column: api_name,
+        kind,
+        sortable,
+    }
+}
+
+pub fn deal_resource() -> Resource {
+    Resource {
+        table: "deals",
+        columns: vec![
+            col("id", FieldKind::Id, false),
+            col("name", FieldKind::Text, true),
+            col("amount", FieldKind::Decimal, true),
+            col("currency", FieldKind::Text, true),
+            col("pipeline_id", FieldKind::Id, true),
+            col("stage_id", FieldKind::Id, true),
+            col("stage_changed_at", FieldKind::Timestamp, true),
+            col("expected_close_date", FieldKind::Date, true),
+            col("owner_id", FieldKind::Id, true),
+            col("company_id", FieldKind::Id, true),
+            col("lost_reason", FieldKind::Text, true),
+            col("closed_at", FieldKind::Timestamp, true),
+            col("external_id", FieldKind::Text, true),
+            col("created_at", FieldKind::Timestamp, true),
+            col("updated_at", FieldKind::Timestamp, true),
+            col("archived_at", FieldKind::Timestamp, true),
+            col("version", FieldKind::Integer, true),
+        ],
+        text_columns: &["name"],
+        text_relations: &[],
+    }
+}
+
+pub fn get_deal(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<DealRow> {
+    deals::table
+        .filter(deals::workspace_id.eq(ws.as_string()))
+        .filter(deals::id.eq(id))
+        .first::<DealRow>(conn)
+        .optional()?
+        .ok_or(RepoError::NotFound)
+}
+
+pub fn insert_deal(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    row: &DealRow,
+    actor: Option<&str>,
+) -> RepoResult<DealRow> {
+    ensure_unique(
+        conn,
+        "deals",
+        ws,
+        &row.id,
+        &[("external_id", row.external_id.as_deref())],
+    )?;
+    diesel::insert_into(deals::table)
+        .values(row)
+        .execute(conn)
+        .map_err(|e| on_unique_race(e, "deals"))?;
+    record_stage(
+        conn,
+        ws,
+        &row.id,
+        None,
+        &row.stage_id,
+        row.created_at,
+        actor,
+    )?;
+    Ok(row.clone())
+}
+
+/// Writes the merged state of a deal whose version is still `current.version`; a new stage
+/// is recorded in the stage history with the time spent in the one it leaves.
+pub fn update_deal(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    current: &DealRow,
+    changes: &DealChanges,
+    closed_at: Option<NaiveDateTime>,
+    actor: Option<&str>,
+) -> RepoResult<DealRow> {
+    ensure_unique(
+        conn,
+        "deals",
+        ws,
+        &current.id,
+        &[("external_id", changes.external_id.as_deref())],
+    )?;
+    let now = crm_domain::values_time::now();
+    let moved = changes.stage_id != current.stage_id;
+    let n = diesel::update(
+        deals::table
+            .filter(deals::workspace_id.eq(ws.as_string()))
+            .filter(deals::id.eq(&current.id))
+            .filter(deals::version.eq(current.version)),
+    )
+    .set((
+        changes,
+        deals::closed_at.eq(closed_at),
+        deals::stage_changed_at.eq(if moved { now } else { current.stage_changed_at }),
+        deals::updated_at.eq(now),
+        deals::version.eq(current.version + 1),
+    ))
+    .execute(conn)
+    .map_err(|e| on_unique_race(e, "deals"))?;
+    if n == 0 {
+        return Err(RepoError::VersionMismatch {
+            expected: current.version,
+            current: current.version + 1,
+        });
+    }
+    if moved {
+        record_stage(
+            conn,
+            ws,
+            &current.id,
+            Some((&current.stage_id, current.stage_changed_at)),
+            &changes.stage_id,
+            now,
+            actor,
+        )?;
+    }
+    get_deal(conn, ws, &current.id)
+}
+
+fn record_stage(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    deal_id: &str,
+    from: Option<(&str, NaiveDateTime)>,
+    to: &str,
+    at: NaiveDateTime,
+    actor: Option<&str>,
+) -> RepoResult<()> {
+    diesel::insert_into(history::table)
+        .values(StageChangeRow {
+            workspace_id: ws.as_string(),
+            id: crm_domain::new_id().to_string(),
+            deal_id: deal_id.to_string(),
+            from_stage_id: from.map(|f| f.0.to_string()),
+            to_stage_id: to.to_string(),
+            changed_at: at,
+            changed_by: actor.map(String::from),
+            time_in_stage_seconds: from.map(|f| (at - f.1).num_seconds().max(0)),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A page of a deal's stage changes, oldest first, after the change `after`; `limit + 1`
+/// rows at most.
+pub fn stage_history(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    deal_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<StageChangeRow>> {
+    let mut q = history::table
+        .filter(history::workspace_id.eq(ws.as_string()))
+        .filter(history::deal_id.eq(deal_id))
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(history::id.gt(a.to_string()));
+    }
+    Ok(q.order(history::id.asc()).limit(limit + 1).load(conn)?)
+}
+
+/// The ids of the deals, live or archived, in a stage.
+pub fn ids_in_stage(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    stage_id: &str,
+) -> RepoResult<Vec<(String, bool)>> {
+    let rows: Vec<(String, Option<NaiveDateTime>)> = deals::table
+        .filter(deals::workspace_id.eq(ws.as_string()))
+        .filter(deals::stage_id.eq(stage_id))
+        .select((deals::id, deals::archived_at))
+        .order(deals::id.asc())
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, a)| (id, a.is_some())).collect())
+}
+
+/// Moves an archived deal to another stage of its pipeline, recording the change; live
+/// deals move through the record update so they also emit their events.
+pub fn move_archived(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    deal: &DealRow,
+    to_stage: &str,
+    closed_at: Option<NaiveDateTime>,
+    actor: Option<&str>,
+) -> RepoResult<()> {
+    let now = crm_domain::values_time::now();
+    diesel::update(
+        deals::table
+            .filter(deals::workspace_id.eq(ws.as_string()))
+            .filter(deals::id.eq(&deal.id)),
+    )
+    .set((
+        deals::stage_id.eq(to_stage),
+        deals::stage_changed_at.eq(now),
+        deals::closed_at.eq(closed_at),
+        deals::updated_at.eq(now),
+        deals::version.eq(deal.version + 1),
+    ))
+    .execute(conn)?;
+    record_stage(
+        conn,
+        ws,
+        &deal.id,
+        Some((&deal.stage_id, deal.stage_changed_at)),
+        to_stage,
+        now,
+        actor,
+    )
+}
+
+/// What the board filters on besides the pipeline.
+#[derive(Debug, Default, Clone)]
+pub struct BoardFilter {
+    pub owner_id: Option<String>,
+    pub close_from: Option<String>,
+    pub close_to: Option<String>,
+    pub currency: Option<String>,
+}
+
+/// One cell of the board: a stage's live deals in one currency (`None`: without amount).
+#[derive(Debug, QueryableByName)]
+pub struct BoardCell {
+    #[diesel(sql_type = Text)]
+    pub stage_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub currency: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub deal_count: i64,
+    /// The sum of the amounts in millionths, as exact decimal text.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub total_micros: Option<String>,
+}
+
+/// The board of a pipeline in one aggregate query over its live deals.
+pub fn board(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    pipeline_id: &str,
+    f: &BoardFilter,
+) -> RepoResult<Vec<BoardCell>> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(
+        "SELECT d.stage_id AS stage_id, d.currency AS currency, COUNT(*) AS deal_count, \
+         CAST(SUM(d.amount_micros) AS TEXT) AS total_micros FROM deals d WHERE d.workspace_id = ",
+    );
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND d.pipeline_id = ");
+    b.bind(Bind::Text(pipeline_id.to_string()));
+    b.push(" AND d.archived_at IS NULL");
+    let conditions = [
+        (" AND d.owner_id = ", &f.owner_id),
+        (" AND d.expected_close_date >= ", &f.close_from),
+        (" AND d.expected_close_date <= ", &f.close_to),
+        (" AND d.currency = ", &f.currency),
+    ];
+    for (sql, value) in conditions {
+        if let Some(v) = value {
+            b.push(sql);
+            b.bind(Bind::Text(v.clone()));
+        }
+    }
+    b.push(" GROUP BY d.stage_id, d.currency");
+    Ok(b.load(conn)?)
+}
+
+// ---- contacts ----
+
+/// A deal's contacts with the link's role, primary first.
+pub fn contacts_of(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    deal_id: &str,
+) -> RepoResult<Vec<(DealContactRow, crate::models::ContactRow)>> {
+    Ok(deal_contacts::table
+        .inner_join(
+            contacts::table.on(contacts::workspace_id
+                .eq(deal_contacts::workspace_id)
+                .and(contacts::id.eq(deal_contacts::contact_id))),
+        )
+        .filter(deal_contacts::workspace_id.eq(ws.as_string()))
+        .filter(deal_contacts::deal_id.eq(deal_id))
+        .filter(contacts::archived_at.is_null())
+        .order((
+            deal_contacts::is_primary.desc(),
+            deal_contacts::created_at.asc(),
+        ))
+        .select((
+            DealContactRow::as_select(),
+            crate::models::ContactRow::as_select(),
+        ))
+        .load(conn)?)
+}

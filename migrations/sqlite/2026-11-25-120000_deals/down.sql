@@ -1,0 +1,9 @@
+DROP TRIGGER deals_fts_insert;
+DROP TRIGGER deals_fts_delete;
+DROP TRIGGER deals_fts_update;
+DROP TABLE deals_fts;
+DROP TABLE deal_contacts;
+DROP TABLE deal_stage_changes;
+DROP TABLE deals;
+DROP TABLE pipeline_stages;
+DROP TABLE pipelines;

@@ -1,0 +1,775 @@
+use crm_e2e::{Session, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn default_pipeline(app: &TestApp, s: &Session) -> Value {
+    let (st, v) = app.get("/api/v1/pipelines", &s.token).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let defaults: Vec<&Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["is_default"] == true)
+        .collect();
+    assert_eq!(defaults.len(), 1, "{v}");
+    defaults[0].clone()
+}
+
+fn stage_id(pipeline: &Value, name: &str) -> String {
+    pipeline["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {pipeline}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn create_deal(app: &TestApp, s: &Session, body: Value) -> Value {
+    let (st, v) = app.post("/api/v1/deals", &s.token, body).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v
+}
+
+async fn history(app: &TestApp, s: &Session, id: &str) -> Vec<Value> {
+    let (st, v) = app
+        .get(&format!("/api/v1/deals/{id}/stage-history"), &s.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_new_workspace_has_a_default_pipeline_and_deals_start_in_its_first_stage() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let p = default_pipeline(&app, &a).await;
+    let names: Vec<&str> = p["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Qualification",
+            "Needs analysis",
+            "Proposal",
+            "Negotiation",
+            "Won",
+            "Lost"
+        ]
+    );
+    assert_eq!(p["stages"][2]["probability"], 50);
+    assert_eq!(p["stages"][4]["kind"], "won");
+    assert_eq!(p["stages"][5]["kind"], "lost");
+
+    let d = create_deal(
+        &app,
+        &a,
+        json!({"name": "Renewal", "amount": "1200.50", "currency": "eur", "expected_close_date": "2027-03-31"}),
+    )
+    .await;
+    assert_eq!(d["pipeline_id"], p["id"]);
+    assert_eq!(d["stage_id"], stage_id(&p, "Qualification"));
+    assert_eq!(
+        (d["amount"].as_str(), d["currency"].as_str()),
+        (Some("1200.5"), Some("EUR"))
+    );
+    assert_eq!(d["closed_at"], Value::Null);
+    let id = d["id"].as_str().unwrap();
+    let (s, got) = app.get(&format!("/api/v1/deals/{id}"), &a.token).await;
+    assert_eq!((s, &got["name"]), (StatusCode::OK, &json!("Renewal")));
+
+    // A stage of another pipeline, an unknown company, owner or stage: 422 naming the field.
+    let (s, other) = app
+        .post(
+            "/api/v1/pipelines",
+            &a.token,
+            json!({"name": "Partners", "stages": [{"name": "Intro", "probability": 20}, {"name": "Signed", "probability": 100, "kind": "won"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{other}");
+    let foreign = stage_id(&other, "Intro");
+    let nobody = "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01";
+    for (body, field) in [
+        (
+            json!({"name": "X", "pipeline_id": p["id"], "stage_id": foreign}),
+            "stage_id",
+        ),
+        (json!({"name": "X", "stage_id": nobody}), "stage_id"),
+        (json!({"name": "X", "company_id": nobody}), "company_id"),
+        (json!({"name": "X", "owner_id": nobody}), "owner_id"),
+        (json!({"name": "X", "amount": "10"}), "currency"),
+        (
+            json!({"name": "X", "amount": "-1", "currency": "EUR"}),
+            "amount",
+        ),
+        (
+            json!({"name": "X", "expected_close_date": "2027-02-30"}),
+            "expected_close_date",
+        ),
+        (
+            json!({"name": "X", "stage_id": stage_id(&p, "Lost")}),
+            "lost_reason",
+        ),
+    ] {
+        let (s, v) = app.post("/api/v1/deals", &a.token, body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {v}");
+        assert_eq!(v["errors"][0]["field"], field, "{body} → {v}");
+    }
+    // Only a stage: the deal goes to that stage's pipeline.
+    let d2 = create_deal(
+        &app,
+        &a,
+        json!({"name": "Partner deal", "stage_id": foreign}),
+    )
+    .await;
+    assert_eq!(d2["pipeline_id"], other["id"]);
+    // Only a pipeline: its first open stage.
+    let d3 = create_deal(&app, &a, json!({"name": "P", "pipeline_id": other["id"]})).await;
+    assert_eq!(d3["stage_id"], json!(foreign));
+
+    // Moving the default to another pipeline leaves exactly one default.
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/pipelines/{}", other["id"].as_str().unwrap()),
+            &a.token,
+            json!({"is_default": true}),
+        )
+        .await;
+    assert_eq!((s, &v["is_default"]), (StatusCode::OK, &json!(true)), "{v}");
+    assert_eq!(default_pipeline(&app, &a).await["id"], other["id"]);
+    let d4 = create_deal(&app, &a, json!({"name": "Now partners"})).await;
+    assert_eq!(d4["pipeline_id"], other["id"]);
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/pipelines/{}", other["id"].as_str().unwrap()),
+            &a.token,
+            json!({"is_default": false}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("is_default"))
+    );
+    // The default cannot be archived; another one can, and takes no new deals.
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/pipelines/{}", other["id"].as_str().unwrap()),
+            &a.token
+        )
+        .await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/pipelines/{}", p["id"].as_str().unwrap()),
+            &a.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, v) = app
+        .post(
+            "/api/v1/deals",
+            &a.token,
+            json!({"name": "Late", "pipeline_id": p["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("pipeline_id")),
+        "{v}"
+    );
+    let (s, _) = app.get(&format!("/api/v1/deals/{id}"), &a.token).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "deals of an archived pipeline stay readable"
+    );
+}
+
+#[tokio::test]
+async fn stage_moves_are_recorded_with_time_in_stage_through_patch_and_batch() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let p = default_pipeline(&app, &a).await;
+    let d = create_deal(
+        &app,
+        &a,
+        json!({"name": "Big one", "amount": "5000", "currency": "USD"}),
+    )
+    .await;
+    let id = d["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/deals/{id}");
+    // Time in a stage is whole seconds: let one pass.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let (s, v) = app
+        .patch(
+            &path,
+            &a.token,
+            json!({"stage_id": stage_id(&p, "Proposal")}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // A batch move is recorded too.
+    let (s, v) = app
+        .post(
+            "/api/v1/deals/batch",
+            &a.token,
+            json!({"operations": [{"op": "update", "id": id, "data": {"stage_id": stage_id(&p, "Won")}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["results"][0]["status"]),
+        (StatusCode::OK, &json!(200)),
+        "{v}"
+    );
+    let won = &v["results"][0]["data"];
+    assert!(won["closed_at"].is_string(), "{won}");
+
+    let h = history(&app, &a, &id).await;
+    assert_eq!(h.len(), 3, "{h:?}");
+    assert_eq!(
+        (h[0]["from_stage_id"].clone(), h[0]["to_stage_id"].clone()),
+        (Value::Null, json!(stage_id(&p, "Qualification")))
+    );
+    assert_eq!(h[1]["from_stage_id"], json!(stage_id(&p, "Qualification")));
+    assert_eq!(h[1]["to_stage_id"], json!(stage_id(&p, "Proposal")));
+    assert!(
+        h[1]["time_in_stage_seconds"].as_i64().unwrap() >= 1,
+        "{h:?}"
+    );
+    assert_eq!(h[1]["changed_by"], json!(a.user_id));
+    assert_eq!(h[2]["to_stage_id"], json!(stage_id(&p, "Won")));
+    assert!(h[2]["time_in_stage_seconds"].as_i64().unwrap() >= 0);
+
+    // A change that is not a move records nothing; paging with a cursor.
+    let (s, _) = app
+        .patch(&path, &a.token, json!({"name": "Bigger one"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, page) = app
+        .get(&format!("{path}/stage-history?limit=2"), &a.token)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get(
+            &format!("{path}/stage-history?limit=2&cursor={cursor}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(page2["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["next_cursor"], Value::Null);
+
+    // Lost needs a reason; back to an open stage clears closed_at.
+    let (s, v) = app
+        .patch(&path, &a.token, json!({"stage_id": stage_id(&p, "Lost")}))
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("lost_reason"))
+    );
+    let (s, v) = app
+        .patch(
+            &path,
+            &a.token,
+            json!({"stage_id": stage_id(&p, "Lost"), "lost_reason": "Price"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["lost_reason"].as_str()),
+        (StatusCode::OK, Some("Price")),
+        "{v}"
+    );
+    let (s, v) = app
+        .patch(
+            &path,
+            &a.token,
+            json!({"stage_id": stage_id(&p, "Negotiation")}),
+        )
+        .await;
+    assert_eq!((s, &v["closed_at"]), (StatusCode::OK, &Value::Null), "{v}");
+    assert_eq!(history(&app, &a, &id).await.len(), 5);
+
+    // Stale If-Match → 412.
+    let (s, _, _) = app
+        .client
+        .request(Method::PATCH, format!("{}{path}", app.base))
+        .bearer_auth(&a.token)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"name": "Stale"}))
+        .send()
+        .await
+        .map(|r| (r.status(), (), ()))
+        .unwrap();
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED);
+
+    // Lists filter and sort on the scalar fields; free text on the name.
+    create_deal(&app, &a, json!({"name": "Small one", "amount": "10", "currency": "USD", "stage_id": stage_id(&p, "Proposal")})).await;
+    let (s, v) = app
+        .get("/api/v1/deals?amount[gte]=100&sort=-amount", &a.token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["data"][0]["name"], "Bigger one");
+    let (_, v) = app
+        .get(
+            &format!("/api/v1/deals?stage_id={}", stage_id(&p, "Proposal")),
+            &a.token,
+        )
+        .await;
+    assert_eq!(v["data"][0]["name"], "Small one");
+    let (_, v) = app.get("/api/v1/deals?q=bigger", &a.token).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+
+    // deal.created and deal.updated are in the change feed.
+    let (s, v) = app
+        .get("/api/v1/events?types=deal.created,deal.updated", &a.token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let types: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"deal.created"));
+    assert!(types.contains(&"deal.updated"), "{types:?}");
+    let stage_change = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "deal.updated" && e["changes"]["stage_id"].is_object())
+        .unwrap();
+    assert_eq!(
+        stage_change["changes"]["stage_id"]["new"],
+        json!(stage_id(&p, "Proposal"))
+    );
+}
+
+#[tokio::test]
+async fn the_board_counts_and_weighs_exactly_per_stage_with_filters() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let rep = app.user(&a, "sales").await;
+    let p = default_pipeline(&app, &a).await;
+    let pid = p["id"].as_str().unwrap();
+    let proposal = stage_id(&p, "Proposal");
+    for (amount, owner, close) in [
+        ("100.005", &a.user_id, "2027-01-15"),
+        ("100.005", &a.user_id, "2027-02-15"),
+        ("100.005", &rep.user_id, "2027-03-15"),
+    ] {
+        create_deal(
+            &app,
+            &a,
+            json!({"name": "D", "amount": amount, "currency": "EUR", "stage_id": proposal, "owner_id": owner, "expected_close_date": close}),
+        )
+        .await;
+    }
+    create_deal(
+        &app,
+        &a,
+        json!({"name": "Yen", "amount": "1001", "currency": "JPY", "stage_id": proposal}),
+    )
+    .await;
+    create_deal(&app, &a, json!({"name": "No amount"})).await;
+    let archived = create_deal(
+        &app,
+        &a,
+        json!({"name": "Gone", "amount": "7", "currency": "EUR", "stage_id": proposal}),
+    )
+    .await;
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/deals/{}", archived["id"].as_str().unwrap()),
+            &a.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+
+    let board = |q: String| {
+        let app = &app;
+        let token = rep.token.clone();
+        async move {
+            let (s, v) = app
+                .get(&format!("/api/v1/pipelines/{pid}/board{q}"), &token)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let col = |b: &Value, name: &str| -> Value {
+        b["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let b = board(String::new()).await;
+    assert_eq!(b["stages"].as_array().unwrap().len(), 6);
+    let c = col(&b, "Proposal");
+    assert_eq!(c["deal_count"], 4);
+    assert_eq!(c["probability"], 50);
+    assert_eq!(c["total_amount"], Value::Null);
+    // Totals per currency: 300.015 × 50 % = 150.0075 → 150.01 (rounded once, not per deal).
+    assert_eq!(
+        c["totals"],
+        json!([
+            {"currency": "EUR", "deal_count": 3, "total_amount": "300.015", "weighted_amount": "150.01"},
+            {"currency": "JPY", "deal_count": 1, "total_amount": "1001", "weighted_amount": "501"},
+        ])
+    );
+    assert_eq!(col(&b, "Qualification")["deal_count"], 1);
+    assert_eq!(col(&b, "Won")["deal_count"], 0);
+
+    let b = board("?currency=EUR".into()).await;
+    let c = col(&b, "Proposal");
+    assert_eq!(
+        (
+            c["deal_count"].clone(),
+            c["total_amount"].clone(),
+            c["weighted_amount"].clone()
+        ),
+        (json!(3), json!("300.015"), json!("150.01"))
+    );
+    assert_eq!(col(&b, "Won")["weighted_amount"], "0.00");
+
+    let b = board(format!("?currency=EUR&owner_id={}", a.user_id)).await;
+    assert_eq!(col(&b, "Proposal")["total_amount"], "200.01");
+    assert_eq!(col(&b, "Proposal")["weighted_amount"], "100.01");
+    let b = board("?currency=EUR&close_from=2027-02-01&close_to=2027-03-31".into()).await;
+    assert_eq!(col(&b, "Proposal")["deal_count"], 2);
+    let (s, v) = app
+        .get(
+            &format!("/api/v1/pipelines/{pid}/board?close_from=soon"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("close_from"))
+    );
+}
+
+#[tokio::test]
+async fn stages_are_reordered_renamed_archived_and_deleted_without_orphaning_deals() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let p = default_pipeline(&app, &a).await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let base = format!("/api/v1/pipelines/{pid}");
+    let needs = stage_id(&p, "Needs analysis");
+    let qual = stage_id(&p, "Qualification");
+    let d = create_deal(&app, &a, json!({"name": "In needs", "stage_id": needs})).await;
+    let did = d["id"].as_str().unwrap().to_string();
+
+    // Add a stage at position 1; rename one.
+    let (s, v) = app
+        .post(
+            &format!("{base}/stages"),
+            &a.token,
+            json!({"name": "Demo", "probability": 20, "position": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["stages"][1]["name"], "Demo");
+    assert_eq!(v["stages"][2]["position"], 2);
+    let demo = stage_id(&v, "Demo");
+    let (s, v) = app
+        .patch(
+            &format!("{base}/stages/{needs}"),
+            &a.token,
+            json!({"name": "Discovery"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["stages"][2]["name"].as_str()),
+        (StatusCode::OK, Some("Discovery")),
+        "{v}"
+    );
+    let version = v["version"].as_i64().unwrap();
+
+    // Reorder with the full list; an incomplete list is refused; a stale If-Match is 412.
+    let mut ids: Vec<String> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.swap(0, 1);
+    let put = |body: Value, etag: String| {
+        app.client
+            .put(format!("{}{base}/stages/order", app.base))
+            .bearer_auth(&a.token)
+            .header("If-Match", etag)
+            .json(&body)
+            .send()
+    };
+    let r = put(json!({"stage_ids": ids}), "\"1\"".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = put(json!({"stage_ids": ids[1..]}), format!("\"{version}\""))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = put(json!({"stage_ids": ids}), format!("\"{version}\""))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["stages"][0]["name"], "Demo");
+    assert_eq!(v["stages"][1]["name"], "Qualification");
+
+    // Archive the deal's stage: the deal stays readable and editable, nothing moves in.
+    let (s, v) = app
+        .patch(
+            &format!("{base}/stages/{needs}"),
+            &a.token,
+            json!({"archived": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, got) = app.get(&format!("/api/v1/deals/{did}"), &a.token).await;
+    assert_eq!(
+        (s, got["stage_id"].as_str()),
+        (StatusCode::OK, Some(needs.as_str()))
+    );
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &a.token,
+            json!({"name": "Still here"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app
+        .post(
+            "/api/v1/deals",
+            &a.token,
+            json!({"name": "New", "stage_id": needs}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("stage_id"))
+    );
+    let other = create_deal(&app, &a, json!({"name": "Other", "stage_id": qual})).await;
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/deals/{}", other["id"].as_str().unwrap()),
+            &a.token,
+            json!({"stage_id": needs}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Deleting a stage with deals: 409, or move them with move_to_stage_id.
+    assert_eq!(
+        app.delete(&format!("{base}/stages/{needs}"), &a.token)
+            .await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.delete(
+            &format!("{base}/stages/{needs}?move_to_stage_id={needs}"),
+            &a.token
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.delete(
+            &format!("{base}/stages/{needs}?move_to_stage_id={demo}"),
+            &a.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, got) = app.get(&format!("/api/v1/deals/{did}"), &a.token).await;
+    assert_eq!(got["stage_id"], json!(demo));
+    let h = history(&app, &a, &did).await;
+    assert_eq!(h.last().unwrap()["from_stage_id"], json!(needs));
+    assert_eq!(h.last().unwrap()["to_stage_id"], json!(demo));
+    let (_, v) = app.get(&base, &a.token).await;
+    let positions: Vec<i64> = v["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["position"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, [0, 1, 2, 3, 4, 5]);
+    // An empty stage deletes at once.
+    let (_, v) = app
+        .post(
+            &format!("{base}/stages"),
+            &a.token,
+            json!({"name": "Spare", "probability": 5}),
+        )
+        .await;
+    let spare = stage_id(&v, "Spare");
+    assert_eq!(
+        app.delete(&format!("{base}/stages/{spare}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn deals_and_pipelines_are_isolated_per_workspace_and_checked_by_role() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Globex").await;
+    let viewer = app.user(&a, "viewer").await;
+    let sales = app.user(&a, "sales").await;
+    let manager = app.user(&a, "manager").await;
+    let p = default_pipeline(&app, &a).await;
+    let pid = p["id"].as_str().unwrap();
+    let d = create_deal(
+        &app,
+        &sales,
+        json!({"name": "Mine", "owner_id": sales.user_id}),
+    )
+    .await;
+    let did = d["id"].as_str().unwrap();
+
+    // Another workspace sees neither the deal nor the pipeline, nor can use its stages.
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}"), &b.token).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/pipelines/{pid}"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/pipelines/{pid}/board"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}/stage-history"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.patch(
+            &format!("/api/v1/deals/{did}"),
+            &b.token,
+            json!({"name": "x"})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v) = app
+        .post(
+            "/api/v1/deals",
+            &b.token,
+            json!({"name": "x", "stage_id": p["stages"][0]["id"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("stage_id"))
+    );
+    let (_, list) = app.get("/api/v1/deals", &b.token).await;
+    assert_eq!(list["data"], json!([]));
+    assert_ne!(default_pipeline(&app, &b).await["id"], p["id"]);
+
+    // Viewers read deals and pipelines but write neither; sales write deals, not pipelines.
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}"), &viewer.token)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/pipelines/{pid}"), &viewer.token)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, v) = app
+        .post("/api/v1/deals", &viewer.token, json!({"name": "No"}))
+        .await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("deals:write"))
+    );
+    let (s, v) = app
+        .patch(
+            &format!("/api/v1/pipelines/{pid}"),
+            &sales.token,
+            json!({"name": "Mine"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["missing_permission"].as_str()),
+        (StatusCode::FORBIDDEN, Some("pipelines:write"))
+    );
+    let (s, _) = app
+        .post("/api/v1/pipelines", &sales.token, json!({"name": "Mine"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/pipelines/{pid}/stages"),
+            &sales.token,
+            json!({"name": "X", "probability": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .post(
+            "/api/v1/pipelines",
+            &manager.token,
+            json!({"name": "Renewals"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["stages"].as_array().unwrap().len(), 6);
+
+    // API keys carry the scopes.
+    let (s, key) = app
+        .post(
+            "/api/v1/api-keys",
+            &a.token,
+            json!({"name": "erp", "scopes": ["deals:read"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}"), secret).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/pipelines/{pid}/board"), secret)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post("/api/v1/deals", secret, json!({"name": "No"}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
