@@ -307,7 +307,7 @@ pub fn assign(
             }
         }
         let candidates: Vec<String> = match (&rule.team_id, &rule.user_id) {
-            (Some(team), _) => crm_db::repo::teams::member_ids(c, ws, &[team.clone()])?
+            (Some(team), _) => crm_db::repo::teams::member_ids(c, ws, std::slice::from_ref(team))?
                 .into_iter()
                 .map(|(_, u)| u)
                 .collect(),
