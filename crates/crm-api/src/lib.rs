@@ -44,6 +44,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)
+                    .configure(routes::activities::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

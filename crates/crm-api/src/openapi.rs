@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
+use crate::routes::{
+    access, activities, companies, contacts, events, fields, health, teams, webhooks,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -91,6 +93,9 @@ impl Modify for BodyErrors {
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
         companies::list_companies, companies::batch_companies, companies::search_companies, companies::create_company, companies::get_company,
         companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
+        activities::list_activities, activities::batch_activities, activities::search_activities, activities::create_activity,
+        activities::get_activity, activities::update_activity, activities::delete_activity, activities::restore_activity,
+        activities::get_calendar, activities::get_contact_timeline, activities::get_company_timeline,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -100,6 +105,7 @@ impl Modify for BodyErrors {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
+        (name = "activities", description = "Tasks, calls, meetings, e-mails and notes linked to records; calendars"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -51,14 +51,23 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | ActivitiesRead
+                    | ActivitiesWrite
             ),
             Role::Support => matches!(
                 p,
-                ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | ContactsWrite
+                    | CompaniesRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
+                    | ActivitiesRead
+                    | ActivitiesWrite
             ),
             Role::Viewer => matches!(
                 p,
-                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead | ActivitiesRead
             ),
         }
     }
@@ -86,10 +95,12 @@ pub enum Permission {
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
+    ActivitiesRead,
+    ActivitiesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -105,6 +116,8 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
+        Permission::ActivitiesRead,
+        Permission::ActivitiesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -125,6 +138,8 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
+            Permission::ActivitiesRead => "activities:read",
+            Permission::ActivitiesWrite => "activities:write",
         }
     }
 

@@ -1,4 +1,5 @@
 pub mod access;
+pub mod activities;
 pub mod companies;
 pub mod contacts;
 pub mod events;

@@ -1,6 +1,7 @@
 //! Queries, one module per part of the CRM. Each function takes the workspace it works in.
 
 pub mod access;
+pub mod activities;
 pub mod bulk;
 pub mod contacts;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod fields;
 pub mod idempotency;
 pub mod records;
 pub mod teams;
+pub mod timeline;
 pub mod webhooks;
 
 use diesel::result::{DatabaseErrorKind, Error};
