@@ -380,7 +380,7 @@ pub struct TimelineItem {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TimelineData {
-    Activity(Activity),
+    Activity(Box<Activity>),
     LifecycleChange(crate::dto::contacts::LifecycleChange),
 }
 

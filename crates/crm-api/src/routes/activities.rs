@@ -520,7 +520,9 @@ fn timeline_item(r: TimelineRow) -> ApiResult<TimelineItem> {
     let v: Value = serde_json::from_str(&r.payload).map_err(ApiError::internal)?;
     let bad = || ApiError::internal(format!("unreadable {} payload {}", r.kind, r.id));
     let data = match r.kind.as_str() {
-        "activity" => TimelineData::Activity(activity_payload(&v).ok_or_else(bad)?.into()),
+        "activity" => {
+            TimelineData::Activity(Box::new(activity_payload(&v).ok_or_else(bad)?.into()))
+        }
         "lifecycle_change" => TimelineData::LifecycleChange(
             LifecycleChangeRow {
                 workspace_id: String::new(),
