@@ -48,6 +48,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::assignment_rules::configure)
                     .configure(routes::pipelines::configure)
                     .configure(routes::deals::configure)
+                    .configure(routes::activities::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

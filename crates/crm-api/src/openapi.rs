@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
 use crate::routes::{
-    access, assignment_rules, companies, contacts, deals, events, fields, health, leads, pipelines,
-    teams, webhooks,
+    access, activities, assignment_rules, companies, contacts, deals, events, fields, health,
+    leads, pipelines, teams, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -103,6 +103,9 @@ impl Modify for BodyErrors {
         pipelines::delete_stage, pipelines::pipeline_board,
         deals::list_deals, deals::batch_deals, deals::search_deals, deals::create_deal, deals::get_deal,
         deals::update_deal, deals::delete_deal, deals::restore_deal, deals::stage_history,
+        activities::list_activities, activities::batch_activities, activities::search_activities, activities::create_activity,
+        activities::get_activity, activities::update_activity, activities::delete_activity, activities::restore_activity,
+        activities::get_calendar, activities::get_contact_timeline, activities::get_company_timeline,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -116,6 +119,7 @@ impl Modify for BodyErrors {
         (name = "assignment-rules", description = "Which rep owns a new lead: fixed or round robin, by filter"),
         (name = "pipelines", description = "Sales pipelines, their stages and boards"),
         (name = "deals", description = "Opportunities moving through a pipeline"),
+        (name = "activities", description = "Tasks, calls, meetings, e-mails and notes linked to records; calendars"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

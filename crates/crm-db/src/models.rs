@@ -549,3 +549,64 @@ pub struct DealContactRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = activities)]
+pub struct ActivityRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub activity_type: String,
+    pub subject: String,
+    pub body: Option<String>,
+    pub due_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub all_day: bool,
+    pub status: String,
+    pub completed_at: Option<NaiveDateTime>,
+    pub priority: String,
+    pub assignee_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub outcome: Option<String>,
+    pub channel: Option<String>,
+    pub occurred_at: NaiveDateTime,
+    pub links: String,
+    pub external_id: Option<String>,
+    pub custom: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// The writable state of an activity (`completed_at` and `occurred_at` are derived from it).
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = activities, treat_none_as_null = true)]
+pub struct ActivityChanges {
+    pub activity_type: String,
+    pub subject: String,
+    pub body: Option<String>,
+    pub due_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub all_day: bool,
+    pub status: String,
+    pub priority: String,
+    pub assignee_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub outcome: Option<String>,
+    pub channel: Option<String>,
+    pub external_id: Option<String>,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = activity_links)]
+pub struct ActivityLinkRow {
+    pub workspace_id: String,
+    pub activity_id: String,
+    pub record_type: String,
+    pub record_id: String,
+    pub occurred_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}

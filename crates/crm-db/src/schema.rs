@@ -394,6 +394,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    activities (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        activity_type -> Text,
+        subject -> Text,
+        body -> Nullable<Text>,
+        due_at -> Nullable<Timestamp>,
+        start_at -> Nullable<Timestamp>,
+        end_at -> Nullable<Timestamp>,
+        all_day -> Bool,
+        status -> Text,
+        completed_at -> Nullable<Timestamp>,
+        priority -> Text,
+        assignee_id -> Nullable<Text>,
+        owner_id -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        channel -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        links -> Text,
+        external_id -> Nullable<Text>,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    activity_links (workspace_id, activity_id, record_type, record_id) {
+        workspace_id -> Text,
+        activity_id -> Text,
+        record_type -> Text,
+        record_id -> Text,
+        occurred_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,
@@ -419,4 +459,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deals,
     deal_stage_changes,
     deal_contacts,
+    activities,
+    activity_links,
 );

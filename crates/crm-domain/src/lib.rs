@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP or SQL; the API and repository layers build these
 //! types at their edges and trust them inside.
 
+pub mod activities;
 pub mod custom_field;
 pub mod deals;
 pub mod filter;

@@ -55,6 +55,8 @@ impl Role {
                     | TeamsRead
                     | DealsRead
                     | DealsWrite
+                    | ActivitiesRead
+                    | ActivitiesWrite
             ),
             Role::Support => matches!(
                 p,
@@ -66,6 +68,8 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | ActivitiesRead
+                    | ActivitiesWrite
             ),
             Role::Viewer => matches!(
                 p,
@@ -76,6 +80,7 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | ActivitiesRead
             ),
         }
     }
@@ -112,10 +117,12 @@ pub enum Permission {
     DealsWrite,
     /// Creating and changing pipelines and their stages.
     PipelinesWrite,
+    ActivitiesRead,
+    ActivitiesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 23] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -137,6 +144,8 @@ impl Permission {
         Permission::DealsRead,
         Permission::DealsWrite,
         Permission::PipelinesWrite,
+        Permission::ActivitiesRead,
+        Permission::ActivitiesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -163,6 +172,8 @@ impl Permission {
             Permission::DealsRead => "deals:read",
             Permission::DealsWrite => "deals:write",
             Permission::PipelinesWrite => "pipelines:write",
+            Permission::ActivitiesRead => "activities:read",
+            Permission::ActivitiesWrite => "activities:write",
         }
     }
 

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activities;
 mod auth;
 mod batch;
 mod conformance;

@@ -1,5 +1,6 @@
 //! Wire types: what requests carry and responses show.
 
+pub mod activities;
 pub mod common;
 pub mod companies;
 pub mod contacts;

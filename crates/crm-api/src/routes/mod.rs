@@ -1,4 +1,5 @@
 pub mod access;
+pub mod activities;
 pub mod assignment_rules;
 pub mod companies;
 pub mod contacts;

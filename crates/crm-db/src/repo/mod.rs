@@ -1,6 +1,7 @@
 //! Queries, one module per part of the CRM. Each function takes the workspace it works in.
 
 pub mod access;
+pub mod activities;
 pub mod assignment_rules;
 pub mod bulk;
 pub mod contacts;
@@ -12,6 +13,7 @@ pub mod leads;
 pub mod pipelines;
 pub mod records;
 pub mod teams;
+pub mod timeline;
 pub mod webhooks;
 
 use diesel::result::{DatabaseErrorKind, Error};
