@@ -6,6 +6,7 @@
 pub mod custom_field;
 pub mod filter;
 pub mod ids;
+pub mod money;
 pub mod records;
 pub mod role;
 pub mod values;
