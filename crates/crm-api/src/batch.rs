@@ -37,7 +37,7 @@ pub struct BatchOperation {
     pub op: BatchOp,
     #[schema(max_length = 36)]
     pub id: Option<String>,
-    /// `external_id`, or `email` for contacts.
+    /// `external_id` (the default), or `email` for contacts; `sku` for products (their default).
     #[schema(max_length = 20, example = "external_id")]
     pub match_on: Option<String>,
     /// The record (create, upsert) or a merge patch (update, and upsert of an existing one).
@@ -157,7 +157,11 @@ fn run_one<R: Record>(
         }
         BatchOp::Upsert => {
             let data = data()?;
-            let match_on = op.match_on.as_deref().unwrap_or("external_id");
+            let match_on = op
+                .match_on
+                .as_deref()
+                .or(R::MATCH_ON.first().copied())
+                .unwrap_or("external_id");
             match find_match::<R>(c, p, match_on, &data)? {
                 Some(id) => updated(c, changes, &id, data),
                 None => created(c, changes, data),

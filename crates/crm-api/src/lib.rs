@@ -44,6 +44,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::fields::configure)
                     .configure(routes::contacts::configure)
                     .configure(routes::companies::configure)
+                    .configure(routes::products::configure)
+                    .configure(routes::price_books::configure)
+                    .configure(routes::quotes::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

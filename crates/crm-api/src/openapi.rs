@@ -1,6 +1,9 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
-use crate::routes::{access, companies, contacts, events, fields, health, teams, webhooks};
+use crate::routes::{
+    access, companies, contacts, events, fields, health, price_books, products, quotes, teams,
+    webhooks,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -91,6 +94,13 @@ impl Modify for BodyErrors {
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,
         companies::list_companies, companies::batch_companies, companies::search_companies, companies::create_company, companies::get_company,
         companies::update_company, companies::delete_company, companies::restore_company, companies::list_company_contacts,
+        products::list_products, products::batch_products, products::search_products, products::create_product, products::get_product,
+        products::update_product, products::delete_product, products::restore_product,
+        price_books::list_price_books, price_books::search_price_books, price_books::create_price_book, price_books::get_price_book,
+        price_books::update_price_book, price_books::delete_price_book, price_books::restore_price_book,
+        price_books::list_prices, price_books::set_price, price_books::delete_price,
+        quotes::list_quotes, quotes::search_quotes, quotes::create_quote, quotes::get_quote,
+        quotes::update_quote, quotes::delete_quote, quotes::restore_quote, quotes::accept_quote,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -100,6 +110,9 @@ impl Modify for BodyErrors {
         (name = "fields", description = "Custom field definitions"),
         (name = "contacts", description = "People"),
         (name = "companies", description = "Accounts"),
+        (name = "products", description = "The product catalogue"),
+        (name = "price-books", description = "Prices of products per currency and audience"),
+        (name = "quotes", description = "Proposals with line items, discounts and taxes"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

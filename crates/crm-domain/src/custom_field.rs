@@ -25,6 +25,7 @@ string_enum! {
     CustomObject {
         Contacts => "contacts",
         Companies => "companies",
+        Products => "products",
     }
 }
 

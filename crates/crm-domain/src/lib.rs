@@ -7,6 +7,7 @@ pub mod custom_field;
 pub mod filter;
 pub mod ids;
 pub mod money;
+pub mod quotes;
 pub mod records;
 pub mod role;
 pub mod values;

@@ -24,6 +24,37 @@ pub fn round(amount: Decimal, currency: &str) -> Decimal {
     )
 }
 
+/// An amount shown at the currency's minor unit: `6` in EUR is `"6.00"`, in JPY `"6"`.
+pub fn format(amount: Decimal, currency: &str) -> String {
+    let mut a = round(amount, currency);
+    a.rescale(minor_units(currency));
+    a.to_string()
+}
+
+/// Parses an exact decimal string (as `values::normalize_decimal` accepts it).
+pub fn parse(raw: &str) -> Result<Decimal, &'static str> {
+    crate::values::normalize_decimal(raw)
+        .and_then(|s| s.parse::<Decimal>().map_err(|_| "must be a decimal number"))
+}
+
+/// A price: an exact, non-negative decimal string, canonical (`"19.90"` → `"19.9"`).
+pub fn normalize_price(raw: &str) -> Result<String, &'static str> {
+    let d = parse(raw)?;
+    if d.is_sign_negative() && !d.is_zero() {
+        return Err("must not be negative");
+    }
+    Ok(d.normalize().to_string())
+}
+
+/// A percentage such as a tax rate or a discount: an exact decimal string from 0 to 100.
+pub fn normalize_percent(raw: &str) -> Result<String, &'static str> {
+    let d = parse(raw)?;
+    if (d.is_sign_negative() && !d.is_zero()) || d > Decimal::ONE_HUNDRED {
+        return Err("must be a decimal string from \"0\" to \"100\"");
+    }
+    Ok(d.normalize().to_string())
+}
+
 /// `amount × percent / 100`, rounded to the currency's minor unit; `None` on overflow.
 pub fn percent_of(amount: Decimal, percent: Decimal, currency: &str) -> Option<Decimal> {
     let product = amount
@@ -261,6 +292,26 @@ mod tests {
             ]
         );
         assert!(check_line("lines[0]", &line("1", "0", "0", "0")).is_empty());
+    }
+
+    #[test]
+    fn amounts_are_shown_at_the_minor_unit() {
+        assert_eq!(format(d("6"), "EUR"), "6.00");
+        assert_eq!(format(d("5.997"), "EUR"), "6.00");
+        assert_eq!(format(d("833"), "JPY"), "833");
+        assert_eq!(format(d("1.5"), "KWD"), "1.500");
+    }
+
+    #[test]
+    fn prices_and_percentages_are_exact_and_bounded() {
+        assert_eq!(normalize_price("19.90"), Ok("19.9".to_string()));
+        assert_eq!(normalize_price("0"), Ok("0".to_string()));
+        assert!(normalize_price("-1").is_err());
+        assert!(normalize_price("1e3").is_err());
+        assert_eq!(normalize_percent("7.70"), Ok("7.7".to_string()));
+        assert_eq!(normalize_percent("100"), Ok("100".to_string()));
+        assert!(normalize_percent("100.01").is_err());
+        assert!(normalize_percent("-0.5").is_err());
     }
 
     #[test]

@@ -51,14 +51,30 @@ impl Role {
                     | FieldsRead
                     | UsersRead
                     | TeamsRead
+                    | ProductsRead
+                    | QuotesRead
+                    | QuotesWrite
             ),
             Role::Support => matches!(
                 p,
-                ContactsRead | ContactsWrite | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | ContactsWrite
+                    | CompaniesRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
+                    | ProductsRead
+                    | QuotesRead
             ),
             Role::Viewer => matches!(
                 p,
-                ContactsRead | CompaniesRead | FieldsRead | UsersRead | TeamsRead
+                ContactsRead
+                    | CompaniesRead
+                    | FieldsRead
+                    | UsersRead
+                    | TeamsRead
+                    | ProductsRead
+                    | QuotesRead
             ),
         }
     }
@@ -86,10 +102,15 @@ pub enum Permission {
     ApiKeysManage,
     /// Erasing records for good (`DELETE …?permanent=true`).
     RecordsPurge,
+    /// The product catalogue and its price books.
+    ProductsRead,
+    ProductsWrite,
+    QuotesRead,
+    QuotesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 19] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -105,6 +126,10 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::ApiKeysManage,
         Permission::RecordsPurge,
+        Permission::ProductsRead,
+        Permission::ProductsWrite,
+        Permission::QuotesRead,
+        Permission::QuotesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -125,6 +150,10 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::ApiKeysManage => "api_keys:manage",
             Permission::RecordsPurge => "records:purge",
+            Permission::ProductsRead => "products:read",
+            Permission::ProductsWrite => "products:write",
+            Permission::QuotesRead => "quotes:read",
+            Permission::QuotesWrite => "quotes:write",
         }
     }
 
@@ -163,6 +192,17 @@ mod tests {
             let boss = matches!(r, Role::Admin | Role::Manager);
             assert_eq!(r.permits(Permission::AuditRead), boss);
             assert_eq!(r.permits(Permission::EventsRead), boss);
+        }
+    }
+
+    #[test]
+    fn the_catalogue_is_managed_by_admins_and_managers_and_quoted_by_sales() {
+        for r in Role::ALL {
+            let boss = matches!(r, Role::Admin | Role::Manager);
+            assert!(r.permits(Permission::ProductsRead));
+            assert!(r.permits(Permission::QuotesRead));
+            assert_eq!(r.permits(Permission::ProductsWrite), boss);
+            assert_eq!(r.permits(Permission::QuotesWrite), boss || r == Role::Sales);
         }
     }
 

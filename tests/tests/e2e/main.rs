@@ -9,6 +9,8 @@ mod contacts;
 mod events;
 mod lists;
 mod platform;
+mod products;
+mod quotes;
 mod search;
 mod teams;
 mod webhooks;

@@ -3,3 +3,5 @@
 pub mod common;
 pub mod companies;
 pub mod contacts;
+pub mod products;
+pub mod quotes;

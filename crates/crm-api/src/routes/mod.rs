@@ -4,5 +4,8 @@ pub mod contacts;
 pub mod events;
 pub mod fields;
 pub mod health;
+pub mod price_books;
+pub mod products;
+pub mod quotes;
 pub mod teams;
 pub mod webhooks;

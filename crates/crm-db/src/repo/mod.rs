@@ -2,10 +2,12 @@
 
 pub mod access;
 pub mod bulk;
+pub mod catalogue;
 pub mod contacts;
 pub mod events;
 pub mod fields;
 pub mod idempotency;
+pub mod quotes;
 pub mod records;
 pub mod teams;
 pub mod webhooks;
