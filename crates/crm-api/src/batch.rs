@@ -42,7 +42,7 @@ pub struct BatchOperation {
     pub op: BatchOp,
     #[schema(max_length = 36)]
     pub id: Option<String>,
-    /// `external_id`, or `email` for contacts.
+    /// `external_id` (the default), or `email` for contacts; `sku` for products (their default).
     #[schema(max_length = 20, example = "external_id")]
     pub match_on: Option<String>,
     /// The record (create, upsert) or a merge patch (update, and upsert of an existing one).
@@ -111,8 +111,12 @@ fn match_key<R: Record>(match_on: &str, data: &Value) -> ApiResult<(&'static str
     Ok((column, value))
 }
 
-fn upsert_match_on(op: &BatchOperation) -> &str {
-    op.match_on.as_deref().unwrap_or("external_id")
+/// The column an upsert matches on: the one it names, else the resource's first.
+fn upsert_match_on<R: Record>(op: &BatchOperation) -> &str {
+    op.match_on
+        .as_deref()
+        .or(R::MATCH_ON.first().copied())
+        .unwrap_or("external_id")
 }
 
 /// The record holding a matched value: its id and whether it is archived.
@@ -141,7 +145,7 @@ impl Ahead {
             }
             if op.op == BatchOp::Upsert {
                 // An item whose key is not valid fails on its own turn.
-                if let Ok((column, value)) = match_key::<R>(upsert_match_on(op), data) {
+                if let Ok((column, value)) = match_key::<R>(upsert_match_on::<R>(op), data) {
                     wanted.entry(column).or_default().push(value);
                 }
             }
@@ -283,7 +287,7 @@ fn run_one<R: Record>(
         }
         BatchOp::Upsert => {
             let data = data()?;
-            match find_match::<R>(c, p, upsert_match_on(op), &data, ahead)? {
+            match find_match::<R>(c, p, upsert_match_on::<R>(op), &data, ahead)? {
                 Some(id) => updated(c, changes, &mut ahead.known, &id, data),
                 None => created(c, changes, &mut ahead.known, data),
             }

@@ -49,6 +49,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::pipelines::configure)
                     .configure(routes::deals::configure)
                     .configure(routes::activities::configure)
+                    .configure(routes::products::configure)
+                    .configure(routes::price_books::configure)
+                    .configure(routes::quotes::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

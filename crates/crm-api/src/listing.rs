@@ -463,6 +463,13 @@ where
         .as_ref()
         .map(|q| q.trim().to_string())
         .filter(|q| !q.is_empty());
+    if q.is_some() && cat.resource.text_columns.is_empty() {
+        return Err(ApiError::field(
+            "q",
+            "unsupported",
+            format!("{} have no free text; use a filter", cat.object),
+        ));
+    }
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(ApiError::field(
             "q",

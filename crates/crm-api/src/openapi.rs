@@ -2,7 +2,7 @@
 
 use crate::routes::{
     access, activities, assignment_rules, companies, contacts, deals, events, fields, health,
-    leads, pipelines, teams, webhooks,
+    leads, pipelines, price_books, products, quotes, teams, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -106,6 +106,13 @@ impl Modify for BodyErrors {
         activities::list_activities, activities::batch_activities, activities::search_activities, activities::create_activity,
         activities::get_activity, activities::update_activity, activities::delete_activity, activities::restore_activity,
         activities::get_calendar, activities::get_contact_timeline, activities::get_company_timeline,
+        products::list_products, products::batch_products, products::search_products, products::create_product, products::get_product,
+        products::update_product, products::delete_product, products::restore_product,
+        price_books::list_price_books, price_books::search_price_books, price_books::create_price_book, price_books::get_price_book,
+        price_books::update_price_book, price_books::delete_price_book, price_books::restore_price_book,
+        price_books::list_prices, price_books::set_price, price_books::delete_price,
+        quotes::list_quotes, quotes::search_quotes, quotes::create_quote, quotes::get_quote,
+        quotes::update_quote, quotes::delete_quote, quotes::restore_quote, quotes::accept_quote,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -120,6 +127,9 @@ impl Modify for BodyErrors {
         (name = "pipelines", description = "Sales pipelines, their stages and boards"),
         (name = "deals", description = "Opportunities moving through a pipeline"),
         (name = "activities", description = "Tasks, calls, meetings, e-mails and notes linked to records; calendars"),
+        (name = "products", description = "The product catalogue"),
+        (name = "price-books", description = "Prices of products per currency and audience"),
+        (name = "quotes", description = "Proposals with line items, discounts and taxes"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -610,3 +610,129 @@ pub struct ActivityLinkRow {
     pub occurred_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = products)]
+pub struct ProductRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub unit_price: String,
+    pub currency: String,
+    pub tax_rate: String,
+    pub active: bool,
+    pub custom: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a product.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = products, treat_none_as_null = true)]
+pub struct ProductChanges {
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub unit_price: String,
+    pub currency: String,
+    pub tax_rate: String,
+    pub active: bool,
+    pub custom: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = price_books)]
+pub struct PriceBookRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    pub active: bool,
+    pub is_default: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a price book.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = price_books)]
+pub struct PriceBookChanges {
+    pub name: String,
+    pub currency: String,
+    pub active: bool,
+    pub is_default: bool,
+}
+
+/// A product's price in a price book (in the book's currency).
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = price_book_prices)]
+pub struct PriceRow {
+    pub workspace_id: String,
+    pub price_book_id: String,
+    pub product_id: String,
+    pub unit_price: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = quotes)]
+pub struct QuoteRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub number: i64,
+    pub deal_id: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub price_book_id: Option<String>,
+    pub valid_until: Option<String>,
+    pub subtotal: String,
+    pub discount_total: String,
+    pub tax_total: String,
+    pub total: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a quote (its number never changes).
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = quotes, treat_none_as_null = true)]
+pub struct QuoteChanges {
+    pub deal_id: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub price_book_id: Option<String>,
+    pub valid_until: Option<String>,
+    pub subtotal: String,
+    pub discount_total: String,
+    pub tax_total: String,
+    pub total: String,
+}
+
+/// One line of a quote, as entered (prices resolved) and with its computed amounts.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = quote_lines)]
+pub struct QuoteLineRow {
+    pub workspace_id: String,
+    pub quote_id: String,
+    pub position: i32,
+    pub product_id: Option<String>,
+    pub description: Option<String>,
+    pub quantity: String,
+    pub unit_price: String,
+    pub discount_percent: String,
+    pub tax_rate: String,
+    pub gross: String,
+    pub discount: String,
+    pub net: String,
+    pub tax: String,
+    pub total: String,
+}

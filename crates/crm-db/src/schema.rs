@@ -434,6 +434,91 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        sku -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        unit_price -> Text,
+        currency -> Text,
+        tax_rate -> Text,
+        active -> Bool,
+        custom -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    price_books (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        name -> Text,
+        currency -> Text,
+        active -> Bool,
+        is_default -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    price_book_prices (workspace_id, price_book_id, product_id) {
+        workspace_id -> Text,
+        price_book_id -> Text,
+        product_id -> Text,
+        unit_price -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quotes (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        number -> BigInt,
+        deal_id -> Nullable<Text>,
+        status -> Text,
+        currency -> Text,
+        price_book_id -> Nullable<Text>,
+        valid_until -> Nullable<Text>,
+        subtotal -> Text,
+        discount_total -> Text,
+        tax_total -> Text,
+        total -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    quote_lines (workspace_id, quote_id, position) {
+        workspace_id -> Text,
+        quote_id -> Text,
+        position -> Integer,
+        product_id -> Nullable<Text>,
+        description -> Nullable<Text>,
+        quantity -> Text,
+        unit_price -> Text,
+        discount_percent -> Text,
+        tax_rate -> Text,
+        gross -> Text,
+        discount -> Text,
+        net -> Text,
+        tax -> Text,
+        total -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     workspaces,
     users,

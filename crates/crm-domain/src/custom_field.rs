@@ -27,6 +27,7 @@ string_enum! {
         Companies => "companies",
         Leads => "leads",
         Deals => "deals",
+        Products => "products",
     }
 }
 

@@ -8,6 +8,8 @@ pub mod custom_field;
 pub mod deals;
 pub mod filter;
 pub mod ids;
+pub mod money;
+pub mod quotes;
 pub mod records;
 pub mod role;
 pub mod values;

@@ -57,6 +57,9 @@ impl Role {
                     | DealsWrite
                     | ActivitiesRead
                     | ActivitiesWrite
+                    | ProductsRead
+                    | QuotesRead
+                    | QuotesWrite
             ),
             Role::Support => matches!(
                 p,
@@ -70,6 +73,8 @@ impl Role {
                     | TeamsRead
                     | ActivitiesRead
                     | ActivitiesWrite
+                    | ProductsRead
+                    | QuotesRead
             ),
             Role::Viewer => matches!(
                 p,
@@ -81,6 +86,8 @@ impl Role {
                     | UsersRead
                     | TeamsRead
                     | ActivitiesRead
+                    | ProductsRead
+                    | QuotesRead
             ),
         }
     }
@@ -119,10 +126,15 @@ pub enum Permission {
     PipelinesWrite,
     ActivitiesRead,
     ActivitiesWrite,
+    /// The product catalogue and its price books.
+    ProductsRead,
+    ProductsWrite,
+    QuotesRead,
+    QuotesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 27] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -146,6 +158,10 @@ impl Permission {
         Permission::PipelinesWrite,
         Permission::ActivitiesRead,
         Permission::ActivitiesWrite,
+        Permission::ProductsRead,
+        Permission::ProductsWrite,
+        Permission::QuotesRead,
+        Permission::QuotesWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -174,6 +190,10 @@ impl Permission {
             Permission::PipelinesWrite => "pipelines:write",
             Permission::ActivitiesRead => "activities:read",
             Permission::ActivitiesWrite => "activities:write",
+            Permission::ProductsRead => "products:read",
+            Permission::ProductsWrite => "products:write",
+            Permission::QuotesRead => "quotes:read",
+            Permission::QuotesWrite => "quotes:write",
         }
     }
 
@@ -235,6 +255,17 @@ mod tests {
             assert_eq!(r.permits(Permission::PipelinesWrite), boss);
             assert!(r.permits(Permission::DealsRead));
             assert_eq!(r.permits(Permission::DealsWrite), boss || r == Role::Sales);
+        }
+    }
+
+    #[test]
+    fn the_catalogue_is_managed_by_admins_and_managers_and_quoted_by_sales() {
+        for r in Role::ALL {
+            let boss = matches!(r, Role::Admin | Role::Manager);
+            assert!(r.permits(Permission::ProductsRead));
+            assert!(r.permits(Permission::QuotesRead));
+            assert_eq!(r.permits(Permission::ProductsWrite), boss);
+            assert_eq!(r.permits(Permission::QuotesWrite), boss || r == Role::Sales);
         }
     }
 

@@ -12,6 +12,8 @@ mod events;
 mod leads;
 mod lists;
 mod platform;
+mod products;
+mod quotes;
 mod search;
 mod teams;
 mod webhooks;

@@ -6,3 +6,5 @@ pub mod companies;
 pub mod contacts;
 pub mod deals;
 pub mod leads;
+pub mod products;
+pub mod quotes;

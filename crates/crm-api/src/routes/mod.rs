@@ -9,5 +9,8 @@ pub mod fields;
 pub mod health;
 pub mod leads;
 pub mod pipelines;
+pub mod price_books;
+pub mod products;
+pub mod quotes;
 pub mod teams;
 pub mod webhooks;

@@ -27,11 +27,11 @@ pub static COMPANY_CONTACTS: Relation = Relation {
     other_table: "contacts",
 };
 
-fn enum_kind(names: Vec<&'static str>) -> FieldKind {
+pub(crate) fn enum_kind(names: Vec<&'static str>) -> FieldKind {
     FieldKind::Enum(names.into_iter().map(String::from).collect())
 }
 
-fn col(
+pub(crate) fn col(
     api_name: &'static str,
     column: &'static str,
     kind: FieldKind,
@@ -62,6 +62,15 @@ fn common_columns() -> Vec<ColumnSpec> {
             true,
         ),
         col("address.country", "address_country", FieldKind::Text, true),
+    ]
+    .into_iter()
+    .chain(record_columns())
+    .collect()
+}
+
+/// The columns every record table has.
+pub(crate) fn record_columns() -> Vec<ColumnSpec> {
+    vec![
         col("created_at", "created_at", FieldKind::Timestamp, true),
         col("updated_at", "updated_at", FieldKind::Timestamp, true),
         col("archived_at", "archived_at", FieldKind::Timestamp, true),

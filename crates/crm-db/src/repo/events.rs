@@ -3,29 +3,14 @@
 use crate::conn::DbConnection;
 use crate::error::RepoResult;
 use crate::models::EventRow;
-use crate::query::{Bind, SqlBuf};
 use crate::schema::events;
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
 
-#[derive(QueryableByName)]
-struct Seq {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last_seq: i64,
-}
-
 /// Draws the workspace's next sequence number. The counter row stays locked until the
 /// caller's transaction ends, so numbers are handed out in commit order and never skip.
 pub fn next_seq(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
-    let mut b = SqlBuf::new(conn.dialect());
-    b.push("INSERT INTO event_sequences (workspace_id, last_seq) VALUES (");
-    b.bind(Bind::Text(ws.as_string()));
-    b.push(", 1) ON CONFLICT (workspace_id) DO UPDATE SET last_seq = event_sequences.last_seq + 1 RETURNING last_seq");
-    let rows: Vec<Seq> = b.load(conn)?;
-    rows.into_iter()
-        .next()
-        .map(|r| r.last_seq)
-        .ok_or_else(|| diesel::result::Error::NotFound.into())
+    super::records::next_in_counter(conn, "event_sequences", "last_seq", ws)
 }
 
 /// Appends an event in the caller's transaction; `row.seq` is filled in here. Call it as

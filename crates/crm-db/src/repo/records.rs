@@ -107,6 +107,37 @@ pub fn purge(
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct Counter {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Advances the workspace's row of a counter table (`workspace_id` primary key, a BIGINT
+/// `column`) and returns the new value, 1 for the first. The row stays locked until the
+/// caller's transaction ends (SQLite: the write transaction holds the database), so
+/// values are handed out in commit order, and a rolled-back transaction uses none.
+pub fn next_in_counter(
+    conn: &mut DbConnection,
+    table: &'static str,
+    column: &'static str,
+    ws: WorkspaceId,
+) -> RepoResult<i64> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!(
+        "INSERT INTO {table} (workspace_id, {column}) VALUES ("
+    ));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(&format!(
+        ", 1) ON CONFLICT (workspace_id) DO UPDATE SET {column} = {table}.{column} + 1 RETURNING {column} AS n"
+    ));
+    let rows: Vec<Counter> = b.load(conn)?;
+    rows.into_iter()
+        .next()
+        .map(|r| r.n)
+        .ok_or_else(|| diesel::result::Error::NotFound.into())
+}
+
 /// The id of the record in `table` whose `column` equals `value`, if any.
 pub fn find_by(
     conn: &mut DbConnection,

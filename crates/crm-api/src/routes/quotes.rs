@@ -1,0 +1,667 @@
+//! `/api/v1/quotes`: quotes (proposals) with line items, discounts and taxes computed
+//! exactly, numbered per workspace without gaps.
+
+use crate::auth::{Auth, Principal};
+use crate::dto::common::{norm, text};
+use crate::dto::quotes::{AcceptQuote, Quote, QuoteInput, QuoteLineInput};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
+use crate::listing::{Catalogue, ListParams, Page};
+use crate::records::{self, Record};
+use crate::state::AppState;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use crm_db::models::{PriceBookRow, ProductRow, QuoteChanges, QuoteLineRow, QuoteRow};
+use crm_db::repo::catalogue;
+use crm_db::repo::quotes::{self as repo, QuoteRecord};
+use crm_db::{DbConnection, RepoError};
+use crm_domain::money::{self, normalize_percent, normalize_price, LineInput};
+use crm_domain::quotes::{QuoteStatus, MAX_LINES};
+use crm_domain::values::normalize_currency;
+use crm_domain::{FieldError, Permission, WorkspaceId};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub struct Quotes;
+
+pub fn catalogue_of_quotes() -> &'static Catalogue {
+    static RES: OnceLock<crm_db::query::Resource> = OnceLock::new();
+    static CAT: OnceLock<Catalogue> = OnceLock::new();
+    CAT.get_or_init(|| Catalogue {
+        object: "quotes",
+        resource: RES.get_or_init(repo::quote_resource),
+        relations: &[],
+    })
+}
+
+fn is_id(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// A quote's writable state, checked and priced: the quote's columns and its lines.
+struct Priced {
+    deal_id: Option<String>,
+    status: QuoteStatus,
+    currency: String,
+    price_book_id: Option<String>,
+    valid_until: Option<String>,
+    totals: money::QuoteTotals,
+    lines: Vec<(QuoteLineInput, LineInput)>,
+}
+
+/// The price book a quote takes its prices from: the one named (live, in this workspace),
+/// else the default of the quote's currency.
+fn price_book(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    input: &QuoteInput,
+    currency: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<Option<PriceBookRow>> {
+    match text(input.price_book_id.clone()) {
+        Some(id) => {
+            let found = if is_id(&id) {
+                match catalogue::get_price_book(c, ws, &id) {
+                    Ok(b) if b.archived_at.is_none() => Some(b),
+                    Ok(_) | Err(RepoError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                None
+            };
+            if found.is_none() {
+                errors.push(FieldError::new(
+                    "price_book_id",
+                    "not_found",
+                    "no price book with this id in the workspace",
+                ));
+            }
+            Ok(found)
+        }
+        None => match currency {
+            Some(cur) => Ok(catalogue::default_price_book(c, ws, cur)?),
+            None => Ok(None),
+        },
+    }
+}
+
+/// Checks a quote's input against the workspace and prices its lines: unit prices
+/// default to the price book's, else the product's own; tax rates to the product's.
+fn price(c: &mut DbConnection, ws: WorkspaceId, input: QuoteInput) -> ApiResult<Priced> {
+    let mut errors = Vec::new();
+    if input.lines.len() > MAX_LINES {
+        return Err(ApiError::field(
+            "lines",
+            "too_many",
+            format!("a quote has at most {MAX_LINES} lines"),
+        ));
+    }
+    let deal_id = text(input.deal_id.clone());
+    if let Some(d) = deal_id.as_deref() {
+        let live = is_id(d)
+            && match crm_db::repo::deals::get_deal(c, ws, d) {
+                Ok(deal) => deal.archived_at.is_none(),
+                Err(crm_db::RepoError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !live {
+            errors.push(FieldError::new(
+                "deal_id",
+                "not_found",
+                "must be the id of a live deal in this workspace",
+            ));
+        }
+    }
+    let valid_until = text(input.valid_until.clone());
+    if let Some(v) = &valid_until {
+        if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_err() {
+            errors.push(FieldError::new(
+                "valid_until",
+                "invalid_value",
+                "must be a date like 2026-12-31",
+            ));
+        }
+    }
+    let given_currency = norm(
+        input.currency.clone(),
+        "currency",
+        normalize_currency,
+        &mut errors,
+    );
+    let book = price_book(c, ws, &input, given_currency.as_deref(), &mut errors)?;
+    let currency = match (&given_currency, &book) {
+        (Some(cur), Some(b)) if *cur != b.currency => {
+            errors.push(FieldError::new(
+                "price_book_id",
+                "currency_mismatch",
+                format!("the price book is in {}, the quote in {cur}", b.currency),
+            ));
+            cur.clone()
+        }
+        (Some(cur), _) => cur.clone(),
+        (None, Some(b)) => b.currency.clone(),
+        (None, None) => {
+            if !errors.iter().any(|e| e.field == "currency") {
+                errors.push(FieldError::new(
+                    "currency",
+                    "required",
+                    "a quote needs a currency, or a price book to take it from",
+                ));
+            }
+            String::new()
+        }
+    };
+
+    // The lines' products and their prices, each read once.
+    let mut ids: Vec<String> = Vec::new();
+    for (i, l) in input.lines.iter().enumerate() {
+        if let Some(pid) = l.product_id.as_deref() {
+            if !is_id(pid) {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].product_id"),
+                    "invalid_value",
+                    "must be the id of a product",
+                ));
+            } else if !ids.iter().any(|x| x == pid) {
+                ids.push(pid.to_string());
+            }
+        }
+    }
+    let products: HashMap<String, ProductRow> = catalogue::products_by_ids(c, ws, &ids)?
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
+    let book_prices: HashMap<String, String> = match &book {
+        Some(b) => catalogue::prices_for(c, ws, &b.id, &ids)?
+            .into_iter()
+            .map(|p| (p.product_id, p.unit_price))
+            .collect(),
+        None => HashMap::new(),
+    };
+
+    let mut lines = Vec::with_capacity(input.lines.len());
+    for (i, l) in input.lines.into_iter().enumerate() {
+        let at = |f: &str| format!("lines[{i}].{f}");
+        let product = match l.product_id.as_deref().filter(|p| is_id(p)) {
+            Some(pid) => match products.get(pid) {
+                Some(p) => Some(p),
+                None => {
+                    errors.push(FieldError::new(
+                        at("product_id"),
+                        "not_found",
+                        "no product with this id in the workspace",
+                    ));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut field =
+            |name: &str, raw: Option<String>, f: fn(&str) -> Result<String, &'static str>| {
+                norm(raw, &at(name), f, &mut errors)
+            };
+        let quantity = field("quantity", Some(l.quantity.clone()), normalize_price);
+        let discount = field(
+            "discount_percent",
+            l.discount_percent.clone(),
+            normalize_percent,
+        )
+        .unwrap_or_else(|| "0".into());
+        let given_tax = field("tax_rate", l.tax_rate.clone(), normalize_percent);
+        let given_price = field("unit_price", l.unit_price.clone(), normalize_price);
+        let unit_price = match (given_price, product) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) => match book_prices.get(&p.id) {
+                Some(bp) => Some(bp.clone()),
+                None if p.currency == currency => Some(p.unit_price.clone()),
+                None => {
+                    errors.push(FieldError::new(
+                        at("unit_price"),
+                        "currency_mismatch",
+                        format!(
+                            "the product is priced in {} and the price book has no price for it; give unit_price in {currency}",
+                            p.currency
+                        ),
+                    ));
+                    None
+                }
+            },
+            (None, None) if l.unit_price.is_none() => {
+                errors.push(FieldError::new(
+                    at("unit_price"),
+                    "required",
+                    "a line without a product needs unit_price",
+                ));
+                None
+            }
+            (None, None) => None,
+        };
+        let description = text(l.description.clone()).or_else(|| product.map(|p| p.name.clone()));
+        match &description {
+            None => errors.push(FieldError::new(
+                at("description"),
+                "required",
+                "a line needs product_id or description",
+            )),
+            Some(d) if d.chars().count() > 1000 => errors.push(FieldError::new(
+                at("description"),
+                "invalid_length",
+                "must be at most 1000 characters",
+            )),
+            Some(_) => {}
+        }
+        let tax = given_tax
+            .or_else(|| product.map(|p| p.tax_rate.clone()))
+            .unwrap_or_else(|| "0".into());
+        let (Some(quantity), Some(unit_price)) = (quantity, unit_price) else {
+            continue;
+        };
+        let parse = |s: &str| money::parse(s).unwrap_or_default();
+        let domain = LineInput {
+            quantity: parse(&quantity),
+            unit_price: parse(&unit_price),
+            discount_percent: parse(&discount),
+            tax_rate: parse(&tax),
+        };
+        errors.extend(money::check_line(&format!("lines[{i}]"), &domain));
+        let entered = QuoteLineInput {
+            product_id: product.map(|p| p.id.clone()),
+            description,
+            quantity,
+            unit_price: Some(unit_price),
+            discount_percent: Some(discount),
+            tax_rate: Some(tax),
+        };
+        lines.push((entered, domain));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let domain: Vec<LineInput> = lines.iter().map(|(_, d)| d.clone()).collect();
+    let totals =
+        money::quote_totals(&domain, &currency).map_err(|e| ApiError::Validation(vec![e]))?;
+    Ok(Priced {
+        deal_id,
+        status: input.status.unwrap_or(QuoteStatus::Draft),
+        currency,
+        price_book_id: book.map(|b| b.id),
+        valid_until,
+        totals,
+        lines,
+    })
+}
+
+impl Priced {
+    fn changes(&self) -> QuoteChanges {
+        let f = |d| money::format(d, &self.currency);
+        QuoteChanges {
+            deal_id: self.deal_id.clone(),
+            status: self.status.as_str().to_string(),
+            currency: self.currency.clone(),
+            price_book_id: self.price_book_id.clone(),
+            valid_until: self.valid_until.clone(),
+            subtotal: f(self.totals.subtotal),
+            discount_total: f(self.totals.discount_total),
+            tax_total: f(self.totals.tax_total),
+            total: f(self.totals.total),
+        }
+    }
+
+    fn line_rows(&self, ws: WorkspaceId, quote_id: &str) -> Vec<QuoteLineRow> {
+        let f = |d| money::format(d, &self.currency);
+        self.lines
+            .iter()
+            .zip(&self.totals.lines)
+            .enumerate()
+            .map(|(i, ((entered, _), t))| QuoteLineRow {
+                workspace_id: ws.as_string(),
+                quote_id: quote_id.to_string(),
+                position: i as i32,
+                product_id: entered.product_id.clone(),
+                description: entered.description.clone(),
+                quantity: entered.quantity.clone(),
+                unit_price: entered.unit_price.clone().unwrap_or_default(),
+                discount_percent: entered.discount_percent.clone().unwrap_or_default(),
+                tax_rate: entered.tax_rate.clone().unwrap_or_default(),
+                gross: f(t.gross),
+                discount: f(t.discount),
+                net: f(t.net),
+                tax: f(t.tax),
+                total: f(t.total),
+            })
+            .collect()
+    }
+}
+
+fn status_of(q: &QuoteRow) -> QuoteStatus {
+    QuoteStatus::parse(&q.status).unwrap_or(QuoteStatus::Draft)
+}
+
+impl Record for Quotes {
+    const OBJECT: &'static str = "quotes";
+    const EVENT: &'static str = "quote";
+    const MATCH_ON: &'static [&'static str] = &[];
+    const TABLE: &'static str = "quotes";
+    const READ: Permission = Permission::QuotesRead;
+    const WRITE: Permission = Permission::QuotesWrite;
+    type Row = QuoteRecord;
+    type Input = QuoteInput;
+    type Dto = Quote;
+
+    fn catalogue() -> &'static Catalogue {
+        catalogue_of_quotes()
+    }
+    fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<QuoteRecord, RepoError> {
+        repo::get_quote(conn, ws, id)
+    }
+    fn version(row: &QuoteRecord) -> i32 {
+        row.quote.version
+    }
+    fn is_archived(row: &QuoteRecord) -> bool {
+        row.quote.archived_at.is_some()
+    }
+    fn owner(_: &QuoteInput) -> Option<&str> {
+        None
+    }
+    fn custom(_: &mut QuoteInput) -> Map<String, Value> {
+        Map::new()
+    }
+    fn insert(
+        conn: &mut DbConnection,
+        p: &Principal,
+        input: QuoteInput,
+        _: Map<String, Value>,
+    ) -> ApiResult<QuoteRecord> {
+        if input.status.is_some_and(|s| s != QuoteStatus::Draft) {
+            return Err(ApiError::field(
+                "status",
+                "invalid_value",
+                "a quote is created as a draft",
+            ));
+        }
+        let priced = price(conn, p.workspace, input)?;
+        // Drawn last before the writes: the counter row stays locked until commit.
+        let number = repo::next_number(conn, p.workspace)?;
+        let c = priced.changes();
+        let now = crm_domain::values_time::now();
+        let id = crm_domain::new_id().to_string();
+        let record = QuoteRecord {
+            lines: Some(priced.line_rows(p.workspace, &id)),
+            quote: QuoteRow {
+                workspace_id: p.workspace.as_string(),
+                id,
+                number,
+                deal_id: c.deal_id,
+                status: c.status,
+                currency: c.currency,
+                price_book_id: c.price_book_id,
+                valid_until: c.valid_until,
+                subtotal: c.subtotal,
+                discount_total: c.discount_total,
+                tax_total: c.tax_total,
+                total: c.total,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+                version: 1,
+            },
+        };
+        repo::insert_quote(conn, &record)?;
+        Ok(record)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        p: &Principal,
+        current: &QuoteRecord,
+        input: QuoteInput,
+        _: Map<String, Value>,
+    ) -> ApiResult<QuoteRecord> {
+        let from = status_of(&current.quote);
+        let to = input.status.unwrap_or(from);
+        if !from.can_become(to) {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "a {} quote cannot become {}: draft → sent → accepted, rejected or expired",
+                    from.as_str(),
+                    to.as_str()
+                ),
+                existing_id: None,
+            });
+        }
+        let mut unchanged = QuoteInput::from(current);
+        unchanged.status = input.status;
+        if unchanged == input {
+            // Only the status moves: the lines and amounts stand as they are.
+            let q = &current.quote;
+            let changes = QuoteChanges {
+                deal_id: q.deal_id.clone(),
+                status: to.as_str().to_string(),
+                currency: q.currency.clone(),
+                price_book_id: q.price_book_id.clone(),
+                valid_until: q.valid_until.clone(),
+                subtotal: q.subtotal.clone(),
+                discount_total: q.discount_total.clone(),
+                tax_total: q.tax_total.clone(),
+                total: q.total.clone(),
+            };
+            return Ok(repo::update_quote(conn, p.workspace, q, &changes, None)?);
+        }
+        if from != QuoteStatus::Draft {
+            return Err(ApiError::Conflict {
+                message: format!(
+                    "only draft quotes can be edited; this one is {}",
+                    from.as_str()
+                ),
+                existing_id: None,
+            });
+        }
+        let priced = price(conn, p.workspace, input)?;
+        let lines = priced.line_rows(p.workspace, &current.quote.id);
+        Ok(repo::update_quote(
+            conn,
+            p.workspace,
+            &current.quote,
+            &priced.changes(),
+            Some(&lines),
+        )?)
+    }
+}
+
+/// List quotes (without their lines).
+///
+/// Filters come as query parameters: `status=sent`, `deal_id=…`, `total[gte]=1000`,
+/// `valid_until[lt]=2027-01-01`; sort by `number`, `total`, `valid_until`, ….
+/// Quotes have no free text: `q` is a 422.
+#[utoipa::path(get, path = "/api/v1/quotes", tag = "quotes", operation_id = "list_quotes", params(ListParams),
+    responses((status = 200, description = "A page of quotes", body = Page<Quote>), ReadErrors), security(("bearer" = [])))]
+#[get("/quotes")]
+pub async fn list_quotes(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Quote>>> {
+    records::list::<Quotes>(state, p, q).await
+}
+
+/// Search quotes with the full filter language.
+#[utoipa::path(post, path = "/api/v1/quotes/search", tag = "quotes", operation_id = "search_quotes", request_body = crate::listing::SearchRequest,
+    responses((status = 200, description = "A page of quotes", body = Page<Quote>), ReadErrors), security(("bearer" = [])))]
+#[post("/quotes/search")]
+pub async fn search_quotes(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<web::Json<Page<Quote>>> {
+    records::search::<Quotes>(state, p, body).await
+}
+
+/// Create a quote (a draft with the workspace's next number).
+///
+/// Each line names a product or describes what is sold. Prices default to the price
+/// book's (the one named, else the currency's default), else the product's own; tax
+/// rates to the product's. A product of another workspace is a 422 naming
+/// `lines[i].product_id`.
+#[utoipa::path(post, path = "/api/v1/quotes", tag = "quotes", operation_id = "create_quote", request_body = QuoteInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 201, description = "Created", body = Quote, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/quotes")]
+pub async fn create_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::create::<Quotes>(state, p, body).await
+}
+
+/// Get a quote with its lines.
+#[utoipa::path(get, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "get_quote",
+    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived quote")),
+    responses((status = 200, description = "The quote", body = Quote, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
+#[get("/quotes/{id}")]
+pub async fn get_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::get::<Quotes>(state, p, id.into_inner(), q).await
+}
+
+/// Update a quote with a JSON Merge Patch (RFC 7396).
+///
+/// Only drafts can be edited (`lines` replace all lines, and amounts are computed
+/// again); of a sent or decided quote only `status` may change. `status` moves
+/// draft → sent → accepted | rejected | expired. Editing a non-draft and any other status
+/// change are 409 conflicts.
+#[utoipa::path(patch, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "update_quote",
+    request_body(content = QuoteInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The updated quote", body = Quote, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[patch("/quotes/{id}")]
+pub async fn update_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    records::patch::<Quotes>(state, p, id.into_inner(), if_match, body).await
+}
+
+/// Archive a quote, or erase it with `permanent=true` (admins). Its number is not reused.
+#[utoipa::path(delete, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "delete_quote",
+    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
+#[delete("/quotes/{id}")]
+pub async fn delete_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    q: QueryPairs,
+) -> ApiResult<HttpResponse> {
+    records::delete::<Quotes>(state, p, id.into_inner(), if_match, q).await
+}
+
+/// Restore an archived quote.
+#[utoipa::path(post, path = "/api/v1/quotes/{id}/restore", tag = "quotes", operation_id = "restore_quote", params(("id" = String, Path)),
+    responses((status = 200, description = "The restored quote", body = Quote), WriteErrors), security(("bearer" = [])))]
+#[post("/quotes/{id}/restore")]
+pub async fn restore_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    records::restore::<Quotes>(state, p, id.into_inner()).await
+}
+
+/// Accept a sent quote.
+///
+/// With `update_deal_amount: true`, the quote's deal takes the quote's total as its
+/// amount and currency through the deal's own update, in the same transaction. A quote
+/// that is not `sent` is a 409.
+#[utoipa::path(post, path = "/api/v1/quotes/{id}/accept", tag = "quotes", operation_id = "accept_quote",
+    request_body = AcceptQuote, params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The accepted quote", body = Quote, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/quotes/{id}/accept")]
+pub async fn accept_quote(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(Permission::QuotesWrite)?;
+    let accept: AcceptQuote = if body.0.iter().all(u8::is_ascii_whitespace) {
+        AcceptQuote::default()
+    } else {
+        parse_json(&body.0)?
+    };
+    let id = id.into_inner();
+    let row = state
+        .tx(move |c| {
+            let mut changes = Vec::new();
+            let row = records::patch_in::<Quotes>(
+                c,
+                &p,
+                &id,
+                if_match.0,
+                &json!({"status": "accepted"}),
+                &mut changes,
+                &mut records::Known::default(),
+            )?;
+            let deal_changes = if accept.update_deal_amount {
+                update_deal_amount(c, &p, &row)?
+            } else {
+                Vec::new()
+            };
+            records::flush::<Quotes>(c, &p, changes)?;
+            records::flush::<super::deals::Deals>(c, &p, deal_changes)?;
+            Ok(row)
+        })
+        .await?;
+    let version = row.quote.version;
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::extract::etag(version))
+        .json(Quote::from(row)))
+}
+
+/// Sets the quote's deal's amount and currency to the quote's total, through the deal's
+/// own update (its validation, stage rules and history apply); returns the deal's change
+/// for the caller to flush.
+fn update_deal_amount(
+    c: &mut DbConnection,
+    p: &Principal,
+    q: &QuoteRecord,
+) -> ApiResult<Vec<records::Change>> {
+    p.require(Permission::DealsWrite)?;
+    let Some(deal) = q.quote.deal_id.as_deref() else {
+        return Err(ApiError::field(
+            "update_deal_amount",
+            "no_deal",
+            "the quote has no deal",
+        ));
+    };
+    let mut changes = Vec::new();
+    records::patch_in::<super::deals::Deals>(
+        c,
+        p,
+        deal,
+        None,
+        &json!({"amount": q.quote.total, "currency": q.quote.currency}),
+        &mut changes,
+        &mut records::Known::default(),
+    )?;
+    Ok(changes)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_quotes)
+        .service(search_quotes)
+        .service(create_quote)
+        .service(get_quote)
+        .service(update_quote)
+        .service(delete_quote)
+        .service(restore_quote)
+        .service(accept_quote);
+}

@@ -1,0 +1,3 @@
+DROP TABLE price_book_prices;
+DROP TABLE price_books;
+DROP TABLE products;
