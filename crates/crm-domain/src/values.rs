@@ -54,7 +54,14 @@ pub fn phone_digits(s: &str) -> String {
 
 /// An exact decimal amount as a canonical string ("1234.5" stays "1234.5").
 pub fn normalize_decimal(raw: &str) -> Result<String, &'static str> {
-    let d = Decimal::from_str(raw.trim())
+    let plain = raw.trim();
+    if raw.chars().count() > 40 {
+        return Err("must be at most 40 characters long");
+    }
+    if plain.contains(['e', 'E']) {
+        return Err("must be a plain decimal number (no exponent), like \"1234.50\"");
+    }
+    let d = Decimal::from_str(plain)
         .map_err(|_| "must be a decimal number written as a string, like \"1234.50\"")?;
     if d.scale() > 8 {
         return Err("may have at most 8 decimal places");
@@ -148,6 +155,12 @@ mod tests {
         assert_eq!(normalize_decimal("1234.50").as_deref(), Ok("1234.5"));
         assert_eq!(normalize_decimal("0.1").as_deref(), Ok("0.1"));
         assert!(normalize_decimal("1e3x").is_err());
+        assert!(normalize_decimal("1e3").is_err(), "no exponents");
+        assert!(
+            normalize_decimal(&"0".repeat(41)).is_err(),
+            "at most 40 characters"
+        );
+        assert_eq!(normalize_decimal(&"0".repeat(40)).as_deref(), Ok("0"));
         assert!(normalize_decimal("1.123456789").is_err());
     }
 

@@ -367,3 +367,52 @@ async fn a_patch_with_an_unknown_field_is_422_even_with_null() {
     let (s, v) = app.patch(&path, &a.token, json!({"last_name": null})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+#[tokio::test]
+async fn documented_lengths_hold_for_board_filters_and_prices() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, pipelines) = app.get("/api/v1/pipelines", &a.token).await;
+    let pipeline = pipelines["data"][0]["id"].as_str().unwrap().to_string();
+    let long_id = "0".repeat(37);
+    let (s, v) = app
+        .get(
+            &format!("/api/v1/pipelines/{pipeline}/board?owner_id={long_id}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "owner_id");
+
+    let (_, product) = app
+        .post(
+            "/api/v1/products",
+            &a.token,
+            json!({"sku": "P1", "name": "P", "unit_price": "1", "currency": "EUR"}),
+        )
+        .await;
+    let (_, book) = app
+        .post(
+            "/api/v1/price-books",
+            &a.token,
+            json!({"name": "B", "currency": "EUR"}),
+        )
+        .await;
+    let path = format!(
+        "/api/v1/price-books/{}/prices/{}",
+        book["id"].as_str().unwrap(),
+        product["id"].as_str().unwrap()
+    );
+    for price in ["0".repeat(41), "1e3".to_string()] {
+        let (s, v, _) = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&a.token),
+                Some(json!({ "unit_price": price })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{price}: {v}");
+        assert_eq!(v["errors"][0]["field"], "unit_price");
+    }
+}

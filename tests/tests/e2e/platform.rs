@@ -109,6 +109,32 @@ fn migrations_go_up_down_and_up_again() {
     }
 }
 
+/// Both dialects have the same migrations, and no two share a version: diesel keys applied
+/// migrations by the digits of the directory name, so a repeated version is silently skipped.
+#[test]
+fn migrations_match_across_dialects_and_have_unique_versions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let names = |dialect: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(dialect))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let pg = names("postgres");
+    assert_eq!(pg, names("sqlite"), "the same migrations on both databases");
+    let mut versions: Vec<String> = pg
+        .iter()
+        .map(|n| {
+            let (version, _) = n.split_once('_').expect("<version>_<name>");
+            version.chars().filter(char::is_ascii_digit).collect()
+        })
+        .collect();
+    versions.dedup();
+    assert_eq!(versions.len(), pg.len(), "repeated versions in {pg:?}");
+}
+
 #[test]
 fn a_mistyped_database_url_fails_loudly() {
     assert!(crm_db::DatabaseUrl::parse("postgress://x").is_err());

@@ -377,7 +377,11 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
             json!({"deal_id": deal_id, "currency": "EUR", "lines": [{"description": "x", "quantity": "1", "unit_price": "1"}]}),
         )
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "another workspace's deal: {v}");
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "another workspace's deal: {v}"
+    );
 
     let (s, q) = app
         .post(
@@ -404,10 +408,11 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
     assert_eq!(v["status"], "accepted");
 
     let (_, d) = app.get(&format!("/api/v1/deals/{deal_id}"), &a.token).await;
-    assert_eq!((&d["amount"], &d["currency"]), (&json!("64.22"), &json!("EUR")));
-    let (_, feed) = app
-        .get("/api/v1/events?types=deal.updated", &a.token)
-        .await;
+    assert_eq!(
+        (&d["amount"], &d["currency"]),
+        (&json!("64.22"), &json!("EUR"))
+    );
+    let (_, feed) = app.get("/api/v1/events?types=deal.updated", &a.token).await;
     let last = feed["data"].as_array().unwrap().last().unwrap();
     assert_eq!(
         last["changes"]["amount"],

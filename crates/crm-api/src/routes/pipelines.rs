@@ -834,7 +834,16 @@ pub async fn pipeline_board(
                         .map_err(|m| ApiError::field("currency", "invalid_value", m))?,
                 )
             }
-            "owner_id" => f.owner_id = Some(v),
+            "owner_id" => {
+                if v.chars().count() > 36 {
+                    return Err(ApiError::field(
+                        "owner_id",
+                        "too_long",
+                        "must be a user id of at most 36 characters",
+                    ));
+                }
+                f.owner_id = Some(v)
+            }
             "close_from" => f.close_from = Some(date_param("close_from", &v)?),
             "close_to" => f.close_to = Some(date_param("close_to", &v)?),
             _ => {
