@@ -75,15 +75,15 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-openapi:
+openapi: crm-debug
 	@mkdir -p api-spec
-	$(CARGO) run -q -p crm-server --bin crm -- openapi > api-spec/openapi.json.tmp
+	target/debug/crm openapi > api-spec/openapi.json.tmp
 	@mv api-spec/openapi.json.tmp api-spec/openapi.json
 	@echo "wrote api-spec/openapi.json"
 
-openapi-check:
+openapi-check: crm-debug
 	@tmp="$$(mktemp)"; trap 'rm -f "$$tmp"' EXIT; \
-	$(CARGO) run -q -p crm-server --bin crm -- openapi > "$$tmp" || exit 1; \
+	target/debug/crm openapi > "$$tmp" || exit 1; \
 	if ! diff -u api-spec/openapi.json "$$tmp"; then \
 		echo "error: api-spec/openapi.json is out of date; run 'make openapi' and commit the result" >&2; \
 		exit 1; \
@@ -115,9 +115,11 @@ $(PY_VENV)/.installed: $(PY_EXAMPLE)/requirements.txt
 spec-lint: $(TS_DEPS)
 	cd $(TS_EXAMPLE) && npm run --silent lint-spec
 
-# The debug server that the examples run against (examples/with-server.sh).
+# The debug `crm` binary (spec generation, examples/with-server.sh, the fuzzer). Built with
+# the workspace's feature set, so it reuses what `make test` compiled instead of rebuilding
+# the dependencies with the narrower features of crm-server alone.
 crm-debug:
-	$(CARGO) build -q -p crm-server --bin crm
+	$(CARGO) build -q --workspace --bins
 
 examples-typescript: $(TS_DEPS) crm-debug
 	cd $(TS_EXAMPLE) && npm run --silent generate && npm run --silent typecheck
