@@ -89,6 +89,8 @@ impl TestApp {
             db_pool_size: Some(4),
             workers: Some(2),
             auth_cache_ttl: 5,
+            rate_limit: 6000,
+            rate_limit_bulk: 120,
             shutdown_timeout: 5,
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,
@@ -211,6 +213,19 @@ impl TestApp {
     }
 
     /// Adds a user with `role` to the admin's workspace and signs them in.
+    /// Creates an API key with these scopes and returns its secret.
+    pub async fn api_key(&self, admin: &Session, scopes: &[&str]) -> String {
+        let (s, key) = self
+            .post(
+                "/api/v1/api-keys",
+                &admin.token,
+                json!({"name": "Integration", "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{key}");
+        key["secret"].as_str().unwrap().to_string()
+    }
+
     pub async fn user(&self, admin: &Session, role: &str) -> Session {
         let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
         let (s, v) = self

@@ -424,19 +424,28 @@ pub async fn authenticate<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    match principal_of(&req).await {
-        Ok(Some(p)) => {
+    let verdict = match principal_of(&req).await {
+        Ok(Some((p, state))) => {
+            let verdict = crate::ratelimit::count(&state, &p, req.path());
+            if let Some(v) = verdict.filter(|v| !v.allowed) {
+                let mut res = crate::ratelimit::refusal(&v).error_response();
+                crate::ratelimit::add_headers(res.headers_mut(), &v);
+                return Ok(req.into_response(res).map_into_right_body());
+            }
             req.extensions_mut().insert(p);
+            verdict
         }
-        Ok(None) => {}
+        Ok(None) => None,
         Err(e) => return Ok(req.into_response(e.error_response()).map_into_right_body()),
+    };
+    let mut res = next.call(req).await?.map_into_left_body();
+    if let Some(v) = &verdict {
+        crate::ratelimit::add_headers(res.headers_mut(), v);
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    Ok(res)
 }
 
-async fn principal_of(req: &ServiceRequest) -> ApiResult<Option<Principal>> {
+async fn principal_of(req: &ServiceRequest) -> ApiResult<Option<(Principal, web::Data<AppState>)>> {
     let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -454,7 +463,8 @@ async fn principal_of(req: &ServiceRequest) -> ApiResult<Option<Principal>> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(ApiError::internal("application state missing"));
     };
-    resolve(&state, token).await.map(Some)
+    let p = resolve(&state, token).await?;
+    Ok(Some((p, state)))
 }
 
 #[cfg(test)]

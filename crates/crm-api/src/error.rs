@@ -65,6 +65,13 @@ pub enum ApiError {
     /// An operation not applied because another of its atomic batch failed.
     #[error("{0}")]
     FailedDependency(String),
+    /// The caller's request budget for the window is spent (see `ratelimit`).
+    #[error("{limit} requests per {window} s are allowed; retry in {retry_after} s")]
+    TooManyRequests {
+        limit: u32,
+        window: u32,
+        retry_after: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -94,6 +101,7 @@ impl ApiError {
             }
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::FailedDependency(_) => ("failed-dependency", "Not applied"),
+            ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -162,6 +170,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -181,6 +190,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         res.json(self.problem())
     }

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod listing;
 pub mod observe;
 pub mod openapi;
+pub mod ratelimit;
 pub mod records;
 pub mod routes;
 pub mod state;

@@ -69,6 +69,71 @@ impl Modify for BodyErrors {
     }
 }
 
+/// Every operation under `/api/v1` can answer 429 when its caller's budget is spent (see
+/// `ratelimit`); the request carried credentials, so public operations are counted too.
+struct RateLimited;
+
+impl Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut response = ResponseBuilder::new().description(
+            "Too many requests: the caller's budget for the window (per user or API key; \
+             batches and imports have their own) is spent. Every authenticated response \
+             carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and \
+             `RateLimit-Policy`.",
+        );
+        for (name, description) in [
+            ("Retry-After", "Seconds until the budget renews"),
+            ("RateLimit-Limit", "Requests allowed per window"),
+            ("RateLimit-Remaining", "Requests left in this window"),
+            ("RateLimit-Reset", "Seconds until the window ends"),
+        ] {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0));
+            response = response.header(
+                name,
+                HeaderBuilder::new()
+                    .schema(schema)
+                    .description(Some(description))
+                    .build(),
+            );
+        }
+        let response = response
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .responses
+            .insert("TooManyRequests".to_string(), response.into());
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                op.responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| Ref::new("#/components/responses/TooManyRequests").into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -77,7 +142,7 @@ impl Modify for BodyErrors {
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The server that serves this document")),
-    modifiers(&Security, &BodyErrors),
+    modifiers(&Security, &BodyErrors, &RateLimited),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,

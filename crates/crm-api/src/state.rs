@@ -20,6 +20,8 @@ pub struct ApiConfig {
     /// role or an API key's validity (0: read the database on every request). Changes
     /// made through this process apply at once; through another one, within this time.
     pub auth_cache_ttl: std::time::Duration,
+    /// Requests per caller and minute (see [`crate::ratelimit`]).
+    pub rate_limits: crate::ratelimit::Limits,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -32,6 +34,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -41,15 +44,18 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<ApiConfig>,
     pub auth_cache: Arc<AuthCache>,
+    pub rate_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl AppState {
     pub fn new(pool: Pool, config: Arc<ApiConfig>) -> AppState {
         let auth_cache = Arc::new(AuthCache::new(config.auth_cache_ttl));
+        let rate_limiter = Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limits));
         AppState {
             pool,
             config,
             auth_cache,
+            rate_limiter,
         }
     }
 

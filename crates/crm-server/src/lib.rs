@@ -116,6 +116,19 @@ pub struct Settings {
     /// time (through this one, at once). 0 checks the database on every request.
     #[arg(long, env = "CRM_AUTH_CACHE_TTL", default_value_t = 5, global = true)]
     pub auth_cache_ttl: u64,
+    /// Requests per minute each user and each API key may make (0: no limit). Past it the
+    /// API answers 429 with `Retry-After`; every response carries `RateLimit-*` headers.
+    #[arg(long, env = "CRM_RATE_LIMIT", default_value_t = 6000, global = true)]
+    pub rate_limit: u32,
+    /// Bulk requests (batches, imports) per minute each user and each API key may make,
+    /// counted apart from the others (0: no limit).
+    #[arg(
+        long,
+        env = "CRM_RATE_LIMIT_BULK",
+        default_value_t = 120,
+        global = true
+    )]
+    pub rate_limit_bulk: u32,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -194,6 +207,10 @@ impl Settings {
             max_body_bytes: self.max_body_bytes,
             webhook_allow_private: self.webhook_allow_private,
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_ttl),
+            rate_limits: crm_api::ratelimit::Limits {
+                per_window: self.rate_limit,
+                bulk_per_window: self.rate_limit_bulk,
+            },
         })
     }
 

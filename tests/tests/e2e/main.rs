@@ -14,6 +14,7 @@ mod lists;
 mod platform;
 mod products;
 mod quotes;
+mod ratelimit;
 mod search;
 mod teams;
 mod webhooks;

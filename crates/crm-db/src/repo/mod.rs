@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod leads;
 pub mod pipelines;
 pub mod quotes;
+pub mod rate_limits;
 pub mod records;
 pub mod teams;
 pub mod timeline;
