@@ -230,21 +230,15 @@ pub async fn list_activities(
 }
 
 record_handlers! {
-    Activities {
-        dto: Activity, input: ActivityInput, path: "/activities", tag: "activities",
-        plural: "activities", singular: "activity", a: "an activity",
-    }
+    Activities { dto: Activity, input: ActivityInput, path: "/activities", tag: "activities",
+                 plural: "activities", singular: "activity", a: "an activity" }
     /// Create, update, upsert and archive up to 1000 activities in one request.
     batch batch_activities;
     /// Search activities with the full filter language (`contacts.id` for linked records).
-    search search_activities;
-    create create_activity;
-    get get_activity;
+    search search_activities; create create_activity; get get_activity;
     /// Update an activity with a JSON Merge Patch (RFC 7396); an id array (`contact_ids`)
     /// replaces that set of links.
-    update update_activity;
-    delete delete_activity;
-    restore restore_activity;
+    update update_activity; delete delete_activity; restore restore_activity;
 }
 
 /// Most activities a calendar answer holds.

@@ -83,22 +83,14 @@ impl Record for Companies {
 }
 
 record_handlers! {
-    Companies {
-        dto: Company, input: CompanyInput, path: "/companies", tag: "companies",
-        plural: "companies", singular: "company", a: "a company",
-    }
+    Companies { dto: Company, input: CompanyInput, path: "/companies", tag: "companies",
+                plural: "companies", singular: "company", a: "a company" }
     /// List companies.
     ///
     /// Filters come as query parameters: `industry=Retail`, `annual_revenue[gte]=1000000`,
     /// `contacts.lifecycle_stage=mature`, `custom.segment=enterprise`.
-    list list_companies;
-    batch batch_companies;
-    search search_companies;
-    create create_company;
-    get get_company;
-    update update_company;
-    delete delete_company;
-    restore restore_company;
+    list list_companies; batch batch_companies; search search_companies; create create_company;
+    get get_company; update update_company; delete delete_company; restore restore_company;
 }
 
 /// The contacts linked to a company.

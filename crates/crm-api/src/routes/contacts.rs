@@ -100,22 +100,16 @@ impl Record for Contacts {
 }
 
 record_handlers! {
-    Contacts {
-        dto: Contact, input: ContactInput, path: "/contacts", tag: "contacts",
-        plural: "contacts", singular: "contact", a: "a contact",
-    }
+    Contacts { dto: Contact, input: ContactInput, path: "/contacts", tag: "contacts",
+               plural: "contacts", singular: "contact", a: "a contact" }
     /// List contacts.
     ///
     /// Filters come as query parameters: `lifecycle_stage=mature`, `created_at[gte]=2026-01-01`,
     /// `tags[contains]=vip`, `companies.industry=Retail`, `custom.score[gt]=3`.
-    list list_contacts;
-    batch batch_contacts;
-    search search_contacts;
-    create create_contact;
+    list list_contacts; batch batch_contacts; search search_contacts; create create_contact;
     get get_contact;
     update update_contact { if_match: "The ETag last read; 412 if the contact changed since" };
-    delete delete_contact;
-    restore restore_contact;
+    delete delete_contact; restore restore_contact;
 }
 
 /// Every lifecycle stage the contact has been in, oldest first.

@@ -305,10 +305,8 @@ pub(crate) fn move_all(
 }
 
 record_handlers! {
-    Deals {
-        dto: Deal, input: DealInput, path: "/deals", tag: "deals",
-        plural: "deals", singular: "deal", a: "a deal",
-    }
+    Deals { dto: Deal, input: DealInput, path: "/deals", tag: "deals",
+            plural: "deals", singular: "deal", a: "a deal" }
     /// List deals.
     ///
     /// Filters come as query parameters: `stage_id=…`, `owner_id=…`, `amount[gte]=10000`,
@@ -321,15 +319,11 @@ record_handlers! {
     /// a failed operation changes nothing and the others stand; with `atomic: true`, the first
     /// failure rolls back all of them (the others then answer 424). Stage moves are recorded
     /// in the stage history as for a `PATCH`.
-    batch batch_deals;
-    search search_deals;
-    create create_deal;
-    get get_deal;
+    batch batch_deals; search search_deals; create create_deal; get get_deal;
     /// Update a deal with a JSON Merge Patch (RFC 7396); moving it to another stage is a patch
     /// of `stage_id`.
     update update_deal { if_match: "The ETag last read; 412 if the deal changed since" };
-    delete delete_deal;
-    restore restore_deal;
+    delete delete_deal; restore restore_deal;
 }
 
 /// A deal's move from one stage to another.

@@ -98,10 +98,8 @@ impl Record for Leads {
 }
 
 record_handlers! {
-    Leads {
-        dto: Lead, input: LeadInput, path: "/leads", tag: "leads",
-        plural: "leads", singular: "lead", a: "a lead",
-    }
+    Leads { dto: Lead, input: LeadInput, path: "/leads", tag: "leads",
+            plural: "leads", singular: "lead", a: "a lead" }
     /// List leads.
     ///
     /// Filters come as query parameters: `status=working`, `score[gte]=50`, `source=web_form`,
@@ -113,21 +111,17 @@ record_handlers! {
     /// a failed operation changes nothing and the others stand; with `atomic: true`, the first
     /// failure rolls back all of them (the others then answer 424). New leads without an owner
     /// are assigned by the assignment rules, as with `POST /leads`.
-    batch batch_leads;
-    search search_leads;
+    batch batch_leads; search search_leads;
     /// Create a lead.
     ///
     /// Without `owner_id`, the first active assignment rule (by `position`) whose filter
     /// matches the lead picks its owner; the `lead.created` event shows it.
-    create create_lead;
-    get get_lead;
+    create create_lead; get get_lead;
     /// Update a lead with a JSON Merge Patch (RFC 7396).
     ///
     /// `status: disqualified` needs `disqualified_reason`; `converted` is set only by
     /// conversion, and the `converted_*` fields are read-only.
-    update update_lead;
-    delete delete_lead;
-    restore restore_lead;
+    update update_lead; delete delete_lead; restore restore_lead;
 }
 
 /// How to convert a lead. The contact is created from the lead (names, e-mail, phone,

@@ -86,24 +86,18 @@ impl Record for PriceBooks {
 }
 
 record_handlers! {
-    PriceBooks {
-        dto: PriceBook, input: PriceBookInput, path: "/price-books", tag: "price-books",
-        plural: "price books", singular: "price_book", a: "a price_book",
-    }
+    PriceBooks { dto: PriceBook, input: PriceBookInput, path: "/price-books", tag: "price-books",
+                 plural: "price books", singular: "price_book", a: "a price_book" }
     /// List price books.
     ///
     /// Filters come as query parameters: `currency=EUR`, `is_default=true`, `active=true`.
     /// Price books have no free text: `q` is a 422.
-    list list_price_books;
-    search search_price_books;
+    list list_price_books; search search_price_books;
     /// Create a price book. A second live default for a currency is a 409 naming the
     /// current one (`existing_id`).
-    create create_price_book;
-    get get_price_book;
-    update update_price_book;
+    create create_price_book; get get_price_book; update update_price_book;
     /// Archive a price book, or erase it with `permanent=true` (admins; its prices go with it).
-    delete delete_price_book;
-    restore restore_price_book;
+    delete delete_price_book; restore restore_price_book;
 }
 
 /// The live price book `id`, or 404.

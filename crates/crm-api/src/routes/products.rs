@@ -77,26 +77,20 @@ impl Record for Products {
 }
 
 record_handlers! {
-    Products {
-        dto: Product, input: ProductInput, path: "/products", tag: "products",
-        plural: "products", singular: "product", a: "a product",
-    }
+    Products { dto: Product, input: ProductInput, path: "/products", tag: "products",
+               plural: "products", singular: "product", a: "a product" }
     /// List products.
     ///
     /// Filters come as query parameters: `active=true`, `currency=EUR`,
     /// `unit_price[lte]=100`, `sku[starts_with]=SUP-`; `q` matches sku and name.
     list list_products;
     /// Create, update, upsert (`match_on: "sku"`) and archive up to 1000 products in one request.
-    batch batch_products;
-    search search_products;
+    batch batch_products; search search_products;
     /// Create a product. A `sku` already used in the workspace is a 409 naming the product
     /// that holds it (`existing_id`).
-    create create_product;
-    get get_product;
-    update update_product;
+    create create_product; get get_product; update update_product;
     /// Archive a product, or erase it with `permanent=true` (admins; its prices go with it).
-    delete delete_product;
-    restore restore_product;
+    delete delete_product; restore restore_product;
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

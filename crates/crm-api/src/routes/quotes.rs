@@ -469,17 +469,14 @@ impl Record for Quotes {
 }
 
 record_handlers! {
-    Quotes {
-        dto: Quote, input: QuoteInput, path: "/quotes", tag: "quotes",
-        plural: "quotes", singular: "quote", a: "a quote",
-    }
+    Quotes { dto: Quote, input: QuoteInput, path: "/quotes", tag: "quotes",
+             plural: "quotes", singular: "quote", a: "a quote" }
     /// List quotes (without their lines).
     ///
     /// Filters come as query parameters: `status=sent`, `deal_id=…`, `total[gte]=1000`,
     /// `valid_until[lt]=2027-01-01`; sort by `number`, `total`, `valid_until`, ….
     /// Quotes have no free text: `q` is a 422.
-    list list_quotes;
-    search search_quotes;
+    list list_quotes; search search_quotes;
     /// Create a quote (a draft with the workspace's next number).
     ///
     /// Each line names a product or describes what is sold. Prices default to the price
@@ -497,8 +494,7 @@ record_handlers! {
     /// change are 409 conflicts.
     update update_quote;
     /// Archive a quote, or erase it with `permanent=true` (admins). Its number is not reused.
-    delete delete_quote;
-    restore restore_quote;
+    delete delete_quote; restore restore_quote;
 }
 
 /// Accept a sent quote.
