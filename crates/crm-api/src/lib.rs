@@ -6,6 +6,7 @@ pub mod dto;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod handlers;
 pub mod idempotency;
 pub mod listing;
 pub mod observe;

@@ -34,169 +34,82 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
+    /// Whether the role holds `p`: the roles column of the `permissions!` table.
     pub fn permits(&self, p: Permission) -> bool {
-        use Permission::*;
-        match self {
-            Role::Admin => true,
-            Role::Manager => !matches!(
-                p,
-                UsersWrite | ApiKeysManage | WebhooksManage | FieldsWrite | RecordsPurge
-            ),
-            Role::Sales => matches!(
-                p,
-                ContactsRead
-                    | ContactsWrite
-                    | CompaniesRead
-                    | CompaniesWrite
-                    | LeadsRead
-                    | LeadsWrite
-                    | FieldsRead
-                    | UsersRead
-                    | TeamsRead
-                    | DealsRead
-                    | DealsWrite
-                    | ActivitiesRead
-                    | ActivitiesWrite
-                    | ProductsRead
-                    | QuotesRead
-                    | QuotesWrite
-            ),
-            Role::Support => matches!(
-                p,
-                ContactsRead
-                    | ContactsWrite
-                    | CompaniesRead
-                    | LeadsRead
-                    | DealsRead
-                    | FieldsRead
-                    | UsersRead
-                    | TeamsRead
-                    | ActivitiesRead
-                    | ActivitiesWrite
-                    | ProductsRead
-                    | QuotesRead
-            ),
-            Role::Viewer => matches!(
-                p,
-                ContactsRead
-                    | CompaniesRead
-                    | LeadsRead
-                    | DealsRead
-                    | FieldsRead
-                    | UsersRead
-                    | TeamsRead
-                    | ActivitiesRead
-                    | ProductsRead
-                    | QuotesRead
-            ),
-        }
+        p.roles().contains(self)
     }
 }
 
-/// What an operation requires. API keys carry these directly as scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    ContactsRead,
-    ContactsWrite,
-    CompaniesRead,
-    CompaniesWrite,
-    FieldsRead,
-    FieldsWrite,
-    UsersRead,
-    UsersWrite,
-    TeamsRead,
-    TeamsWrite,
+/// Declares [`Permission`] from one table, a row per permission: the variant (with its
+/// doc comment), its scope name, and the roles that hold it.
+macro_rules! permissions {
+    ($( $(#[$doc:meta])* $p:ident $scope:literal [$($role:ident)*] )*) => {
+        /// What an operation requires. API keys carry these directly as scopes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $( $(#[$doc])* $p, )*
+        }
+
+        impl Permission {
+            pub const ALL: [Permission; [$(stringify!($p)),*].len()] = [$(Permission::$p),*];
+
+            /// The scope name, as API keys list it and 403 responses name it.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $( Permission::$p => $scope, )*
+                }
+            }
+
+            /// The roles that hold this permission.
+            pub fn roles(&self) -> &'static [Role] {
+                match self {
+                    $( Permission::$p => &[$(Role::$role),*], )*
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    // permission        scope name               roles that hold it
+    ContactsRead         "contacts:read"          [Admin Manager Sales Support Viewer]
+    ContactsWrite        "contacts:write"         [Admin Manager Sales Support]
+    CompaniesRead        "companies:read"         [Admin Manager Sales Support Viewer]
+    CompaniesWrite       "companies:write"        [Admin Manager Sales]
+    FieldsRead           "fields:read"            [Admin Manager Sales Support Viewer]
+    FieldsWrite          "fields:write"           [Admin]
+    UsersRead            "users:read"             [Admin Manager Sales Support Viewer]
+    UsersWrite           "users:write"            [Admin]
+    TeamsRead            "teams:read"             [Admin Manager Sales Support Viewer]
+    TeamsWrite           "teams:write"            [Admin Manager]
     /// Reading the change feed (`/events`).
-    EventsRead,
+    EventsRead           "events:read"            [Admin Manager]
     /// Reading the audit log.
-    AuditRead,
+    AuditRead            "audit:read"             [Admin Manager]
     /// Webhook subscriptions: they see every change, so only admins manage them.
-    WebhooksManage,
-    ApiKeysManage,
+    WebhooksManage       "webhooks:manage"        [Admin]
+    ApiKeysManage        "api_keys:manage"        [Admin]
     /// Erasing records for good (`DELETE …?permanent=true`).
-    RecordsPurge,
-    LeadsRead,
-    LeadsWrite,
+    RecordsPurge         "records:purge"          [Admin]
+    LeadsRead            "leads:read"             [Admin Manager Sales Support Viewer]
+    LeadsWrite           "leads:write"            [Admin Manager Sales]
     /// Managing the rules that distribute new leads to reps.
-    AssignmentRulesWrite,
+    AssignmentRulesWrite "assignment_rules:write" [Admin Manager]
     /// Reading deals, and the pipelines they move through.
-    DealsRead,
-    DealsWrite,
+    DealsRead            "deals:read"             [Admin Manager Sales Support Viewer]
+    DealsWrite           "deals:write"            [Admin Manager Sales]
     /// Creating and changing pipelines and their stages.
-    PipelinesWrite,
-    ActivitiesRead,
-    ActivitiesWrite,
+    PipelinesWrite       "pipelines:write"        [Admin Manager]
+    ActivitiesRead       "activities:read"        [Admin Manager Sales Support Viewer]
+    ActivitiesWrite      "activities:write"       [Admin Manager Sales Support]
     /// The product catalogue and its price books.
-    ProductsRead,
-    ProductsWrite,
-    QuotesRead,
-    QuotesWrite,
+    ProductsRead         "products:read"          [Admin Manager Sales Support Viewer]
+    ProductsWrite        "products:write"         [Admin Manager]
+    QuotesRead           "quotes:read"            [Admin Manager Sales Support Viewer]
+    QuotesWrite          "quotes:write"           [Admin Manager Sales]
 }
 
 impl Permission {
-    pub const ALL: [Permission; 27] = [
-        Permission::ContactsRead,
-        Permission::ContactsWrite,
-        Permission::CompaniesRead,
-        Permission::CompaniesWrite,
-        Permission::FieldsRead,
-        Permission::FieldsWrite,
-        Permission::UsersRead,
-        Permission::UsersWrite,
-        Permission::TeamsRead,
-        Permission::TeamsWrite,
-        Permission::EventsRead,
-        Permission::AuditRead,
-        Permission::WebhooksManage,
-        Permission::ApiKeysManage,
-        Permission::RecordsPurge,
-        Permission::LeadsRead,
-        Permission::LeadsWrite,
-        Permission::AssignmentRulesWrite,
-        Permission::DealsRead,
-        Permission::DealsWrite,
-        Permission::PipelinesWrite,
-        Permission::ActivitiesRead,
-        Permission::ActivitiesWrite,
-        Permission::ProductsRead,
-        Permission::ProductsWrite,
-        Permission::QuotesRead,
-        Permission::QuotesWrite,
-    ];
-
-    /// The scope name, as API keys list it and 403 responses name it.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Permission::ContactsRead => "contacts:read",
-            Permission::ContactsWrite => "contacts:write",
-            Permission::CompaniesRead => "companies:read",
-            Permission::CompaniesWrite => "companies:write",
-            Permission::FieldsRead => "fields:read",
-            Permission::FieldsWrite => "fields:write",
-            Permission::UsersRead => "users:read",
-            Permission::UsersWrite => "users:write",
-            Permission::TeamsRead => "teams:read",
-            Permission::TeamsWrite => "teams:write",
-            Permission::EventsRead => "events:read",
-            Permission::AuditRead => "audit:read",
-            Permission::WebhooksManage => "webhooks:manage",
-            Permission::ApiKeysManage => "api_keys:manage",
-            Permission::RecordsPurge => "records:purge",
-            Permission::LeadsRead => "leads:read",
-            Permission::LeadsWrite => "leads:write",
-            Permission::AssignmentRulesWrite => "assignment_rules:write",
-            Permission::DealsRead => "deals:read",
-            Permission::DealsWrite => "deals:write",
-            Permission::PipelinesWrite => "pipelines:write",
-            Permission::ActivitiesRead => "activities:read",
-            Permission::ActivitiesWrite => "activities:write",
-            Permission::ProductsRead => "products:read",
-            Permission::ProductsWrite => "products:write",
-            Permission::QuotesRead => "quotes:read",
-            Permission::QuotesWrite => "quotes:write",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Permission> {
         Permission::ALL.into_iter().find(|p| p.as_str() == s)
     }
@@ -266,6 +179,13 @@ mod tests {
             assert!(r.permits(Permission::QuotesRead));
             assert_eq!(r.permits(Permission::ProductsWrite), boss);
             assert_eq!(r.permits(Permission::QuotesWrite), boss || r == Role::Sales);
+        }
+    }
+
+    #[test]
+    fn admins_hold_every_permission() {
+        for p in Permission::ALL {
+            assert!(Role::Admin.permits(p), "{p:?}");
         }
     }
 

@@ -6,12 +6,13 @@ use crate::dto::activities::{
     self as dto, Activity, ActivityInput, CalendarPage, CheckedActivity, TimelineData,
     TimelineItem, TimelinePage,
 };
-use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page, RelatedCatalogue, SearchRequest};
+use crate::error::{ApiError, ApiResult, ReadErrors};
+use crate::extract::QueryPairs;
+use crate::handlers::record_handlers;
+use crate::listing::{Catalogue, ListParams, Page, RelatedCatalogue};
 use crate::records::{self, Record};
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{get, web};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -228,100 +229,16 @@ pub async fn list_activities(
     records::list::<Activities>(state, p, q).await
 }
 
-/// Create, update, upsert and archive up to 1000 activities in one request.
-#[utoipa::path(post, path = "/api/v1/activities/batch", tag = "activities", operation_id = "batch_activities", request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
-#[post("/activities/batch")]
-pub async fn batch_activities(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    crate::batch::batch::<Activities>(state, p, body).await
-}
-
-/// Search activities with the full filter language (`contacts.id` for linked records).
-#[utoipa::path(post, path = "/api/v1/activities/search", tag = "activities", operation_id = "search_activities", request_body = SearchRequest,
-    responses((status = 200, description = "A page of activities", body = Page<Activity>), ReadErrors), security(("bearer" = [])))]
-#[post("/activities/search")]
-pub async fn search_activities(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Activity>>> {
-    records::search::<Activities>(state, p, body).await
-}
-
-/// Create an activity.
-#[utoipa::path(post, path = "/api/v1/activities", tag = "activities", operation_id = "create_activity", request_body = ActivityInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Activity, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/activities")]
-pub async fn create_activity(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Activities>(state, p, body).await
-}
-
-/// Get an activity.
-#[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "get_activity",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived activity")),
-    responses((status = 200, description = "The activity", body = Activity, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/activities/{id}")]
-pub async fn get_activity(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Activities>(state, p, id.into_inner(), q).await
-}
-
-/// Update an activity with a JSON Merge Patch (RFC 7396); an id array (`contact_ids`)
-/// replaces that set of links.
-#[utoipa::path(patch, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "update_activity",
-    request_body(content = ActivityInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The updated activity", body = Activity, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/activities/{id}")]
-pub async fn update_activity(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Activities>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive an activity, or erase it with `permanent=true` (admins).
-#[utoipa::path(delete, path = "/api/v1/activities/{id}", tag = "activities", operation_id = "delete_activity",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/activities/{id}")]
-pub async fn delete_activity(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Activities>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived activity.
-#[utoipa::path(post, path = "/api/v1/activities/{id}/restore", tag = "activities", operation_id = "restore_activity", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored activity", body = Activity), WriteErrors), security(("bearer" = [])))]
-#[post("/activities/{id}/restore")]
-pub async fn restore_activity(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Activities>(state, p, id.into_inner()).await
+record_handlers! {
+    Activities { dto: Activity, input: ActivityInput, path: "/activities", tag: "activities",
+                 plural: "activities", singular: "activity", a: "an activity" }
+    /// Create, update, upsert and archive up to 1000 activities in one request.
+    batch batch_activities;
+    /// Search activities with the full filter language (`contacts.id` for linked records).
+    search search_activities; create create_activity; get get_activity;
+    /// Update an activity with a JSON Merge Patch (RFC 7396); an id array (`contact_ids`)
+    /// replaces that set of links.
+    update update_activity; delete delete_activity; restore restore_activity;
 }
 
 /// Most activities a calendar answer holds.
@@ -666,13 +583,7 @@ pub async fn get_company_timeline(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_activities)
-        .service(batch_activities)
-        .service(search_activities)
-        .service(create_activity)
-        .service(get_activity)
-        .service(update_activity)
-        .service(delete_activity)
-        .service(restore_activity)
+        .configure(record_routes)
         .service(get_calendar)
         .service(get_contact_timeline)
         .service(get_company_timeline);

@@ -3,12 +3,12 @@
 use super::contacts::ContactLink;
 use crate::auth::{Auth, Principal};
 use crate::dto::companies::{new_row, Company, CompanyInput};
-use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
-use crate::records::{self, Record};
+use crate::error::{ApiError, ApiResult, ReadErrors};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
+use crate::records::Record;
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{get, web};
 use crm_db::models::CompanyRow;
 use crm_db::repo::contacts as repo;
 use crm_db::{DbConnection, RepoError};
@@ -82,118 +82,15 @@ impl Record for Companies {
     }
 }
 
-/// List companies.
-///
-/// Filters come as query parameters: `industry=Retail`, `annual_revenue[gte]=1000000`,
-/// `contacts.lifecycle_stage=mature`, `custom.segment=enterprise`.
-#[utoipa::path(get, path = "/api/v1/companies", tag = "companies", operation_id = "list_companies", params(ListParams),
-    responses((status = 200, description = "A page of companies", body = Page<Company>), ReadErrors), security(("bearer" = [])))]
-#[get("/companies")]
-pub async fn list_companies(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<Company>>> {
-    records::list::<Companies>(state, p, q).await
-}
-
-/// Create, update, upsert and archive up to 1000 companies in one request.
-///
-/// Operations run in order; each result sits at its operation's index. Without `atomic`,
-/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
-/// failure rolls back all of them (the others then answer 424).
-#[utoipa::path(post, path = "/api/v1/companies/batch", tag = "companies", operation_id = "batch_companies", request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
-#[post("/companies/batch")]
-pub async fn batch_companies(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    crate::batch::batch::<Companies>(state, p, body).await
-}
-
-/// Search companies with the full filter language.
-#[utoipa::path(post, path = "/api/v1/companies/search", tag = "companies", operation_id = "search_companies", request_body = SearchRequest,
-    responses((status = 200, description = "A page of companies", body = Page<Company>), ReadErrors), security(("bearer" = [])))]
-#[post("/companies/search")]
-pub async fn search_companies(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Company>>> {
-    records::search::<Companies>(state, p, body).await
-}
-
-/// Create a company.
-#[utoipa::path(post, path = "/api/v1/companies", tag = "companies", operation_id = "create_company", request_body = CompanyInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Company, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/companies")]
-pub async fn create_company(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Companies>(state, p, body).await
-}
-
-/// Get a company.
-#[utoipa::path(get, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "get_company",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived company")),
-    responses((status = 200, description = "The company", body = Company, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/companies/{id}")]
-pub async fn get_company(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Companies>(state, p, id.into_inner(), q).await
-}
-
-/// Update a company with a JSON Merge Patch (RFC 7396).
-#[utoipa::path(patch, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "update_company",
-    request_body(content = CompanyInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The updated company", body = Company, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/companies/{id}")]
-pub async fn update_company(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Companies>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a company, or erase it with `permanent=true` (admins).
-#[utoipa::path(delete, path = "/api/v1/companies/{id}", tag = "companies", operation_id = "delete_company",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/companies/{id}")]
-pub async fn delete_company(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Companies>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived company.
-#[utoipa::path(post, path = "/api/v1/companies/{id}/restore", tag = "companies", operation_id = "restore_company", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored company", body = Company), WriteErrors), security(("bearer" = [])))]
-#[post("/companies/{id}/restore")]
-pub async fn restore_company(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Companies>(state, p, id.into_inner()).await
+record_handlers! {
+    Companies { dto: Company, input: CompanyInput, path: "/companies", tag: "companies",
+                plural: "companies", singular: "company", a: "a company" }
+    /// List companies.
+    ///
+    /// Filters come as query parameters: `industry=Retail`, `annual_revenue[gte]=1000000`,
+    /// `contacts.lifecycle_stage=mature`, `custom.segment=enterprise`.
+    list list_companies; batch batch_companies; search search_companies; create create_company;
+    get get_company; update update_company; delete delete_company; restore restore_company;
 }
 
 /// The contacts linked to a company.
@@ -231,13 +128,5 @@ pub async fn list_company_contacts(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_companies)
-        .service(batch_companies)
-        .service(search_companies)
-        .service(create_company)
-        .service(get_company)
-        .service(update_company)
-        .service(delete_company)
-        .service(restore_company)
-        .service(list_company_contacts);
+    cfg.configure(record_routes).service(list_company_contacts);
 }

@@ -4,9 +4,10 @@ use crate::auth::{Auth, Principal};
 use crate::dto::companies::Company;
 use crate::dto::contacts::{new_row, Contact, ContactInput, LifecycleChange};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
-use crate::records::{self, Record};
+use crate::extract::{parse_json, RawJson};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
+use crate::records::Record;
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -98,118 +99,17 @@ impl Record for Contacts {
     }
 }
 
-/// List contacts.
-///
-/// Filters come as query parameters: `lifecycle_stage=mature`, `created_at[gte]=2026-01-01`,
-/// `tags[contains]=vip`, `companies.industry=Retail`, `custom.score[gt]=3`.
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", operation_id = "list_contacts", params(ListParams),
-    responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
-#[get("/contacts")]
-pub async fn list_contacts(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<Contact>>> {
-    records::list::<Contacts>(state, p, q).await
-}
-
-/// Create, update, upsert and archive up to 1000 contacts in one request.
-///
-/// Operations run in order; each result sits at its operation's index. Without `atomic`,
-/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
-/// failure rolls back all of them (the others then answer 424).
-#[utoipa::path(post, path = "/api/v1/contacts/batch", tag = "contacts", operation_id = "batch_contacts", request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
-#[post("/contacts/batch")]
-pub async fn batch_contacts(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    crate::batch::batch::<Contacts>(state, p, body).await
-}
-
-/// Search contacts with the full filter language.
-#[utoipa::path(post, path = "/api/v1/contacts/search", tag = "contacts", operation_id = "search_contacts", request_body = SearchRequest,
-    responses((status = 200, description = "A page of contacts", body = Page<Contact>), ReadErrors), security(("bearer" = [])))]
-#[post("/contacts/search")]
-pub async fn search_contacts(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Contact>>> {
-    records::search::<Contacts>(state, p, body).await
-}
-
-/// Create a contact.
-#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", operation_id = "create_contact", request_body = ContactInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Contact, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/contacts")]
-pub async fn create_contact(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Contacts>(state, p, body).await
-}
-
-/// Get a contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "get_contact",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived contact")),
-    responses((status = 200, description = "The contact", body = Contact, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/contacts/{id}")]
-pub async fn get_contact(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Contacts>(state, p, id.into_inner(), q).await
-}
-
-/// Update a contact with a JSON Merge Patch (RFC 7396).
-#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "update_contact",
-    request_body(content = ContactInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the contact changed since")),
-    responses((status = 200, description = "The updated contact", body = Contact, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/contacts/{id}")]
-pub async fn update_contact(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Contacts>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a contact, or erase it with `permanent=true` (admins).
-#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "delete_contact",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/contacts/{id}")]
-pub async fn delete_contact(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Contacts>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived contact.
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/restore", tag = "contacts", operation_id = "restore_contact", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored contact", body = Contact), WriteErrors), security(("bearer" = [])))]
-#[post("/contacts/{id}/restore")]
-pub async fn restore_contact(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Contacts>(state, p, id.into_inner()).await
+record_handlers! {
+    Contacts { dto: Contact, input: ContactInput, path: "/contacts", tag: "contacts",
+               plural: "contacts", singular: "contact", a: "a contact" }
+    /// List contacts.
+    ///
+    /// Filters come as query parameters: `lifecycle_stage=mature`, `created_at[gte]=2026-01-01`,
+    /// `tags[contains]=vip`, `companies.industry=Retail`, `custom.score[gt]=3`.
+    list list_contacts; batch batch_contacts; search search_contacts; create create_contact;
+    get get_contact;
+    update update_contact { if_match: "The ETag last read; 412 if the contact changed since" };
+    delete delete_contact; restore restore_contact;
 }
 
 /// Every lifecycle stage the contact has been in, oldest first.
@@ -481,14 +381,7 @@ pub async fn unlink_company(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_contacts)
-        .service(batch_contacts)
-        .service(search_contacts)
-        .service(create_contact)
-        .service(get_contact)
-        .service(update_contact)
-        .service(delete_contact)
-        .service(restore_contact)
+    cfg.configure(record_routes)
         .service(lifecycle_history)
         .service(list_contact_companies)
         .service(link_company)

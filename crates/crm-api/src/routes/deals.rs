@@ -3,12 +3,13 @@
 use crate::auth::{Auth, Principal};
 use crate::dto::common::utc;
 use crate::dto::deals::{CheckedDeal, Deal, DealInput};
-use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{id_page, id_page_params, IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
+use crate::error::{ApiError, ApiResult, ReadErrors};
+use crate::extract::{id_page, id_page_params, QueryPairs};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
 use crate::records::{self, Change, Record};
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{get, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use crm_db::models::{DealChanges, DealRow, StageChangeRow, StageRow};
 use crm_db::repo::deals as repo;
@@ -303,121 +304,26 @@ pub(crate) fn move_all(
     Ok(changes)
 }
 
-/// List deals.
-///
-/// Filters come as query parameters: `stage_id=…`, `owner_id=…`, `amount[gte]=10000`,
-/// `expected_close_date[lte]=2027-03-31`, `custom.segment=enterprise`; free text `q`
-/// matches the name.
-#[utoipa::path(get, path = "/api/v1/deals", tag = "deals", operation_id = "list_deals", params(ListParams),
-    responses((status = 200, description = "A page of deals", body = Page<Deal>), ReadErrors), security(("bearer" = [])))]
-#[get("/deals")]
-pub async fn list_deals(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<Deal>>> {
-    records::list::<Deals>(state, p, q).await
-}
-
-/// Create, update, upsert and archive up to 1000 deals in one request.
-///
-/// Operations run in order; each result sits at its operation's index. Without `atomic`,
-/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
-/// failure rolls back all of them (the others then answer 424). Stage moves are recorded
-/// in the stage history as for a `PATCH`.
-#[utoipa::path(post, path = "/api/v1/deals/batch", tag = "deals", operation_id = "batch_deals", request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
-#[post("/deals/batch")]
-pub async fn batch_deals(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    crate::batch::batch::<Deals>(state, p, body).await
-}
-
-/// Search deals with the full filter language.
-#[utoipa::path(post, path = "/api/v1/deals/search", tag = "deals", operation_id = "search_deals", request_body = SearchRequest,
-    responses((status = 200, description = "A page of deals", body = Page<Deal>), ReadErrors), security(("bearer" = [])))]
-#[post("/deals/search")]
-pub async fn search_deals(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Deal>>> {
-    records::search::<Deals>(state, p, body).await
-}
-
-/// Create a deal.
-#[utoipa::path(post, path = "/api/v1/deals", tag = "deals", operation_id = "create_deal", request_body = DealInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Deal, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/deals")]
-pub async fn create_deal(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Deals>(state, p, body).await
-}
-
-/// Get a deal.
-#[utoipa::path(get, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "get_deal",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived deal")),
-    responses((status = 200, description = "The deal", body = Deal, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/deals/{id}")]
-pub async fn get_deal(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Deals>(state, p, id.into_inner(), q).await
-}
-
-/// Update a deal with a JSON Merge Patch (RFC 7396); moving it to another stage is a patch
-/// of `stage_id`.
-#[utoipa::path(patch, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "update_deal",
-    request_body(content = DealInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 if the deal changed since")),
-    responses((status = 200, description = "The updated deal", body = Deal, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/deals/{id}")]
-pub async fn update_deal(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Deals>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a deal, or erase it with `permanent=true` (admins).
-#[utoipa::path(delete, path = "/api/v1/deals/{id}", tag = "deals", operation_id = "delete_deal",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/deals/{id}")]
-pub async fn delete_deal(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Deals>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived deal.
-#[utoipa::path(post, path = "/api/v1/deals/{id}/restore", tag = "deals", operation_id = "restore_deal", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored deal", body = Deal), WriteErrors), security(("bearer" = [])))]
-#[post("/deals/{id}/restore")]
-pub async fn restore_deal(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Deals>(state, p, id.into_inner()).await
+record_handlers! {
+    Deals { dto: Deal, input: DealInput, path: "/deals", tag: "deals",
+            plural: "deals", singular: "deal", a: "a deal" }
+    /// List deals.
+    ///
+    /// Filters come as query parameters: `stage_id=…`, `owner_id=…`, `amount[gte]=10000`,
+    /// `expected_close_date[lte]=2027-03-31`, `custom.segment=enterprise`; free text `q`
+    /// matches the name.
+    list list_deals;
+    /// Create, update, upsert and archive up to 1000 deals in one request.
+    ///
+    /// Operations run in order; each result sits at its operation's index. Without `atomic`,
+    /// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+    /// failure rolls back all of them (the others then answer 424). Stage moves are recorded
+    /// in the stage history as for a `PATCH`.
+    batch batch_deals; search search_deals; create create_deal; get get_deal;
+    /// Update a deal with a JSON Merge Patch (RFC 7396); moving it to another stage is a patch
+    /// of `stage_id`.
+    update update_deal { if_match: "The ETag last read; 412 if the deal changed since" };
+    delete delete_deal; restore restore_deal;
 }
 
 /// A deal's move from one stage to another.
@@ -487,13 +393,5 @@ pub async fn stage_history(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_deals)
-        .service(batch_deals)
-        .service(search_deals)
-        .service(create_deal)
-        .service(get_deal)
-        .service(update_deal)
-        .service(delete_deal)
-        .service(restore_deal)
-        .service(stage_history);
+    cfg.configure(record_routes).service(stage_history);
 }

@@ -7,12 +7,13 @@ use crate::auth::{Auth, Principal};
 use crate::dto::companies::{Company, CompanyInput};
 use crate::dto::contacts::{Contact, ContactInput};
 use crate::dto::leads::{new_row, Lead, LeadInput};
-use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{etag, parse_json, IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page, SearchRequest};
+use crate::error::{ApiError, ApiResult, WriteErrors};
+use crate::extract::{etag, parse_json, RawJson};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
 use crate::records::{self, Record};
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use crm_db::models::{ContactCompanyRow, LeadRow};
 use crm_db::repo::leads as repo;
 use crm_db::{DbConnection, RepoError};
@@ -96,125 +97,31 @@ impl Record for Leads {
     }
 }
 
-/// List leads.
-///
-/// Filters come as query parameters: `status=working`, `score[gte]=50`, `source=web_form`,
-/// `owner_id=…`, `custom.segment=smb`; `q` searches names, e-mail and company name.
-#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", operation_id = "list_leads", params(ListParams),
-    responses((status = 200, description = "A page of leads", body = Page<Lead>), ReadErrors), security(("bearer" = [])))]
-#[get("/leads")]
-pub async fn list_leads(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<Lead>>> {
-    records::list::<Leads>(state, p, q).await
-}
-
-/// Create, update, upsert and archive up to 1000 leads in one request.
-///
-/// Operations run in order; each result sits at its operation's index. Without `atomic`,
-/// a failed operation changes nothing and the others stand; with `atomic: true`, the first
-/// failure rolls back all of them (the others then answer 424). New leads without an owner
-/// are assigned by the assignment rules, as with `POST /leads`.
-#[utoipa::path(post, path = "/api/v1/leads/batch", tag = "leads", operation_id = "batch_leads", request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
-#[post("/leads/batch")]
-pub async fn batch_leads(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    crate::batch::batch::<Leads>(state, p, body).await
-}
-
-/// Search leads with the full filter language.
-#[utoipa::path(post, path = "/api/v1/leads/search", tag = "leads", operation_id = "search_leads", request_body = SearchRequest,
-    responses((status = 200, description = "A page of leads", body = Page<Lead>), ReadErrors), security(("bearer" = [])))]
-#[post("/leads/search")]
-pub async fn search_leads(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Lead>>> {
-    records::search::<Leads>(state, p, body).await
-}
-
-/// Create a lead.
-///
-/// Without `owner_id`, the first active assignment rule (by `position`) whose filter
-/// matches the lead picks its owner; the `lead.created` event shows it.
-#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", operation_id = "create_lead", request_body = LeadInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Lead, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/leads")]
-pub async fn create_lead(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Leads>(state, p, body).await
-}
-
-/// Get a lead.
-#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "get_lead",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived lead")),
-    responses((status = 200, description = "The lead", body = Lead, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/leads/{id}")]
-pub async fn get_lead(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Leads>(state, p, id.into_inner(), q).await
-}
-
-/// Update a lead with a JSON Merge Patch (RFC 7396).
-///
-/// `status: disqualified` needs `disqualified_reason`; `converted` is set only by
-/// conversion, and the `converted_*` fields are read-only.
-#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "update_lead",
-    request_body(content = LeadInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The updated lead", body = Lead, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/leads/{id}")]
-pub async fn update_lead(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Leads>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a lead, or erase it with `permanent=true` (admins).
-#[utoipa::path(delete, path = "/api/v1/leads/{id}", tag = "leads", operation_id = "delete_lead",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/leads/{id}")]
-pub async fn delete_lead(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Leads>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived lead.
-#[utoipa::path(post, path = "/api/v1/leads/{id}/restore", tag = "leads", operation_id = "restore_lead", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored lead", body = Lead), WriteErrors), security(("bearer" = [])))]
-#[post("/leads/{id}/restore")]
-pub async fn restore_lead(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Leads>(state, p, id.into_inner()).await
+record_handlers! {
+    Leads { dto: Lead, input: LeadInput, path: "/leads", tag: "leads",
+            plural: "leads", singular: "lead", a: "a lead" }
+    /// List leads.
+    ///
+    /// Filters come as query parameters: `status=working`, `score[gte]=50`, `source=web_form`,
+    /// `owner_id=…`, `custom.segment=smb`; `q` searches names, e-mail and company name.
+    list list_leads;
+    /// Create, update, upsert and archive up to 1000 leads in one request.
+    ///
+    /// Operations run in order; each result sits at its operation's index. Without `atomic`,
+    /// a failed operation changes nothing and the others stand; with `atomic: true`, the first
+    /// failure rolls back all of them (the others then answer 424). New leads without an owner
+    /// are assigned by the assignment rules, as with `POST /leads`.
+    batch batch_leads; search search_leads;
+    /// Create a lead.
+    ///
+    /// Without `owner_id`, the first active assignment rule (by `position`) whose filter
+    /// matches the lead picks its owner; the `lead.created` event shows it.
+    create create_lead; get get_lead;
+    /// Update a lead with a JSON Merge Patch (RFC 7396).
+    ///
+    /// `status: disqualified` needs `disqualified_reason`; `converted` is set only by
+    /// conversion, and the `converted_*` fields are read-only.
+    update update_lead; delete delete_lead; restore restore_lead;
 }
 
 /// How to convert a lead. The contact is created from the lead (names, e-mail, phone,
@@ -421,13 +328,5 @@ pub async fn convert_lead(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_leads)
-        .service(batch_leads)
-        .service(search_leads)
-        .service(create_lead)
-        .service(get_lead)
-        .service(update_lead)
-        .service(delete_lead)
-        .service(restore_lead)
-        .service(convert_lead);
+    cfg.configure(record_routes).service(convert_lead);
 }

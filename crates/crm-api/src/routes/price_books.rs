@@ -5,11 +5,12 @@ use crate::dto::products::{
     new_price_book, Price, PriceBook, PriceBookInput, PriceInput, PricePage,
 };
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page};
-use crate::records::{self, Record};
+use crate::extract::{id_page, id_page_params, parse_json, QueryPairs, RawJson};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
+use crate::records::Record;
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, put, web, HttpResponse};
+use actix_web::{delete, get, put, web, HttpResponse};
 use crm_db::models::{PriceBookRow, PriceRow};
 use crm_db::repo::catalogue as repo;
 use crm_db::{DbConnection, RepoError};
@@ -84,102 +85,19 @@ impl Record for PriceBooks {
     }
 }
 
-/// List price books.
-///
-/// Filters come as query parameters: `currency=EUR`, `is_default=true`, `active=true`.
-/// Price books have no free text: `q` is a 422.
-#[utoipa::path(get, path = "/api/v1/price-books", tag = "price-books", operation_id = "list_price_books", params(ListParams),
-    responses((status = 200, description = "A page of price books", body = Page<PriceBook>), ReadErrors), security(("bearer" = [])))]
-#[get("/price-books")]
-pub async fn list_price_books(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<PriceBook>>> {
-    records::list::<PriceBooks>(state, p, q).await
-}
-
-/// Search price books with the full filter language.
-#[utoipa::path(post, path = "/api/v1/price-books/search", tag = "price-books", operation_id = "search_price_books", request_body = crate::listing::SearchRequest,
-    responses((status = 200, description = "A page of price books", body = Page<PriceBook>), ReadErrors), security(("bearer" = [])))]
-#[post("/price-books/search")]
-pub async fn search_price_books(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<PriceBook>>> {
-    records::search::<PriceBooks>(state, p, body).await
-}
-
-/// Create a price book. A second live default for a currency is a 409 naming the
-/// current one (`existing_id`).
-#[utoipa::path(post, path = "/api/v1/price-books", tag = "price-books", operation_id = "create_price_book", request_body = PriceBookInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = PriceBook, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/price-books")]
-pub async fn create_price_book(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<PriceBooks>(state, p, body).await
-}
-
-/// Get a price_book.
-#[utoipa::path(get, path = "/api/v1/price-books/{id}", tag = "price-books", operation_id = "get_price_book",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived price_book")),
-    responses((status = 200, description = "The price_book", body = PriceBook, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/price-books/{id}")]
-pub async fn get_price_book(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<PriceBooks>(state, p, id.into_inner(), q).await
-}
-
-/// Update a price_book with a JSON Merge Patch (RFC 7396).
-#[utoipa::path(patch, path = "/api/v1/price-books/{id}", tag = "price-books", operation_id = "update_price_book",
-    request_body(content = PriceBookInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The updated price_book", body = PriceBook, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/price-books/{id}")]
-pub async fn update_price_book(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<PriceBooks>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a price book, or erase it with `permanent=true` (admins; its prices go with it).
-#[utoipa::path(delete, path = "/api/v1/price-books/{id}", tag = "price-books", operation_id = "delete_price_book",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/price-books/{id}")]
-pub async fn delete_price_book(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<PriceBooks>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived price_book.
-#[utoipa::path(post, path = "/api/v1/price-books/{id}/restore", tag = "price-books", operation_id = "restore_price_book", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored price_book", body = PriceBook), WriteErrors), security(("bearer" = [])))]
-#[post("/price-books/{id}/restore")]
-pub async fn restore_price_book(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<PriceBooks>(state, p, id.into_inner()).await
+record_handlers! {
+    PriceBooks { dto: PriceBook, input: PriceBookInput, path: "/price-books", tag: "price-books",
+                 plural: "price books", singular: "price_book", a: "a price_book" }
+    /// List price books.
+    ///
+    /// Filters come as query parameters: `currency=EUR`, `is_default=true`, `active=true`.
+    /// Price books have no free text: `q` is a 422.
+    list list_price_books; search search_price_books;
+    /// Create a price book. A second live default for a currency is a 409 naming the
+    /// current one (`existing_id`).
+    create create_price_book; get get_price_book; update update_price_book;
+    /// Archive a price book, or erase it with `permanent=true` (admins; its prices go with it).
+    delete delete_price_book; restore restore_price_book;
 }
 
 /// The live price book `id`, or 404.
@@ -320,13 +238,7 @@ pub async fn delete_price(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_price_books)
-        .service(search_price_books)
-        .service(create_price_book)
-        .service(get_price_book)
-        .service(update_price_book)
-        .service(delete_price_book)
-        .service(restore_price_book)
+    cfg.configure(record_routes)
         .service(list_prices)
         .service(set_price)
         .service(delete_price);

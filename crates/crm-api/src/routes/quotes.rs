@@ -4,12 +4,13 @@
 use crate::auth::{Auth, Principal};
 use crate::dto::common::{norm, text};
 use crate::dto::quotes::{AcceptQuote, Quote, QuoteInput, QuoteLineInput};
-use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, IfMatch, QueryPairs, RawJson};
-use crate::listing::{Catalogue, ListParams, Page};
+use crate::error::{ApiError, ApiResult, WriteErrors};
+use crate::extract::{parse_json, IfMatch, RawJson};
+use crate::handlers::record_handlers;
+use crate::listing::Catalogue;
 use crate::records::{self, Record};
 use crate::state::AppState;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use crm_db::models::{PriceBookRow, ProductRow, QuoteChanges, QuoteLineRow, QuoteRow};
 use crm_db::repo::catalogue;
 use crm_db::repo::quotes::{self as repo, QuoteRecord};
@@ -467,112 +468,33 @@ impl Record for Quotes {
     }
 }
 
-/// List quotes (without their lines).
-///
-/// Filters come as query parameters: `status=sent`, `deal_id=…`, `total[gte]=1000`,
-/// `valid_until[lt]=2027-01-01`; sort by `number`, `total`, `valid_until`, ….
-/// Quotes have no free text: `q` is a 422.
-#[utoipa::path(get, path = "/api/v1/quotes", tag = "quotes", operation_id = "list_quotes", params(ListParams),
-    responses((status = 200, description = "A page of quotes", body = Page<Quote>), ReadErrors), security(("bearer" = [])))]
-#[get("/quotes")]
-pub async fn list_quotes(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    q: QueryPairs,
-) -> ApiResult<web::Json<Page<Quote>>> {
-    records::list::<Quotes>(state, p, q).await
-}
-
-/// Search quotes with the full filter language.
-#[utoipa::path(post, path = "/api/v1/quotes/search", tag = "quotes", operation_id = "search_quotes", request_body = crate::listing::SearchRequest,
-    responses((status = 200, description = "A page of quotes", body = Page<Quote>), ReadErrors), security(("bearer" = [])))]
-#[post("/quotes/search")]
-pub async fn search_quotes(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<web::Json<Page<Quote>>> {
-    records::search::<Quotes>(state, p, body).await
-}
-
-/// Create a quote (a draft with the workspace's next number).
-///
-/// Each line names a product or describes what is sold. Prices default to the price
-/// book's (the one named, else the currency's default), else the product's own; tax
-/// rates to the product's. A product of another workspace is a 422 naming
-/// `lines[i].product_id`.
-#[utoipa::path(post, path = "/api/v1/quotes", tag = "quotes", operation_id = "create_quote", request_body = QuoteInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
-    responses((status = 201, description = "Created", body = Quote, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
-#[post("/quotes")]
-pub async fn create_quote(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::create::<Quotes>(state, p, body).await
-}
-
-/// Get a quote with its lines.
-#[utoipa::path(get, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "get_quote",
-    params(("id" = String, Path), ("archived" = Option<bool>, Query, description = "Also return an archived quote")),
-    responses((status = 200, description = "The quote", body = Quote, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
-#[get("/quotes/{id}")]
-pub async fn get_quote(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::get::<Quotes>(state, p, id.into_inner(), q).await
-}
-
-/// Update a quote with a JSON Merge Patch (RFC 7396).
-///
-/// Only drafts can be edited (`lines` replace all lines, and amounts are computed
-/// again); of a sent or decided quote only `status` may change. `status` moves
-/// draft → sent → accepted | rejected | expired. Editing a non-draft and any other status
-/// change are 409 conflicts.
-#[utoipa::path(patch, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "update_quote",
-    request_body(content = QuoteInput, content_type = "application/merge-patch+json", description = "Any subset of the writable fields; null removes a value"),
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The updated quote", body = Quote, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
-#[patch("/quotes/{id}")]
-pub async fn update_quote(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    body: RawJson,
-) -> ApiResult<HttpResponse> {
-    records::patch::<Quotes>(state, p, id.into_inner(), if_match, body).await
-}
-
-/// Archive a quote, or erase it with `permanent=true` (admins). Its number is not reused.
-#[utoipa::path(delete, path = "/api/v1/quotes/{id}", tag = "quotes", operation_id = "delete_quote",
-    params(("id" = String, Path), ("permanent" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Archived or erased"), WriteErrors), security(("bearer" = [])))]
-#[delete("/quotes/{id}")]
-pub async fn delete_quote(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-    if_match: IfMatch,
-    q: QueryPairs,
-) -> ApiResult<HttpResponse> {
-    records::delete::<Quotes>(state, p, id.into_inner(), if_match, q).await
-}
-
-/// Restore an archived quote.
-#[utoipa::path(post, path = "/api/v1/quotes/{id}/restore", tag = "quotes", operation_id = "restore_quote", params(("id" = String, Path)),
-    responses((status = 200, description = "The restored quote", body = Quote), WriteErrors), security(("bearer" = [])))]
-#[post("/quotes/{id}/restore")]
-pub async fn restore_quote(
-    state: web::Data<AppState>,
-    Auth(p): Auth,
-    id: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    records::restore::<Quotes>(state, p, id.into_inner()).await
+record_handlers! {
+    Quotes { dto: Quote, input: QuoteInput, path: "/quotes", tag: "quotes",
+             plural: "quotes", singular: "quote", a: "a quote" }
+    /// List quotes (without their lines).
+    ///
+    /// Filters come as query parameters: `status=sent`, `deal_id=…`, `total[gte]=1000`,
+    /// `valid_until[lt]=2027-01-01`; sort by `number`, `total`, `valid_until`, ….
+    /// Quotes have no free text: `q` is a 422.
+    list list_quotes; search search_quotes;
+    /// Create a quote (a draft with the workspace's next number).
+    ///
+    /// Each line names a product or describes what is sold. Prices default to the price
+    /// book's (the one named, else the currency's default), else the product's own; tax
+    /// rates to the product's. A product of another workspace is a 422 naming
+    /// `lines[i].product_id`.
+    create create_quote;
+    /// Get a quote with its lines.
+    get get_quote;
+    /// Update a quote with a JSON Merge Patch (RFC 7396).
+    ///
+    /// Only drafts can be edited (`lines` replace all lines, and amounts are computed
+    /// again); of a sent or decided quote only `status` may change. `status` moves
+    /// draft → sent → accepted | rejected | expired. Editing a non-draft and any other status
+    /// change are 409 conflicts.
+    update update_quote;
+    /// Archive a quote, or erase it with `permanent=true` (admins). Its number is not reused.
+    delete delete_quote; restore restore_quote;
 }
 
 /// Accept a sent quote.
@@ -656,12 +578,5 @@ fn update_deal_amount(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_quotes)
-        .service(search_quotes)
-        .service(create_quote)
-        .service(get_quote)
-        .service(update_quote)
-        .service(delete_quote)
-        .service(restore_quote)
-        .service(accept_quote);
+    cfg.configure(record_routes).service(accept_quote);
 }
