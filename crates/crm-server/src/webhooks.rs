@@ -117,21 +117,39 @@ fn dispatch_all(c: &mut DbConnection) -> WorkResult<Vec<WorkspaceId>> {
     Ok(out)
 }
 
-fn wants(hook: &WebhookRow, e: &EventRow) -> bool {
-    let types: Vec<String> = serde_json::from_str(&hook.event_types).unwrap_or_default();
-    if !type_matches(&types, &e.event_type) {
-        return false;
+/// What a subscription asks for, parsed once per batch of events.
+struct Interest {
+    types: Vec<String>,
+    /// `None`: every event of those types; `Some(None)`: a stored filter that no longer
+    /// parses, which matches nothing.
+    filter: Option<Option<crm_domain::filter::Node>>,
+}
+
+impl Interest {
+    fn of(hook: &WebhookRow) -> Interest {
+        Interest {
+            types: serde_json::from_str(&hook.event_types).unwrap_or_default(),
+            filter: hook.filter.as_deref().map(|f| {
+                serde_json::from_str(f)
+                    .ok()
+                    .and_then(|f| crm_domain::filter::parse(&f, "filter").ok())
+            }),
+        }
     }
-    let Some(filter) = hook
-        .filter
-        .as_deref()
-        .and_then(|f| serde_json::from_str(f).ok())
-        .and_then(|f| crm_domain::filter::parse(&f, "filter").ok())
-    else {
-        return hook.filter.is_none();
-    };
-    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-    matches(&filter, &data)
+
+    fn wants(&self, e: &EventRow) -> bool {
+        if !type_matches(&self.types, &e.event_type) {
+            return false;
+        }
+        match &self.filter {
+            None => true,
+            Some(None) => false,
+            Some(Some(filter)) => {
+                let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+                matches(filter, &data)
+            }
+        }
+    }
 }
 
 /// One batch for one subscription, in one transaction; true when there may be more.
@@ -146,9 +164,10 @@ fn dispatch(c: &mut DbConnection, ws: WorkspaceId, hook_id: &str) -> WorkResult<
             return Ok(false);
         };
         let t = now();
+        let interest = Interest::of(&hook);
         let rows: Vec<DeliveryRow> = batch
             .iter()
-            .filter(|e| wants(&hook, e))
+            .filter(|e| interest.wants(e))
             .map(|e| {
                 DeliveryRow::pending(
                     ws.as_string(),
