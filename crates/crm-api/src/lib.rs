@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub(crate) mod links;
 pub mod listing;
 pub mod observe;
 pub mod openapi;
