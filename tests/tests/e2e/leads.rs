@@ -979,7 +979,7 @@ async fn convert_with_create_deal_needs_deals_write_and_uses_the_given_name_and_
 }
 
 #[tokio::test]
-async fn a_lead_timeline_holds_its_activities() {
+async fn a_lead_timeline_holds_its_activities_and_status_changes() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
     let lead = create(&app, &a, json!({"first_name": "Ada"})).await;
@@ -988,18 +988,51 @@ async fn a_lead_timeline_holds_its_activities() {
         .post(
             "/api/v1/activities",
             &a.token,
-            json!({"type": "call", "subject": "Intro", "lead_ids": [lid]}),
+            json!({"type": "call", "subject": "Intro", "lead_ids": [lid], "due_at": "2099-01-01T00:00:00Z"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{act}");
     assert_eq!(act["lead_ids"], json!([lid]));
+    // A patch that leaves the status alone records nothing; a new status is recorded.
+    for body in [json!({"score": 5}), json!({"status": "working"})] {
+        let (s, v) = app
+            .patch(&format!("/api/v1/leads/{lid}"), &a.token, body)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = app
+        .post(&format!("/api/v1/leads/{lid}/convert"), &a.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = app
         .get(&format!("/api/v1/leads/{lid}/timeline"), &a.token)
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v["data"][0]["kind"], "activity");
+    let items: Vec<(String, Value, Value)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_string(),
+                i["data"]["from_status"].clone(),
+                i["data"]["to_status"].clone(),
+            )
+        })
+        .collect();
+    let status = |f: Value, t: &str| ("status_change".to_string(), f, json!(t));
+    assert_eq!(
+        items,
+        vec![
+            ("activity".to_string(), Value::Null, Value::Null),
+            status(json!("working"), "converted"),
+            status(json!("new"), "working"),
+            status(Value::Null, "new"),
+        ],
+        "{v}"
+    );
     assert_eq!(v["data"][0]["data"]["id"], act["id"]);
+    assert_eq!(v["data"][1]["data"]["changed_by"], json!(a.user_id));
     assert_eq!(v["next_cursor"], Value::Null);
     let b = app.workspace("Other").await;
     assert_eq!(

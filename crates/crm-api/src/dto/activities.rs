@@ -387,8 +387,8 @@ pub fn new_row(ws: &str, checked: &CheckedActivity) -> ActivityRow {
 /// One item of a record's timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineItem {
-    /// `activity`, `lifecycle_change` (contacts) or `stage_change` (deals); more kinds may
-    /// be added.
+    /// `activity`, `lifecycle_change` (contacts), `stage_change` (deals) or
+    /// `status_change` (leads); more kinds may be added.
     pub kind: String,
     pub at: DateTime<Utc>,
     pub id: String,
@@ -402,6 +402,7 @@ pub enum TimelineData {
     Activity(Box<Activity>),
     LifecycleChange(crate::dto::contacts::LifecycleChange),
     StageChange(crate::routes::deals::StageChange),
+    StatusChange(crate::dto::leads::LeadStatusChange),
 }
 
 /// A page of a timeline, newest first.

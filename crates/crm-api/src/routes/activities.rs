@@ -15,7 +15,7 @@ use actix_web::{delete, get, patch, post, web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use crm_db::models::{ActivityRow, LifecycleChangeRow, StageChangeRow};
+use crm_db::models::{ActivityRow, LeadStatusChangeRow, LifecycleChangeRow, StageChangeRow};
 use crm_db::repo::activities::{
     self as repo, COMPANY_LINKS, CONTACT_LINKS, DEAL_LINKS, LEAD_LINKS,
 };
@@ -562,6 +562,18 @@ fn timeline_item(r: TimelineRow) -> ApiResult<TimelineItem> {
             }
             .into(),
         ),
+        "status_change" => TimelineData::StatusChange(
+            LeadStatusChangeRow {
+                workspace_id: String::new(),
+                id: r.id.clone(),
+                lead_id: string(&v, "lead_id").ok_or_else(bad)?,
+                from_status: string(&v, "from_status"),
+                to_status: string(&v, "to_status").ok_or_else(bad)?,
+                changed_at: r.at,
+                changed_by: string(&v, "changed_by"),
+            }
+            .into(),
+        ),
         _ => return Err(bad()),
     };
     Ok(TimelineItem {
@@ -706,7 +718,8 @@ pub async fn get_deal_timeline(
     timeline(state, p, DEAL_TIMELINE, id.into_inner(), q).await
 }
 
-/// A lead's timeline: its activities, newest first (paged like a contact's timeline).
+/// A lead's timeline: its activities and status changes, newest first (paged like a
+/// contact's timeline).
 #[utoipa::path(get, path = "/api/v1/leads/{id}/timeline", tag = "leads", operation_id = "get_lead_timeline",
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 4096)),
     responses((status = 200, description = "A page of the timeline", body = TimelinePage), ReadErrors), security(("bearer" = [])))]

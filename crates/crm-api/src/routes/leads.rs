@@ -85,7 +85,7 @@ impl Record for Leads {
                 serde_json::to_value(Lead::from(row.clone())).map_err(ApiError::internal)?;
             row.owner_id = assign(conn, p.workspace, AssignmentObject::Leads, &shown)?;
         }
-        Ok(repo::insert(conn, p.workspace, &row)?)
+        Ok(repo::insert(conn, p.workspace, &row, Some(p.actor_id()))?)
     }
     fn update(
         conn: &mut DbConnection,
@@ -95,7 +95,13 @@ impl Record for Leads {
         custom: Map<String, Value>,
     ) -> ApiResult<LeadRow> {
         let changes = input.into_changes(custom, LeadStatus::parse(&current.status))?;
-        Ok(repo::update(conn, p.workspace, current, &changes)?)
+        Ok(repo::update(
+            conn,
+            p.workspace,
+            current,
+            &changes,
+            Some(p.actor_id()),
+        )?)
     }
 }
 
@@ -465,6 +471,7 @@ pub async fn convert_lead(
                     deal_id: deal.as_ref().map(|d| d.id.as_str()),
                     at: now,
                 },
+                Some(p.actor_id()),
             )?;
             // Events go last, in the order the records came to be.
             records::flush::<Contacts>(c, &p, contact_events)?;

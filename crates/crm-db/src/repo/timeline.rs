@@ -111,7 +111,31 @@ pub static STAGE_CHANGES: TimelineSource = TimelineSource {
     ],
 };
 
-pub static SOURCES: &[&TimelineSource] = &[&ACTIVITIES, &LIFECYCLE_CHANGES, &STAGE_CHANGES];
+/// A lead's status changes (`lead_status_changes_timeline` serves it).
+pub static LEAD_STATUS_CHANGES: TimelineSource = TimelineSource {
+    kind: "status_change",
+    record_types: &["lead"],
+    from: "FROM lead_status_changes s",
+    workspace_column: "s.workspace_id",
+    record_type_column: None,
+    record_id_column: "s.lead_id",
+    at: "s.changed_at",
+    id: "s.id",
+    condition: "",
+    payload: &[
+        ("lead_id", "s.lead_id"),
+        ("from_status", "s.from_status"),
+        ("to_status", "s.to_status"),
+        ("changed_by", "s.changed_by"),
+    ],
+};
+
+pub static SOURCES: &[&TimelineSource] = &[
+    &ACTIVITIES,
+    &LIFECYCLE_CHANGES,
+    &STAGE_CHANGES,
+    &LEAD_STATUS_CHANGES,
+];
 
 /// The record types that have a timeline.
 pub static RECORD_TYPES: &[&str] = &["contact", "company", "deal", "lead"];
