@@ -933,7 +933,7 @@ async fn deal_contacts_are_linked_with_a_role_and_one_primary() {
         2
     );
 
-    // An archived contact drops out of the deal's contacts; erasing the deal erases links.
+    // An archived contact drops out of the deal's contacts.
     assert_eq!(
         app.delete(&format!("/api/v1/contacts/{c2}"), &rep.token)
             .await,
