@@ -85,6 +85,21 @@ impl ApiError {
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ApiError::Internal(e.to_string())
     }
+    /// The error of a nested object: validation errors name their field under `prefix`
+    /// (`amount` → `deal.amount`); other errors are unchanged.
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            ApiError::Validation(errs) => ApiError::Validation(
+                errs.into_iter()
+                    .map(|e| FieldError {
+                        field: format!("{prefix}.{}", e.field),
+                        ..e
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
 
     fn slug_title(&self) -> (&'static str, &'static str) {
         match self {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
+pub(crate) mod links;
 pub mod listing;
 pub mod observe;
 pub mod openapi;

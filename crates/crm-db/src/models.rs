@@ -736,3 +736,15 @@ pub struct QuoteLineRow {
     pub tax: String,
     pub total: String,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lead_status_changes)]
+pub struct LeadStatusChangeRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub lead_id: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub changed_at: NaiveDateTime,
+    pub changed_by: Option<String>,
+}

@@ -519,7 +519,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    lead_status_changes (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        lead_id -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        changed_at -> Timestamp,
+        changed_by -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    lead_status_changes,
     workspaces,
     users,
     teams,

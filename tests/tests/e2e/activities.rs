@@ -593,3 +593,139 @@ async fn activities_are_isolated_by_workspace_and_role() {
         create(&app, &u, json!({"type": "call", "subject": role})).await;
     }
 }
+
+async fn record(app: &TestApp, s: &Session, object: &str, body: Value) -> String {
+    let (st, v) = app.post(&format!("/api/v1/{object}"), &s.token, body).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn activities_link_deals_and_leads_validated_like_contacts() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Other").await;
+    let deal = record(&app, &a, "deals", json!({"name": "Pilot"})).await;
+    let lead = record(&app, &a, "leads", json!({"first_name": "Ada"})).await;
+    let foreign_deal = record(&app, &b, "deals", json!({"name": "Theirs"})).await;
+    let foreign_lead = record(&app, &b, "leads", json!({"first_name": "Bob"})).await;
+
+    let act = create(
+        &app,
+        &a,
+        json!({"type": "meeting", "subject": "Kick-off", "start_at": "2026-12-01T10:00:00Z",
+            "deal_ids": [deal, deal], "lead_ids": [lead]}),
+    )
+    .await;
+    assert_eq!(act["deal_ids"], json!([deal]));
+    assert_eq!(act["lead_ids"], json!([lead]));
+    assert_eq!(act["contact_ids"], json!([]));
+
+    // Unknown, malformed or another workspace's ids: 422 naming the element.
+    for (body, field) in [
+        (json!({"deal_ids": [deal, foreign_deal]}), "deal_ids[1]"),
+        (json!({"lead_ids": [foreign_lead]}), "lead_ids[0]"),
+        (json!({"deal_ids": ["nope"]}), "deal_ids[0]"),
+        (json!({"lead_ids": [deal]}), "lead_ids[0]"),
+    ] {
+        let mut full = json!({"type": "note", "subject": "x"});
+        full.as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        let (st, v) = app.post("/api/v1/activities", &a.token, full).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+
+    // Filters reach the linked records; a patch replaces a set of links.
+    let (st, v) = app
+        .get(&format!("/api/v1/activities?deals.id={deal}"), &a.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v), vec![act["id"].as_str().unwrap().to_string()]);
+    let (_, v) = app
+        .get("/api/v1/activities?leads.first_name=Ada", &a.token)
+        .await;
+    assert_eq!(ids(&v).len(), 1, "{v}");
+    let aid = act["id"].as_str().unwrap();
+    let (st, v) = app
+        .patch(
+            &format!("/api/v1/activities/{aid}"),
+            &a.token,
+            json!({"deal_ids": []}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["deal_ids"].clone(), v["lead_ids"].clone()),
+        (json!([]), json!([lead]))
+    );
+    let (_, v) = app
+        .get(&format!("/api/v1/deals/{deal}/timeline"), &a.token)
+        .await;
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["kind"] != "activity"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn erasing_a_record_removes_its_activity_links() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let contact_id = contact(&app, &a, "Ada").await;
+    let company = record(&app, &a, "companies", json!({"name": "Engines"})).await;
+    let deal = record(&app, &a, "deals", json!({"name": "Pilot"})).await;
+    let lead = record(&app, &a, "leads", json!({"first_name": "Ada"})).await;
+    let keep = contact(&app, &a, "Grace").await;
+    let act = create(
+        &app,
+        &a,
+        json!({"type": "note", "subject": "All of them", "contact_ids": [contact_id, keep],
+            "company_ids": [company], "deal_ids": [deal], "lead_ids": [lead]}),
+    )
+    .await;
+    let aid = act["id"].as_str().unwrap();
+    for (object, id, field) in [
+        ("contacts", &contact_id, "contact_ids"),
+        ("companies", &company, "company_ids"),
+        ("deals", &deal, "deal_ids"),
+        ("leads", &lead, "lead_ids"),
+    ] {
+        let (_, before) = app
+            .get(&format!("/api/v1/activities/{aid}"), &a.token)
+            .await;
+        assert_eq!(
+            app.delete(&format!("/api/v1/{object}/{id}?permanent=true"), &a.token)
+                .await,
+            StatusCode::NO_CONTENT
+        );
+        let (_, after) = app
+            .get(&format!("/api/v1/activities/{aid}"), &a.token)
+            .await;
+        assert!(
+            !after[field].as_array().unwrap().contains(&json!(id)),
+            "{field}: {after}"
+        );
+        assert!(after["version"].as_i64() > before["version"].as_i64());
+        // No link row is left: a filter through the relation finds nothing.
+        let (st, v) = app
+            .get(&format!("/api/v1/activities?{object}.id={id}"), &a.token)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(ids(&v), Vec::<String>::new(), "{object}");
+    }
+    let (_, after) = app
+        .get(&format!("/api/v1/activities/{aid}"), &a.token)
+        .await;
+    assert_eq!(after["contact_ids"], json!([keep]));
+    // The remaining link still holds: the kept contact's timeline shows the activity.
+    let (_, v) = app
+        .get(&format!("/api/v1/contacts/{keep}/timeline"), &a.token)
+        .await;
+    assert_eq!(v["data"][0]["id"], act["id"]);
+}

@@ -773,3 +773,276 @@ async fn deals_and_pipelines_are_isolated_per_workspace_and_checked_by_role() {
         StatusCode::FORBIDDEN
     );
 }
+
+async fn contact(app: &TestApp, s: &Session, email: &str) -> String {
+    let (st, v) = app
+        .post(
+            "/api/v1/contacts",
+            &s.token,
+            json!({"first_name": "C", "email": email}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn put(app: &TestApp, s: &Session, path: &str, body: Value) -> (StatusCode, Value) {
+    let (st, v, _) = app
+        .call(Method::PUT, path, Some(&s.token), Some(body))
+        .await;
+    (st, v)
+}
+
+fn contact_ids(links: &Value) -> Vec<(String, bool, Value)> {
+    links
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["contact"]["id"].as_str().unwrap().to_string(),
+                l["is_primary"].as_bool().unwrap(),
+                l["role"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deal_contacts_are_linked_with_a_role_and_one_primary() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let rep = app.user(&a, "sales").await;
+    let viewer = app.user(&a, "viewer").await;
+    let deal = create_deal(&app, &rep, json!({"name": "Pilot"})).await;
+    let did = deal["id"].as_str().unwrap();
+    let (c1, c2) = (
+        contact(&app, &rep, "one@example.com").await,
+        contact(&app, &rep, "two@example.com").await,
+    );
+    let path = |c: &str| format!("/api/v1/deals/{did}/contacts/{c}");
+
+    // Adding is 201, repeating the same PUT is 200 and changes nothing else.
+    let body = json!({"role": "Decision maker", "is_primary": true});
+    let (st, v) = put(&app, &rep, &path(&c1), body.clone()).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        contact_ids(&v),
+        vec![(c1.clone(), true, json!("Decision maker"))]
+    );
+    let (st, v) = put(&app, &rep, &path(&c1), body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(contact_ids(&v).len(), 1);
+
+    // A second primary takes the flag from the first; primary is listed first.
+    let (st, v) = put(
+        &app,
+        &rep,
+        &path(&c2),
+        json!({"role": "Champion", "is_primary": true}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        contact_ids(&v),
+        vec![
+            (c2.clone(), true, json!("Champion")),
+            (c1.clone(), false, json!("Decision maker"))
+        ]
+    );
+    // PUT sets the whole link: no role given clears it.
+    let (st, v) = put(&app, &rep, &path(&c1), json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = app
+        .get(&format!("/api/v1/deals/{did}/contacts"), &viewer.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        contact_ids(&v),
+        vec![
+            (c2.clone(), true, json!("Champion")),
+            (c1.clone(), false, Value::Null)
+        ]
+    );
+
+    // The contact's deals.
+    let (st, v) = app
+        .get(&format!("/api/v1/contacts/{c2}/deals"), &viewer.token)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["deal"]["id"], deal["id"]);
+    assert_eq!(
+        (v[0]["role"].as_str(), v[0]["is_primary"].as_bool()),
+        (Some("Champion"), Some(true))
+    );
+
+    // Unknown, malformed or another workspace's contact: 422 naming contact_id.
+    let b = app.workspace("Other").await;
+    let foreign = contact(&app, &b, "x@example.com").await;
+    for c in [
+        foreign.as_str(),
+        "0193a1c2-0000-7000-8000-000000000001",
+        "nope",
+    ] {
+        let (st, v) = put(&app, &rep, &path(c), json!({})).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], "contact_id", "{v}");
+    }
+    let (st, v) = put(&app, &rep, &path(&c1), json!({"role": "x".repeat(101)})).await;
+    assert_eq!(
+        (st, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("role"))
+    );
+    // Another workspace sees no such deal; a viewer cannot change links.
+    let (st, _) = put(&app, &b, &path(&foreign), json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}/contacts"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, _) = put(&app, &viewer, &path(&c1), json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Removing: 204, then 404.
+    assert_eq!(
+        app.delete(&path(&c1), &rep.token).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&path(&c1), &rep.token).await,
+        StatusCode::NOT_FOUND
+    );
+    let (_, v) = app
+        .get(&format!("/api/v1/deals/{did}/contacts"), &rep.token)
+        .await;
+    assert_eq!(contact_ids(&v), vec![(c2.clone(), true, json!("Champion"))]);
+
+    // Every change is a deal.links_changed event with the contacts before and after.
+    let (_, ev) = app
+        .get("/api/v1/events?types=deal.links_changed", &a.token)
+        .await;
+    let ev = ev["data"].as_array().unwrap();
+    assert_eq!(ev.len(), 5, "{ev:?}");
+    let last = ev.last().unwrap();
+    assert_eq!(last["record_id"], deal["id"]);
+    assert_eq!(last["data"]["contacts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        last["changes"]["contacts"]["old"].as_array().unwrap().len(),
+        2
+    );
+
+    // An archived contact drops out of the deal's contacts.
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{c2}"), &rep.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, v) = app
+        .get(&format!("/api/v1/deals/{did}/contacts"), &rep.token)
+        .await;
+    assert_eq!(v, json!([]));
+}
+
+#[tokio::test]
+async fn a_deal_timeline_holds_its_activities_and_stage_changes_newest_first() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let p = default_pipeline(&app, &a).await;
+    let deal = create_deal(&app, &a, json!({"name": "Pilot"})).await;
+    let did = deal["id"].as_str().unwrap();
+    let (st, v) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &a.token,
+            json!({"stage_id": stage_id(&p, "Proposal")}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let mut acts = Vec::new();
+    for (i, at) in ["2020-01-01T10:00:00Z", "2099-01-01T10:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let (st, v) = app
+            .post(
+                "/api/v1/activities",
+                &a.token,
+                json!({"type": "task", "subject": format!("t{i}"), "due_at": at, "deal_ids": [did]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["deal_ids"], json!([did]));
+        acts.push(v["id"].as_str().unwrap().to_string());
+    }
+    // An activity of another deal stays out.
+    let other = create_deal(&app, &a, json!({"name": "Other"})).await;
+    app.post(
+        "/api/v1/activities",
+        &a.token,
+        json!({"type": "note", "subject": "x", "deal_ids": [other["id"]]}),
+    )
+    .await;
+
+    // Page through two at a time.
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/deals/{did}/timeline?limit=2&cursor={c}"),
+            None => format!("/api/v1/deals/{did}/timeline?limit=2"),
+        };
+        let (st, v) = app.get(&path, &a.token).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        items.extend(v["data"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let kinds: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i["kind"].as_str().unwrap(), i["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds.len(), 4, "{items:?}");
+    assert_eq!(kinds[0], ("activity", acts[1].as_str()));
+    assert_eq!((kinds[1].0, kinds[2].0), ("stage_change", "stage_change"));
+    assert_eq!(kinds[3], ("activity", acts[0].as_str()));
+    assert_eq!(
+        items[1]["data"]["to_stage_id"],
+        json!(stage_id(&p, "Proposal"))
+    );
+    assert_eq!(items[1]["data"]["from_stage_id"], deal["stage_id"]);
+    assert_eq!(items[2]["data"]["from_stage_id"], Value::Null);
+    assert!(
+        items[1]["data"]["time_in_stage_seconds"].is_i64(),
+        "{}",
+        items[1]
+    );
+
+    // A bad limit is a 422; another workspace and an archived deal have no timeline.
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}/timeline?limit=0"), &a.token)
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let b = app.workspace("Other").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}/timeline"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/deals/{did}"), &a.token).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/deals/{did}/timeline"), &a.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -17,6 +17,16 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The types of a page of events, in order.
+fn types(events: &Value) -> Vec<&str> {
+    events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect()
+}
+
 fn field_of(v: &Value) -> &str {
     v["errors"][0]["field"].as_str().unwrap_or_default()
 }
@@ -146,14 +156,8 @@ async fn leads_create_read_patch_archive_restore_with_status_rules() {
             &a.token,
         )
         .await;
-    let types: Vec<&str> = ev["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        types,
+        types(&ev),
         vec![
             "lead.created",
             "lead.updated",
@@ -686,14 +690,8 @@ async fn convert_creates_contact_and_company_linked_with_events() {
 
     // Events for everything, in the order the records came to be.
     let (_, ev) = app.get("/api/v1/events", &a.token).await;
-    let types: Vec<&str> = ev["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        types,
+        types(&ev),
         vec![
             "lead.created",
             "contact.created",
@@ -842,4 +840,205 @@ async fn convert_links_an_existing_contact_and_company() {
         .post(&format!("/api/v1/leads/{oid}/convert"), &a.token, json!({}))
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn convert_with_create_deal_creates_the_deal_linked_to_contact_and_company() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let rep = app.user(&a, "sales").await;
+    let lead = create(
+        &app,
+        &rep,
+        json!({"first_name": "Ada", "email": "ada@example.com",
+        "company_name": "Analytical Engines", "status": "qualified", "owner_id": rep.user_id}),
+    )
+    .await;
+    let id = lead["id"].as_str().unwrap();
+    let path = format!("/api/v1/leads/{id}/convert");
+
+    // An invalid deal field is a 422 naming deal.<field>, and nothing is written.
+    for (deal, field) in [
+        (json!({"amount": "-5", "currency": "EUR"}), "deal.amount"),
+        (json!({"amount": "5"}), "deal.currency"),
+        (
+            json!({"stage_id": "0193a1c2-0000-7000-8000-000000000001"}),
+            "deal.stage_id",
+        ),
+        (
+            json!({"owner_id": "0193a1c2-0000-7000-8000-000000000001"}),
+            "deal.owner_id",
+        ),
+        (
+            json!({"expected_close_date": "soon"}),
+            "deal.expected_close_date",
+        ),
+    ] {
+        let (s, v) = app
+            .post(
+                &path,
+                &rep.token,
+                json!({"create_company": true, "create_deal": true, "deal": deal}),
+            )
+            .await;
+        assert_eq!(
+            (s, field_of(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, field),
+            "{v}"
+        );
+    }
+    let (s, v) = app
+        .post(&path, &rep.token, json!({"deal": {"name": "x"}}))
+        .await;
+    assert_eq!(
+        (s, field_of(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "create_deal"),
+        "{v}"
+    );
+    for what in ["contacts", "companies", "deals"] {
+        let (_, v) = app.get(&format!("/api/v1/{what}"), &a.token).await;
+        assert_eq!(v["data"], json!([]), "{what}: {v}");
+    }
+    let (_, got) = app.get(&format!("/api/v1/leads/{id}"), &a.token).await;
+    assert_eq!(got["status"], "qualified");
+
+    let (s, out) = app
+        .post(
+            &path,
+            &rep.token,
+            json!({"create_company": true, "create_deal": true,
+                "deal": {"amount": "12000.75", "currency": "eur", "expected_close_date": "2027-03-31"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let deal = &out["deal"];
+    assert_eq!(deal["name"], "Analytical Engines");
+    assert_eq!(deal["amount"], "12000.75");
+    assert_eq!(deal["currency"], "EUR");
+    assert_eq!(deal["company_id"], out["company"]["id"]);
+    assert_eq!(deal["owner_id"], json!(rep.user_id));
+    assert_eq!(out["lead"]["converted_deal_id"], deal["id"]);
+    let did = deal["id"].as_str().unwrap();
+    let (s, got) = app.get(&format!("/api/v1/deals/{did}"), &a.token).await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    let (_, history) = app
+        .get(&format!("/api/v1/deals/{did}/stage-history"), &a.token)
+        .await;
+    assert_eq!(history["data"].as_array().unwrap().len(), 1);
+    let (_, dc) = app
+        .get(&format!("/api/v1/deals/{did}/contacts"), &a.token)
+        .await;
+    assert_eq!(dc[0]["contact"]["id"], out["contact"]["id"]);
+    assert_eq!(dc[0]["is_primary"], true);
+
+    let (_, ev) = app.get("/api/v1/events", &a.token).await;
+    assert_eq!(
+        types(&ev),
+        vec![
+            "lead.created",
+            "contact.created",
+            "company.created",
+            "deal.created",
+            "contact.links_changed",
+            "deal.links_changed",
+            "lead.converted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn convert_with_create_deal_needs_deals_write_and_uses_the_given_name_and_stage() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let support = app.user(&a, "support").await;
+    let lead = create(
+        &app,
+        &a,
+        json!({"first_name": "Ada", "last_name": "L", "status": "qualified"}),
+    )
+    .await;
+    let path = format!("/api/v1/leads/{}/convert", lead["id"].as_str().unwrap());
+    let (s, _) = app
+        .post(&path, &support.token, json!({"create_deal": true}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, pipes) = app.get("/api/v1/pipelines", &a.token).await;
+    let stage = pipes["data"][0]["stages"][2]["id"].clone();
+    let (s, out) = app
+        .post(
+            &path,
+            &a.token,
+            json!({"create_deal": true, "deal": {"stage_id": stage}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    // Without a company the deal is named after the person.
+    assert_eq!(out["deal"]["name"], "Ada L");
+    assert_eq!(out["deal"]["stage_id"], stage);
+    assert_eq!(out["deal"]["company_id"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_lead_timeline_holds_its_activities_and_status_changes() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let lead = create(&app, &a, json!({"first_name": "Ada"})).await;
+    let lid = lead["id"].as_str().unwrap();
+    let (s, act) = app
+        .post(
+            "/api/v1/activities",
+            &a.token,
+            json!({"type": "call", "subject": "Intro", "lead_ids": [lid], "due_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{act}");
+    assert_eq!(act["lead_ids"], json!([lid]));
+    // A patch that leaves the status alone records nothing; a new status is recorded.
+    for body in [json!({"score": 5}), json!({"status": "working"})] {
+        let (s, v) = app
+            .patch(&format!("/api/v1/leads/{lid}"), &a.token, body)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = app
+        .post(&format!("/api/v1/leads/{lid}/convert"), &a.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app
+        .get(&format!("/api/v1/leads/{lid}/timeline"), &a.token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let items: Vec<(String, Value, Value)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_string(),
+                i["data"]["from_status"].clone(),
+                i["data"]["to_status"].clone(),
+            )
+        })
+        .collect();
+    let status = |f: Value, t: &str| ("status_change".to_string(), f, json!(t));
+    assert_eq!(
+        items,
+        vec![
+            ("activity".to_string(), Value::Null, Value::Null),
+            status(json!("working"), "converted"),
+            status(json!("new"), "working"),
+            status(Value::Null, "new"),
+        ],
+        "{v}"
+    );
+    assert_eq!(v["data"][0]["data"]["id"], act["id"]);
+    assert_eq!(v["data"][1]["data"]["changed_by"], json!(a.user_id));
+    assert_eq!(v["next_cursor"], Value::Null);
+    let b = app.workspace("Other").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/leads/{lid}/timeline"), &b.token)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -3,7 +3,9 @@
 use super::common::*;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use crm_db::models::{ActivityChanges, ActivityRow};
-use crm_db::repo::activities::{LinkType, COMPANY_LINKS, CONTACT_LINKS, LINK_TYPES};
+use crm_db::repo::activities::{
+    LinkType, COMPANY_LINKS, CONTACT_LINKS, DEAL_LINKS, LEAD_LINKS, LINK_TYPES,
+};
 use crm_domain::activities::{ActivityPriority, ActivityStatus, ActivityType};
 use crm_domain::FieldError;
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,14 @@ pub struct ActivityInput {
     #[serde(default)]
     #[schema(value_type = Vec<crate::dto::common::items::Id>, max_items = 100)]
     pub company_ids: Vec<String>,
+    /// Deals the activity concerns.
+    #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::Id>, max_items = 100)]
+    pub deal_ids: Vec<String>,
+    /// Leads the activity concerns.
+    #[serde(default)]
+    #[schema(value_type = Vec<crate::dto::common::items::Id>, max_items = 100)]
+    pub lead_ids: Vec<String>,
     #[validate(length(min = 1, max = 255))]
     #[schema(max_length = 255, min_length = 1)]
     pub external_id: Option<String>,
@@ -95,6 +105,8 @@ pub struct Activity {
     pub channel: Option<String>,
     pub contact_ids: Vec<String>,
     pub company_ids: Vec<String>,
+    pub deal_ids: Vec<String>,
+    pub lead_ids: Vec<String>,
     /// Where the activity sits on timelines: `start_at`, else `due_at`, else `created_at`.
     pub occurred_at: DateTime<Utc>,
     pub external_id: Option<String>,
@@ -122,6 +134,8 @@ impl From<ActivityRow> for Activity {
             priority: ActivityPriority::parse(&r.priority).unwrap_or(ActivityPriority::Normal),
             contact_ids: linked(&r, &CONTACT_LINKS),
             company_ids: linked(&r, &COMPANY_LINKS),
+            deal_ids: linked(&r, &DEAL_LINKS),
+            lead_ids: linked(&r, &LEAD_LINKS),
             due_at: r.due_at.map(utc),
             start_at: r.start_at.map(utc),
             end_at: r.end_at.map(utc),
@@ -163,6 +177,8 @@ impl From<&ActivityRow> for ActivityInput {
             channel: r.channel.clone(),
             contact_ids: linked(r, &CONTACT_LINKS),
             company_ids: linked(r, &COMPANY_LINKS),
+            deal_ids: linked(r, &DEAL_LINKS),
+            lead_ids: linked(r, &LEAD_LINKS),
             external_id: r.external_id.clone(),
             custom: parse_object(&r.custom),
         }
@@ -193,6 +209,8 @@ impl ActivityInput {
         match link.field {
             "contact_ids" => &self.contact_ids,
             "company_ids" => &self.company_ids,
+            "deal_ids" => &self.deal_ids,
+            "lead_ids" => &self.lead_ids,
             _ => &[],
         }
     }
@@ -369,7 +387,8 @@ pub fn new_row(ws: &str, checked: &CheckedActivity) -> ActivityRow {
 /// One item of a record's timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineItem {
-    /// `activity` or `lifecycle_change` (more kinds may be added).
+    /// `activity`, `lifecycle_change` (contacts), `stage_change` (deals) or
+    /// `status_change` (leads); more kinds may be added.
     pub kind: String,
     pub at: DateTime<Utc>,
     pub id: String,
@@ -382,6 +401,8 @@ pub struct TimelineItem {
 pub enum TimelineData {
     Activity(Box<Activity>),
     LifecycleChange(crate::dto::contacts::LifecycleChange),
+    StageChange(crate::routes::deals::StageChange),
+    StatusChange(crate::dto::leads::LeadStatusChange),
 }
 
 /// A page of a timeline, newest first.

@@ -286,3 +286,29 @@ pub fn new_row(ws: &str, c: LeadChanges) -> LeadRow {
         version: 1,
     }
 }
+
+/// A lead's move from one status to another.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeadStatusChange {
+    pub id: String,
+    pub lead_id: String,
+    /// Null for the status the lead was created with.
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub changed_at: DateTime<Utc>,
+    /// The user or API key that changed it.
+    pub changed_by: Option<String>,
+}
+
+impl From<crm_db::models::LeadStatusChangeRow> for LeadStatusChange {
+    fn from(r: crm_db::models::LeadStatusChangeRow) -> Self {
+        LeadStatusChange {
+            changed_at: utc(r.changed_at),
+            id: r.id,
+            lead_id: r.lead_id,
+            from_status: r.from_status,
+            to_status: r.to_status,
+            changed_by: r.changed_by,
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! `/api/v1/activities`: tasks, calls, meetings, e-mails and notes linked to records; a
-//! user's or team's calendar; and the timelines of contacts and companies.
+//! user's or team's calendar; and the timelines of contacts, companies, deals and leads.
 
 use crate::auth::{Actor, Auth, Principal};
 use crate::dto::activities::{
@@ -16,8 +16,10 @@ use actix_web::{get, web};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use crm_db::models::{ActivityRow, LifecycleChangeRow};
-use crm_db::repo::activities::{self as repo, COMPANY_LINKS, CONTACT_LINKS};
+use crm_db::models::{ActivityRow, LeadStatusChangeRow, LifecycleChangeRow, StageChangeRow};
+use crm_db::repo::activities::{
+    self as repo, COMPANY_LINKS, CONTACT_LINKS, DEAL_LINKS, LEAD_LINKS,
+};
 use crm_db::repo::timeline::{self, TimelineKey, TimelineRow};
 use crm_db::{DbConnection, RepoError};
 use crm_domain::activities::{parse_time_zone, DueWindow, MAX_CALENDAR_DAYS};
@@ -30,6 +32,8 @@ pub struct Activities;
 static RELATIONS: &[(&crm_db::query::Relation, RelatedCatalogue)] = &[
     (&CONTACT_LINKS.relation, super::contacts::catalogue),
     (&COMPANY_LINKS.relation, super::companies::catalogue),
+    (&DEAL_LINKS.relation, super::deals::catalogue),
+    (&LEAD_LINKS.relation, super::leads::catalogue),
 ];
 
 pub fn catalogue() -> &'static Catalogue {
@@ -391,6 +395,16 @@ const COMPANY_TIMELINE: TimelineOwner = TimelineOwner {
     table: "companies",
     read: Permission::CompaniesRead,
 };
+const DEAL_TIMELINE: TimelineOwner = TimelineOwner {
+    record_type: "deal",
+    table: "deals",
+    read: Permission::DealsRead,
+};
+const LEAD_TIMELINE: TimelineOwner = TimelineOwner {
+    record_type: "lead",
+    table: "leads",
+    read: Permission::LeadsRead,
+};
 
 fn timestamp(v: &Value, key: &str) -> Option<NaiveDateTime> {
     let s = v.get(key)?.as_str()?.replace('T', " ");
@@ -447,6 +461,31 @@ fn timeline_item(r: TimelineRow) -> ApiResult<TimelineItem> {
                 contact_id: string(&v, "contact_id").ok_or_else(bad)?,
                 from_stage: string(&v, "from_stage"),
                 to_stage: string(&v, "to_stage").ok_or_else(bad)?,
+                changed_at: r.at,
+                changed_by: string(&v, "changed_by"),
+            }
+            .into(),
+        ),
+        "stage_change" => TimelineData::StageChange(
+            StageChangeRow {
+                workspace_id: String::new(),
+                id: r.id.clone(),
+                deal_id: string(&v, "deal_id").ok_or_else(bad)?,
+                from_stage_id: string(&v, "from_stage_id"),
+                to_stage_id: string(&v, "to_stage_id").ok_or_else(bad)?,
+                changed_at: r.at,
+                changed_by: string(&v, "changed_by"),
+                time_in_stage_seconds: v.get("time_in_stage_seconds").and_then(Value::as_i64),
+            }
+            .into(),
+        ),
+        "status_change" => TimelineData::StatusChange(
+            LeadStatusChangeRow {
+                workspace_id: String::new(),
+                id: r.id.clone(),
+                lead_id: string(&v, "lead_id").ok_or_else(bad)?,
+                from_status: string(&v, "from_status"),
+                to_status: string(&v, "to_status").ok_or_else(bad)?,
                 changed_at: r.at,
                 changed_by: string(&v, "changed_by"),
             }
@@ -581,10 +620,42 @@ pub async fn get_company_timeline(
     timeline(state, p, COMPANY_TIMELINE, id.into_inner(), q).await
 }
 
+/// A deal's timeline: its activities and stage changes, newest first (paged like a
+/// contact's timeline).
+#[utoipa::path(get, path = "/api/v1/deals/{id}/timeline", tag = "deals", operation_id = "get_deal_timeline",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 4096)),
+    responses((status = 200, description = "A page of the timeline", body = TimelinePage), ReadErrors), security(("bearer" = [])))]
+#[get("/deals/{id}/timeline")]
+pub async fn get_deal_timeline(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<web::Json<TimelinePage>> {
+    timeline(state, p, DEAL_TIMELINE, id.into_inner(), q).await
+}
+
+/// A lead's timeline: its activities and status changes, newest first (paged like a
+/// contact's timeline).
+#[utoipa::path(get, path = "/api/v1/leads/{id}/timeline", tag = "leads", operation_id = "get_lead_timeline",
+    params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 4096)),
+    responses((status = 200, description = "A page of the timeline", body = TimelinePage), ReadErrors), security(("bearer" = [])))]
+#[get("/leads/{id}/timeline")]
+pub async fn get_lead_timeline(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    q: QueryPairs,
+) -> ApiResult<web::Json<TimelinePage>> {
+    timeline(state, p, LEAD_TIMELINE, id.into_inner(), q).await
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_activities)
         .configure(record_routes)
         .service(get_calendar)
         .service(get_contact_timeline)
-        .service(get_company_timeline);
+        .service(get_company_timeline)
+        .service(get_deal_timeline)
+        .service(get_lead_timeline);
 }

@@ -1,17 +1,19 @@
 //! `/api/v1/contacts`: contacts, their companies and their lifecycle history.
 
+use super::companies::Companies;
 use crate::auth::{Auth, Principal};
 use crate::dto::companies::Company;
 use crate::dto::contacts::{new_row, Contact, ContactInput, LifecycleChange};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{parse_json, RawJson};
+use crate::extract::RawJson;
 use crate::handlers::record_handlers;
+use crate::links::{link, link_body, live_reference, respond, LinkKind};
 use crate::listing::Catalogue;
 use crate::records::Record;
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use crm_db::models::{ContactCompanyRow, ContactRow};
+use crm_db::models::ContactRow;
 use crm_db::repo::contacts as repo;
 use crm_db::{DbConnection, RepoError};
 use crm_domain::{Permission, WorkspaceId};
@@ -178,11 +180,7 @@ pub struct UpdateLink {
 }
 
 fn live_contact(c: &mut DbConnection, ws: WorkspaceId, id: &str) -> ApiResult<ContactRow> {
-    let row = repo::get_contact(c, ws, id)?;
-    if row.archived_at.is_some() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(row)
+    crate::links::live_record::<Contacts>(c, ws, id)
 }
 
 fn company_links(
@@ -222,6 +220,14 @@ pub async fn list_contact_companies(
     Ok(web::Json(links))
 }
 
+/// The companies of a contact as links see them.
+pub(crate) static COMPANY_LINKS: LinkKind<CompanyLink> = LinkKind {
+    event: "contact",
+    key: "companies",
+    table: &crm_db::repo::links::CONTACT_COMPANIES,
+    list: company_links,
+};
+
 /// Link a contact to a company; linking again updates the role.
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/companies", tag = "contacts", operation_id = "link_contact_company", params(("id" = String, Path)),
     request_body = LinkCompany,
@@ -234,80 +240,17 @@ pub async fn link_company(
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::ContactsWrite)?;
-    let input: LinkCompany = parse_json(&body.0)?;
-    let errs = crate::dto::common::validate_input(&input);
-    if !errs.is_empty() {
-        return Err(ApiError::Validation(errs));
-    }
+    let input: LinkCompany = link_body(&body.0)?;
     let id = id.into_inner();
-    let (created, links) = state
+    let ch = state
         .tx(move |c| {
             live_contact(c, p.workspace, &id)?;
-            match repo::get_company(c, p.workspace, &input.company_id) {
-                Ok(co) if co.archived_at.is_none() => {}
-                Ok(_) | Err(RepoError::NotFound) => {
-                    return Err(ApiError::field(
-                        "company_id",
-                        "not_found",
-                        "no such company in this workspace",
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            let now = crm_domain::values_time::now();
-            let link = ContactCompanyRow {
-                workspace_id: p.workspace.as_string(),
-                contact_id: id.clone(),
-                company_id: input.company_id,
-                role: crate::dto::common::text(input.role),
-                is_primary: input.is_primary,
-                created_at: now,
-                updated_at: now,
-            };
-            let (created, before, after) = link_in(c, p.workspace, &link)?;
-            links_changed(c, &p, &id, &before, &after)?;
-            Ok((created, after))
+            live_reference::<Companies>(c, p.workspace, &input.company_id, "company_id")?;
+            let l = link(id, input.company_id, input.role, input.is_primary);
+            COMPANY_LINKS.upsert(c, &p, &l)
         })
         .await?;
-    Ok(if created {
-        HttpResponse::Created().json(links)
-    } else {
-        HttpResponse::Ok().json(links)
-    })
-}
-
-/// Links a contact to a company (or updates the link) in the caller's transaction: whether
-/// the link is new, and the contact's links before and after (for [`links_changed`]).
-pub(crate) fn link_in(
-    c: &mut DbConnection,
-    ws: WorkspaceId,
-    link: &ContactCompanyRow,
-) -> ApiResult<(bool, Vec<CompanyLink>, Vec<CompanyLink>)> {
-    let before = company_links(c, ws, &link.contact_id)?;
-    let created = repo::upsert_link(c, ws, link)?;
-    let after = company_links(c, ws, &link.contact_id)?;
-    Ok((created, before, after))
-}
-
-/// Records a `contact.links_changed` event: the contact's company links before and after.
-pub(crate) fn links_changed(
-    c: &mut DbConnection,
-    p: &Principal,
-    id: &str,
-    before: &[CompanyLink],
-    after: &[CompanyLink],
-) -> ApiResult<()> {
-    let before = serde_json::json!({ "companies": before });
-    let after = serde_json::json!({ "companies": after });
-    crate::events::record(
-        c,
-        p,
-        "contact",
-        "links_changed",
-        id,
-        Some(&before),
-        Some(&after),
-    )
+    Ok(respond(ch))
 }
 
 /// Change a link's role or primary flag.
@@ -322,11 +265,7 @@ pub async fn update_link(
     body: RawJson,
 ) -> ApiResult<web::Json<Vec<CompanyLink>>> {
     p.require(Permission::ContactsWrite)?;
-    let input: UpdateLink = parse_json(&body.0)?;
-    let errs = crate::dto::common::validate_input(&input);
-    if !errs.is_empty() {
-        return Err(ApiError::Validation(errs));
-    }
+    let input: UpdateLink = link_body(&body.0)?;
     let (id, company_id) = path.into_inner();
     let links = state
         .tx(move |c| {
@@ -336,21 +275,13 @@ pub async fn update_link(
                 .find(|(l, _)| l.company_id == company_id)
                 .map(|(l, _)| l)
                 .ok_or(ApiError::NotFound)?;
-            let link = ContactCompanyRow {
-                role: if input.role.is_some() {
-                    crate::dto::common::text(input.role)
-                } else {
-                    existing.role.clone()
-                },
-                is_primary: input.is_primary.unwrap_or(existing.is_primary),
-                updated_at: crm_domain::values_time::now(),
-                ..existing
-            };
-            let before = company_links(c, p.workspace, &id)?;
-            repo::upsert_link(c, p.workspace, &link)?;
-            let after = company_links(c, p.workspace, &id)?;
-            links_changed(c, &p, &id, &before, &after)?;
-            Ok(after)
+            let l = link(
+                id,
+                company_id,
+                input.role.or(existing.role),
+                input.is_primary.unwrap_or(existing.is_primary),
+            );
+            Ok(COMPANY_LINKS.upsert(c, &p, &l)?.after)
         })
         .await?;
     Ok(web::Json(links))
@@ -371,10 +302,7 @@ pub async fn unlink_company(
     state
         .tx(move |c| {
             live_contact(c, p.workspace, &id)?;
-            let before = company_links(c, p.workspace, &id)?;
-            repo::delete_link(c, p.workspace, &id, &company_id)?;
-            let after = company_links(c, p.workspace, &id)?;
-            links_changed(c, &p, &id, &before, &after)
+            COMPANY_LINKS.delete(c, &p, &id, &company_id)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

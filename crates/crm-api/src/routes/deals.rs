@@ -1,15 +1,18 @@
 //! `/api/v1/deals`: deals (opportunities), their stage history and their contacts.
 
+use super::contacts::Contacts;
 use crate::auth::{Auth, Principal};
 use crate::dto::common::utc;
+use crate::dto::contacts::Contact;
 use crate::dto::deals::{CheckedDeal, Deal, DealInput};
-use crate::error::{ApiError, ApiResult, ReadErrors};
-use crate::extract::{id_page, id_page_params, QueryPairs};
+use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::extract::{id_page, id_page_params, QueryPairs, RawJson};
 use crate::handlers::record_handlers;
+use crate::links::{link, link_body, live_record, live_reference, respond, LinkKind};
 use crate::listing::Catalogue;
 use crate::records::{self, Change, Record};
 use crate::state::AppState;
-use actix_web::{get, web};
+use actix_web::{delete, get, put, web, HttpResponse};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use crm_db::models::{DealChanges, DealRow, StageChangeRow, StageRow};
 use crm_db::repo::deals as repo;
@@ -17,10 +20,11 @@ use crm_db::repo::pipelines;
 use crm_db::{DbConnection, RepoError};
 use crm_domain::deals::StageKind;
 use crm_domain::{FieldError, Permission, WorkspaceId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 use utoipa::ToSchema;
+use validator::Validate;
 
 pub struct Deals;
 
@@ -377,10 +381,7 @@ pub async fn stage_history(
     let id = id.into_inner();
     let page = state
         .db(move |c| {
-            let deal = repo::get_deal(c, p.workspace, &id)?;
-            if deal.archived_at.is_some() {
-                return Err(ApiError::NotFound);
-            }
+            live_record::<Deals>(c, p.workspace, &id)?;
             let rows = repo::stage_history(c, p.workspace, &id, cursor.as_deref(), limit)?;
             let (rows, next) = id_page(rows, limit, |r| &r.id);
             Ok(StageChangePage {
@@ -392,6 +393,170 @@ pub async fn stage_history(
     Ok(web::Json(page))
 }
 
+/// A contact of a deal, with its role in the deal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DealContact {
+    pub contact: Contact,
+    /// The contact's role in the deal, e.g. `Decision maker`.
+    pub role: Option<String>,
+    /// The deal's main contact; at most one per deal.
+    pub is_primary: bool,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// A deal of a contact, with the contact's role in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactDeal {
+    pub deal: Deal,
+    pub role: Option<String>,
+    pub is_primary: bool,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// Adds a contact to a deal or changes its role: the link as a whole (an absent `role`
+/// clears it, an absent `is_primary` is false).
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "Decision maker", "is_primary": true}))]
+pub struct PutDealContact {
+    #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
+    pub role: Option<String>,
+    /// Make this the deal's primary contact (the others stop being primary).
+    #[serde(default)]
+    pub is_primary: bool,
+}
+
+fn deal_contacts(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    deal_id: &str,
+) -> ApiResult<Vec<DealContact>> {
+    Ok(repo::contacts_of(c, ws, deal_id)?
+        .into_iter()
+        .map(|(l, ct)| DealContact {
+            contact: ct.into(),
+            role: l.role,
+            is_primary: l.is_primary,
+            linked_at: utc(l.created_at),
+        })
+        .collect())
+}
+
+/// The contacts of a deal as links see them.
+pub(crate) static CONTACT_LINKS: LinkKind<DealContact> = LinkKind {
+    event: "deal",
+    key: "contacts",
+    table: &crm_db::repo::links::DEAL_CONTACTS,
+    list: deal_contacts,
+};
+
+/// The contacts of a deal, primary first, with their roles.
+#[utoipa::path(get, path = "/api/v1/deals/{id}/contacts", tag = "deals", operation_id = "list_deal_contacts", params(("id" = String, Path)),
+    responses((status = 200, description = "The deal's contacts", body = Vec<DealContact>), ReadErrors), security(("bearer" = [])))]
+#[get("/deals/{id}/contacts")]
+pub async fn list_deal_contacts(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<DealContact>>> {
+    p.require(Permission::DealsRead)?;
+    p.require(Permission::ContactsRead)?;
+    let id = id.into_inner();
+    let links = state
+        .db(move |c| {
+            live_record::<Deals>(c, p.workspace, &id)?;
+            deal_contacts(c, p.workspace, &id)
+        })
+        .await?;
+    Ok(web::Json(links))
+}
+
+/// Add a contact to a deal, or set its role and primary flag (idempotent).
+///
+/// Records `deal.links_changed` with the deal's contacts before and after. A contact that
+/// is not a live contact of the workspace → 422 naming `contact_id`.
+#[utoipa::path(put, path = "/api/v1/deals/{id}/contacts/{contact_id}", tag = "deals", operation_id = "put_deal_contact",
+    params(("id" = String, Path), ("contact_id" = String, Path)), request_body = PutDealContact,
+    responses((status = 201, description = "Added; the deal's contacts", body = Vec<DealContact>), (status = 200, description = "The link existed and now has this role; the deal's contacts", body = Vec<DealContact>), WriteErrors), security(("bearer" = [])))]
+#[put("/deals/{id}/contacts/{contact_id}")]
+pub async fn put_deal_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(Permission::DealsWrite)?;
+    p.require(Permission::ContactsRead)?;
+    let input: PutDealContact = link_body(&body.0)?;
+    let (id, contact_id) = path.into_inner();
+    let ch = state
+        .tx(move |c| {
+            live_record::<Deals>(c, p.workspace, &id)?;
+            live_reference::<Contacts>(c, p.workspace, &contact_id, "contact_id")?;
+            let l = link(id, contact_id, input.role, input.is_primary);
+            CONTACT_LINKS.upsert(c, &p, &l)
+        })
+        .await?;
+    Ok(respond(ch))
+}
+
+/// Remove a contact from a deal (404 when it is not one of the deal's contacts).
+#[utoipa::path(delete, path = "/api/v1/deals/{id}/contacts/{contact_id}", tag = "deals", operation_id = "delete_deal_contact",
+    params(("id" = String, Path), ("contact_id" = String, Path)),
+    responses((status = 204, description = "Removed"), WriteErrors), security(("bearer" = [])))]
+#[delete("/deals/{id}/contacts/{contact_id}")]
+pub async fn delete_deal_contact(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    p.require(Permission::DealsWrite)?;
+    let (id, contact_id) = path.into_inner();
+    state
+        .tx(move |c| {
+            live_record::<Deals>(c, p.workspace, &id)?;
+            CONTACT_LINKS.delete(c, &p, &id, &contact_id)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The live deals a contact takes part in, with its role in each, newest link first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/deals", tag = "contacts", operation_id = "list_contact_deals", params(("id" = String, Path)),
+    responses((status = 200, description = "The contact's deals", body = Vec<ContactDeal>), ReadErrors), security(("bearer" = [])))]
+#[get("/contacts/{id}/deals")]
+pub async fn list_contact_deals(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<Vec<ContactDeal>>> {
+    p.require(Permission::ContactsRead)?;
+    p.require(Permission::DealsRead)?;
+    let id = id.into_inner();
+    let rows = state
+        .db(move |c| {
+            live_record::<Contacts>(c, p.workspace, &id)?;
+            Ok(repo::deals_of_contact(c, p.workspace, &id)?)
+        })
+        .await?;
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|(l, d)| ContactDeal {
+                deal: d.into(),
+                role: l.role,
+                is_primary: l.is_primary,
+                linked_at: utc(l.created_at),
+            })
+            .collect(),
+    ))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(record_routes).service(stage_history);
+    cfg.configure(record_routes)
+        .service(stage_history)
+        .service(list_deal_contacts)
+        .service(put_deal_contact)
+        .service(delete_deal_contact)
+        .service(list_contact_deals);
 }

@@ -2,19 +2,22 @@
 
 use super::assignment_rules::assign;
 use super::companies::Companies;
-use super::contacts::{link_in, links_changed, Contacts};
+use super::contacts::{Contacts, COMPANY_LINKS};
+use super::deals::{Deals, CONTACT_LINKS as DEAL_CONTACT_LINKS};
 use crate::auth::{Auth, Principal};
 use crate::dto::companies::{Company, CompanyInput};
 use crate::dto::contacts::{Contact, ContactInput};
+use crate::dto::deals::{Deal, DealInput};
 use crate::dto::leads::{new_row, Lead, LeadInput};
 use crate::error::{ApiError, ApiResult, WriteErrors};
 use crate::extract::{etag, parse_json, RawJson};
 use crate::handlers::record_handlers;
+use crate::links::{link, live_reference};
 use crate::listing::Catalogue;
 use crate::records::{self, Record};
 use crate::state::AppState;
 use actix_web::{post, web, HttpResponse};
-use crm_db::models::{ContactCompanyRow, LeadRow};
+use crm_db::models::LeadRow;
 use crm_db::repo::leads as repo;
 use crm_db::{DbConnection, RepoError};
 use crm_domain::records::{AssignmentObject, LeadStatus};
@@ -83,7 +86,7 @@ impl Record for Leads {
                 serde_json::to_value(Lead::from(row.clone())).map_err(ApiError::internal)?;
             row.owner_id = assign(conn, p.workspace, AssignmentObject::Leads, &shown)?;
         }
-        Ok(repo::insert(conn, p.workspace, &row)?)
+        Ok(repo::insert(conn, p.workspace, &row, Some(p.actor_id()))?)
     }
     fn update(
         conn: &mut DbConnection,
@@ -93,7 +96,13 @@ impl Record for Leads {
         custom: Map<String, Value>,
     ) -> ApiResult<LeadRow> {
         let changes = input.into_changes(custom, LeadStatus::parse(&current.status))?;
-        Ok(repo::update(conn, p.workspace, current, &changes)?)
+        Ok(repo::update(
+            conn,
+            p.workspace,
+            current,
+            &changes,
+            Some(p.actor_id()),
+        )?)
     }
 }
 
@@ -129,7 +138,7 @@ record_handlers! {
 /// (`company_id`) or created from `company_name` (`create_company`), or left out.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"create_company": true}))]
+#[schema(example = json!({"create_company": true, "create_deal": true, "deal": {"name": "Acme pilot", "amount": "12000.00", "currency": "EUR", "expected_close_date": "2027-03-31"}}))]
 pub struct ConvertLead {
     /// Link this existing contact instead of creating one. Needed when the lead's e-mail
     /// already belongs to a contact (otherwise 409 with `existing_id`).
@@ -141,6 +150,15 @@ pub struct ConvertLead {
     /// Create a company named after the lead's `company_name` (default false).
     #[serde(default)]
     pub create_company: bool,
+    /// Create a deal from `deal` (default false), linked to the contact (as its primary
+    /// contact) and to the company.
+    #[serde(default)]
+    pub create_deal: bool,
+    /// The deal to create, with the fields of `POST /deals`. `name` defaults to the lead's
+    /// `company_name` (else its name), `company_id` to the converted company and `owner_id`
+    /// to the lead's owner; without a pipeline or stage it starts in the default
+    /// pipeline's first stage. An invalid field is a 422 naming `deal.<field>`.
+    pub deal: Option<DealInput>,
 }
 
 /// A converted lead and what it became.
@@ -152,6 +170,8 @@ pub struct LeadConversion {
     pub contact_created: bool,
     pub company: Option<Company>,
     pub company_created: bool,
+    /// The deal created with `create_deal`.
+    pub deal: Option<Deal>,
 }
 
 fn not_found(field: &str, what: &str) -> ApiError {
@@ -162,11 +182,39 @@ fn not_found(field: &str, what: &str) -> ApiError {
     )
 }
 
-/// Convert a qualified lead into a contact, and optionally a company, in one transaction.
+/// The deal a conversion creates: `deal` with the lead's defaults filled in.
+fn deal_input(lead: &LeadRow, deal: Option<DealInput>, company_id: Option<&String>) -> DealInput {
+    let mut d = deal.unwrap_or_default();
+    if d.name.is_none() {
+        let person = [&lead.first_name, &lead.last_name]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        d.name = lead
+            .company_name
+            .clone()
+            .or_else(|| (!person.is_empty()).then_some(person))
+            .or_else(|| lead.email.clone());
+    }
+    if d.company_id.is_none() {
+        d.company_id = company_id.cloned();
+    }
+    if d.owner_id.is_none() {
+        d.owner_id = lead.owner_id.clone();
+    }
+    d
+}
+
+/// Convert a qualified lead into a contact, and optionally a company and a deal.
 ///
-/// Creates (or links) the contact and the company, links them, and marks the lead
+/// All in one transaction: creates (or links) the contact and the company, links them, creates the deal (as
+/// `POST /deals` would) with the contact as its primary contact, and marks the lead
 /// `converted` with `converted_*` and `converted_at`; events `contact.created`,
-/// `company.created`, `contact.links_changed` and `lead.converted` are written with it.
+/// `company.created`, `deal.created`, `contact.links_changed`, `deal.links_changed` and
+/// `lead.converted` are written with it, in that order. Any invalid deal field is a 422
+/// naming `deal.<field>`, and nothing is written.
 /// A converted lead → 409 (`existing_id`: its contact); an archived lead → 409 (restore it
 /// first); a lead whose e-mail a contact already has → 409 with that contact as
 /// `existing_id` (convert again with `contact_id`).
@@ -192,6 +240,15 @@ pub async fn convert_lead(
                 "give `company_id` or `create_company`, not both",
             ));
         }
+    }
+    if input.create_deal {
+        p.require(Permission::DealsWrite)?;
+    } else if input.deal.is_some() {
+        return Err(ApiError::field(
+            "create_deal",
+            "required",
+            "`deal` is used only with `create_deal: true`",
+        ));
     }
     let id = id.into_inner();
     let out = state
@@ -243,13 +300,10 @@ pub async fn convert_lead(
                 }
             };
             let (company, company_created) = match (&input.company_id, input.create_company) {
-                (Some(co), _) => match Companies::get(c, ws, co) {
-                    Ok(row) if row.archived_at.is_none() => (Some(row), false),
-                    Ok(_) | Err(RepoError::NotFound) => {
-                        return Err(not_found("company_id", "company"))
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                (Some(co), _) => (
+                    Some(live_reference::<Companies>(c, ws, co, "company_id")?),
+                    false,
+                ),
                 (None, true) => {
                     let Some(name) = lead.company_name.clone() else {
                         return Err(ApiError::field(
@@ -276,21 +330,42 @@ pub async fn convert_lead(
                 }
                 (None, false) => (None, false),
             };
-            let link = match &company {
-                Some(co) => {
-                    let now = crm_domain::values_time::now();
-                    let row = ContactCompanyRow {
-                        workspace_id: ws.as_string(),
-                        contact_id: contact.id.clone(),
-                        company_id: co.id.clone(),
-                        role: lead.title.clone(),
-                        is_primary: contact_created,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let (_, before, after) = link_in(c, ws, &row)?;
-                    Some((before, after))
+            let mut deal_events = Vec::new();
+            let deal = match input.create_deal {
+                true => {
+                    let from = deal_input(&lead, input.deal, company.as_ref().map(|co| &co.id));
+                    let deal = records::insert_in::<Deals>(
+                        c,
+                        &p,
+                        from,
+                        &mut deal_events,
+                        &mut records::Known::default(),
+                    )
+                    .map_err(|e| e.within("deal"))?;
+                    Some(deal)
                 }
+                false => None,
+            };
+            let now = crm_domain::values_time::now();
+            let company_link = match &company {
+                Some(co) => Some(COMPANY_LINKS.upsert_in(
+                    c,
+                    ws,
+                    &link(
+                        contact.id.clone(),
+                        co.id.clone(),
+                        lead.title.clone(),
+                        contact_created,
+                    ),
+                )?),
+                None => None,
+            };
+            let deal_link = match &deal {
+                Some(d) => Some(DEAL_CONTACT_LINKS.upsert_in(
+                    c,
+                    ws,
+                    &link(d.id.clone(), contact.id.clone(), None, true),
+                )?),
                 None => None,
             };
             let converted = repo::mark_converted(
@@ -300,15 +375,20 @@ pub async fn convert_lead(
                 &repo::Converted {
                     contact_id: &contact.id,
                     company_id: company.as_ref().map(|co| co.id.as_str()),
-                    deal_id: None,
-                    at: crm_domain::values_time::now(),
+                    deal_id: deal.as_ref().map(|d| d.id.as_str()),
+                    at: now,
                 },
+                Some(p.actor_id()),
             )?;
             // Events go last, in the order the records came to be.
             records::flush::<Contacts>(c, &p, contact_events)?;
             records::flush::<Companies>(c, &p, company_events)?;
-            if let Some((before, after)) = link {
-                links_changed(c, &p, &contact.id, &before, &after)?;
+            records::flush::<Deals>(c, &p, deal_events)?;
+            if let Some(ch) = company_link {
+                COMPANY_LINKS.record(c, &p, &ch)?;
+            }
+            if let Some(ch) = deal_link {
+                DEAL_CONTACT_LINKS.record(c, &p, &ch)?;
             }
             let lead_event =
                 records::change::<Leads>("converted", &id, Some(&lead), Some(&converted))?;
@@ -319,6 +399,7 @@ pub async fn convert_lead(
                 contact_created,
                 company: company.map(Company::from),
                 company_created,
+                deal: deal.map(Deal::from),
             })
         })
         .await?;

@@ -49,9 +49,11 @@ macro_rules! link_type {
 
 pub static CONTACT_LINKS: LinkType = link_type!("contact_ids", "contact", "contacts");
 pub static COMPANY_LINKS: LinkType = link_type!("company_ids", "company", "companies");
+pub static DEAL_LINKS: LinkType = link_type!("deal_ids", "deal", "deals");
+pub static LEAD_LINKS: LinkType = link_type!("lead_ids", "lead", "leads");
 
 /// Every kind of record an activity links to.
-pub static LINK_TYPES: &[&LinkType] = &[&CONTACT_LINKS, &COMPANY_LINKS];
+pub static LINK_TYPES: &[&LinkType] = &[&CONTACT_LINKS, &COMPANY_LINKS, &DEAL_LINKS, &LEAD_LINKS];
 
 pub fn link_type(record_type: &str) -> Option<&'static LinkType> {
     LINK_TYPES
@@ -288,4 +290,54 @@ pub fn calendar(
     b.push(")) ORDER BY COALESCE(a.start_at, a.due_at), a.id LIMIT ");
     b.bind(Bind::Int(limit));
     Ok(b.load(conn)?)
+}
+
+/// Drops every link of activities to the record `id` of `table` (being erased), so no
+/// activity names a record that is gone: the link rows and the id in each activity's
+/// `links`, whose version goes up. Tables activities do not link to are left alone.
+pub fn unlink_record(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    table: &str,
+    id: &str,
+) -> RepoResult<()> {
+    let Some(link) = LINK_TYPES.iter().find(|l| l.table == table) else {
+        return Ok(());
+    };
+    let linked = || {
+        activity_links::table
+            .filter(activity_links::workspace_id.eq(ws.as_string()))
+            .filter(activity_links::record_type.eq(link.record_type))
+            .filter(activity_links::record_id.eq(id.to_string()))
+    };
+    let activity_ids: Vec<String> = linked().select(activity_links::activity_id).load(conn)?;
+    if activity_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::delete(linked()).execute(conn)?;
+    let rows: Vec<(String, String, i32)> = activities::table
+        .filter(activities::workspace_id.eq(ws.as_string()))
+        .filter(activities::id.eq_any(&activity_ids))
+        .select((activities::id, activities::links, activities::version))
+        .load(conn)?;
+    let now = crm_domain::values_time::now();
+    for (activity_id, links, version) in rows {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&links).unwrap_or_default();
+        if let Some(serde_json::Value::Array(ids)) = map.get_mut(link.record_type) {
+            ids.retain(|v| v.as_str() != Some(id));
+        }
+        diesel::update(
+            activities::table
+                .filter(activities::workspace_id.eq(ws.as_string()))
+                .filter(activities::id.eq(&activity_id)),
+        )
+        .set((
+            activities::links.eq(serde_json::Value::Object(map).to_string()),
+            activities::updated_at.eq(now),
+            activities::version.eq(version + 1),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
 }

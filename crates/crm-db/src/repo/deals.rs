@@ -323,3 +323,26 @@ pub fn contacts_of(
         ))
         .load(conn)?)
 }
+
+/// A contact's live deals with the link's role, newest link first.
+pub fn deals_of_contact(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_id: &str,
+) -> RepoResult<Vec<(DealContactRow, DealRow)>> {
+    Ok(deal_contacts::table
+        .inner_join(
+            deals::table.on(deals::workspace_id
+                .eq(deal_contacts::workspace_id)
+                .and(deals::id.eq(deal_contacts::deal_id))),
+        )
+        .filter(deal_contacts::workspace_id.eq(ws.as_string()))
+        .filter(deal_contacts::contact_id.eq(contact_id))
+        .filter(deals::archived_at.is_null())
+        .order((
+            deal_contacts::created_at.desc(),
+            deal_contacts::deal_id.asc(),
+        ))
+        .select((DealContactRow::as_select(), DealRow::as_select()))
+        .load(conn)?)
+}

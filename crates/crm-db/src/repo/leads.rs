@@ -3,9 +3,9 @@
 use super::records::{ensure_unique, on_unique_race};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
-use crate::models::{LeadChanges, LeadRow};
+use crate::models::{LeadChanges, LeadRow, LeadStatusChangeRow};
 use crate::query::{ColumnSpec, Resource};
-use crate::schema::leads;
+use crate::schema::{lead_status_changes, leads};
 use chrono::NaiveDateTime;
 use crm_domain::filter::FieldKind;
 use crm_domain::records::LeadStatus;
@@ -81,7 +81,39 @@ pub fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<Lea
         .ok_or(RepoError::NotFound)
 }
 
-pub fn insert(conn: &mut DbConnection, ws: WorkspaceId, row: &LeadRow) -> RepoResult<LeadRow> {
+/// Keeps a lead's move from `from` to `to` (a new lead: from nothing).
+fn record_status(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    lead_id: &str,
+    from: Option<&str>,
+    to: &str,
+    at: NaiveDateTime,
+    actor: Option<&str>,
+) -> RepoResult<()> {
+    if from == Some(to) {
+        return Ok(());
+    }
+    diesel::insert_into(lead_status_changes::table)
+        .values(LeadStatusChangeRow {
+            workspace_id: ws.as_string(),
+            id: crm_domain::new_id().to_string(),
+            lead_id: lead_id.to_string(),
+            from_status: from.map(String::from),
+            to_status: to.to_string(),
+            changed_at: at,
+            changed_by: actor.map(String::from),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    row: &LeadRow,
+    actor: Option<&str>,
+) -> RepoResult<LeadRow> {
     check_unique(
         conn,
         ws,
@@ -93,6 +125,7 @@ pub fn insert(conn: &mut DbConnection, ws: WorkspaceId, row: &LeadRow) -> RepoRe
         .values(row)
         .execute(conn)
         .map_err(|e| on_unique_race(e, "leads"))?;
+    record_status(conn, ws, &row.id, None, &row.status, row.created_at, actor)?;
     Ok(row.clone())
 }
 
@@ -112,6 +145,7 @@ pub fn update(
     ws: WorkspaceId,
     current: &LeadRow,
     changes: &LeadChanges,
+    actor: Option<&str>,
 ) -> RepoResult<LeadRow> {
     check_unique(
         conn,
@@ -120,6 +154,7 @@ pub fn update(
         changes.email.as_deref(),
         changes.external_id.as_deref(),
     )?;
+    let now = crm_domain::values_time::now();
     let n = diesel::update(
         leads::table
             .filter(leads::workspace_id.eq(ws.as_string()))
@@ -128,12 +163,14 @@ pub fn update(
     )
     .set((
         changes,
-        leads::updated_at.eq(crm_domain::values_time::now()),
+        leads::updated_at.eq(now),
         leads::version.eq(current.version + 1),
     ))
     .execute(conn)
     .map_err(|e| on_unique_race(e, "leads"))?;
     bumped(n, current)?;
+    let to = &changes.status;
+    record_status(conn, ws, &current.id, Some(&current.status), to, now, actor)?;
     get(conn, ws, &current.id)
 }
 
@@ -151,6 +188,7 @@ pub fn mark_converted(
     ws: WorkspaceId,
     current: &LeadRow,
     to: &Converted,
+    actor: Option<&str>,
 ) -> RepoResult<LeadRow> {
     let n = diesel::update(
         leads::table
@@ -169,5 +207,15 @@ pub fn mark_converted(
     ))
     .execute(conn)?;
     bumped(n, current)?;
+    let converted = LeadStatus::Converted.as_str();
+    record_status(
+        conn,
+        ws,
+        &current.id,
+        Some(&current.status),
+        converted,
+        to.at,
+        actor,
+    )?;
     get(conn, ws, &current.id)
 }

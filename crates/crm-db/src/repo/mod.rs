@@ -11,6 +11,7 @@ pub mod events;
 pub mod fields;
 pub mod idempotency;
 pub mod leads;
+pub mod links;
 pub mod pipelines;
 pub mod quotes;
 pub mod rate_limits;

@@ -88,7 +88,8 @@ pub fn set_archived(
     Ok(version + 1)
 }
 
-/// Erases a record for good (its links and history go with it through the foreign keys).
+/// Erases a record for good (its links and history go with it through the foreign keys;
+/// activities, which link to records without one, drop their links to it).
 pub fn purge(
     conn: &mut DbConnection,
     table: &'static str,
@@ -104,7 +105,7 @@ pub fn purge(
     b.push(" AND id = ");
     b.bind(Bind::Text(id.to_string()));
     b.execute(conn)?;
-    Ok(())
+    super::activities::unlink_record(conn, ws, table, id)
 }
 
 #[derive(QueryableByName)]

@@ -1,5 +1,5 @@
 //! A record's timeline: every source of dated items about it (activities, lifecycle
-//! changes, later deal stage changes, tickets, campaign touches) merged newest first and
+//! changes, deal stage changes, later tickets and campaign touches) merged newest first and
 //! paged by a keyset on (at, kind, id), in one `UNION ALL` query per page.
 //!
 //! A new kind of item is one more [`TimelineSource`] in [`SOURCES`]; a new record type
@@ -91,10 +91,54 @@ pub static LIFECYCLE_CHANGES: TimelineSource = TimelineSource {
     ],
 };
 
-pub static SOURCES: &[&TimelineSource] = &[&ACTIVITIES, &LIFECYCLE_CHANGES];
+/// A deal's moves between stages (`deal_stage_changes_timeline` serves it).
+pub static STAGE_CHANGES: TimelineSource = TimelineSource {
+    kind: "stage_change",
+    record_types: &["deal"],
+    from: "FROM deal_stage_changes h",
+    workspace_column: "h.workspace_id",
+    record_type_column: None,
+    record_id_column: "h.deal_id",
+    at: "h.changed_at",
+    id: "h.id",
+    condition: "",
+    payload: &[
+        ("deal_id", "h.deal_id"),
+        ("from_stage_id", "h.from_stage_id"),
+        ("to_stage_id", "h.to_stage_id"),
+        ("changed_by", "h.changed_by"),
+        ("time_in_stage_seconds", "h.time_in_stage_seconds"),
+    ],
+};
+
+/// A lead's status changes (`lead_status_changes_timeline` serves it).
+pub static LEAD_STATUS_CHANGES: TimelineSource = TimelineSource {
+    kind: "status_change",
+    record_types: &["lead"],
+    from: "FROM lead_status_changes s",
+    workspace_column: "s.workspace_id",
+    record_type_column: None,
+    record_id_column: "s.lead_id",
+    at: "s.changed_at",
+    id: "s.id",
+    condition: "",
+    payload: &[
+        ("lead_id", "s.lead_id"),
+        ("from_status", "s.from_status"),
+        ("to_status", "s.to_status"),
+        ("changed_by", "s.changed_by"),
+    ],
+};
+
+pub static SOURCES: &[&TimelineSource] = &[
+    &ACTIVITIES,
+    &LIFECYCLE_CHANGES,
+    &STAGE_CHANGES,
+    &LEAD_STATUS_CHANGES,
+];
 
 /// The record types that have a timeline.
-pub static RECORD_TYPES: &[&str] = &["contact", "company"];
+pub static RECORD_TYPES: &[&str] = &["contact", "company", "deal", "lead"];
 
 /// Where a page starts: strictly after this item in (at, kind, id) descending order.
 #[derive(Debug, Clone)]
