@@ -60,6 +60,7 @@ impl Role {
                     | ProductsRead
                     | QuotesRead
                     | QuotesWrite
+                    | QuotasRead
             ),
             Role::Support => matches!(
                 p,
@@ -75,6 +76,7 @@ impl Role {
                     | ActivitiesWrite
                     | ProductsRead
                     | QuotesRead
+                    | QuotasRead
             ),
             Role::Viewer => matches!(
                 p,
@@ -88,6 +90,7 @@ impl Role {
                     | ActivitiesRead
                     | ProductsRead
                     | QuotesRead
+                    | QuotasRead
             ),
         }
     }
@@ -131,10 +134,13 @@ pub enum Permission {
     ProductsWrite,
     QuotesRead,
     QuotesWrite,
+    /// Sales quotas; reading them is part of reading the forecast.
+    QuotasRead,
+    QuotasWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 27] = [
+    pub const ALL: [Permission; 29] = [
         Permission::ContactsRead,
         Permission::ContactsWrite,
         Permission::CompaniesRead,
@@ -162,6 +168,8 @@ impl Permission {
         Permission::ProductsWrite,
         Permission::QuotesRead,
         Permission::QuotesWrite,
+        Permission::QuotasRead,
+        Permission::QuotasWrite,
     ];
 
     /// The scope name, as API keys list it and 403 responses name it.
@@ -194,6 +202,8 @@ impl Permission {
             Permission::ProductsWrite => "products:write",
             Permission::QuotesRead => "quotes:read",
             Permission::QuotesWrite => "quotes:write",
+            Permission::QuotasRead => "quotas:read",
+            Permission::QuotasWrite => "quotas:write",
         }
     }
 
@@ -243,6 +253,17 @@ mod tests {
             assert_eq!(r.permits(Permission::LeadsWrite), sells);
             assert_eq!(
                 r.permits(Permission::AssignmentRulesWrite),
+                matches!(r, Role::Admin | Role::Manager)
+            );
+        }
+    }
+
+    #[test]
+    fn quotas_are_read_by_all_and_set_by_managers() {
+        for r in Role::ALL {
+            assert!(r.permits(Permission::QuotasRead));
+            assert_eq!(
+                r.permits(Permission::QuotasWrite),
                 matches!(r, Role::Admin | Role::Manager)
             );
         }

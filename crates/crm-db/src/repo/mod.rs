@@ -12,6 +12,7 @@ pub mod fields;
 pub mod idempotency;
 pub mod leads;
 pub mod pipelines;
+pub mod quotas;
 pub mod quotes;
 pub mod records;
 pub mod teams;
