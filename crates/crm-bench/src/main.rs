@@ -7,8 +7,8 @@ mod load;
 mod pgbench;
 mod report;
 mod scenarios;
-mod seed_sales;
 mod seed;
+mod seed_sales;
 mod server;
 mod soak;
 

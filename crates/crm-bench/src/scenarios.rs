@@ -20,7 +20,12 @@ pub struct Scenario {
 }
 
 /// The scenarios that need the sales seed (deals and activities).
-pub const SALES: &[&str] = &["pipeline_board", "record_timeline", "quote_50_lines", "forecast"];
+pub const SALES: &[&str] = &[
+    "pipeline_board",
+    "record_timeline",
+    "quote_50_lines",
+    "forecast",
+];
 
 /// Lines of the quote the `quote_50_lines` scenario creates.
 pub const QUOTE_LINES: usize = 50;

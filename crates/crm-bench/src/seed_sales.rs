@@ -99,7 +99,13 @@ fn deal(
     }
 }
 
-fn activity(rng: &mut StdRng, ws: &str, owner: &str, contact: &str, now: NaiveDateTime) -> (ActivityRow, ActivityLinkRow) {
+fn activity(
+    rng: &mut StdRng,
+    ws: &str,
+    owner: &str,
+    contact: &str,
+    now: NaiveDateTime,
+) -> (ActivityRow, ActivityLinkRow) {
     let at = now - TimeDelta::minutes(rng.gen_range(1..3 * 365 * 24 * 60));
     let kind = pick(rng, TYPES);
     let done = matches!(kind, "email" | "note") || at < now - TimeDelta::days(7);
