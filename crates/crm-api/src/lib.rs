@@ -55,6 +55,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::products::configure)
                     .configure(routes::price_books::configure)
                     .configure(routes::quotes::configure)
+                    .configure(routes::quotas::configure)
+                    .configure(routes::forecast::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

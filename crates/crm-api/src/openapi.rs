@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
 use crate::routes::{
-    access, activities, assignment_rules, companies, contacts, deals, events, fields, health,
-    leads, pipelines, price_books, products, quotes, teams, webhooks,
+    access, activities, assignment_rules, companies, contacts, deals, events, fields, forecast,
+    health, leads, pipelines, price_books, products, quotas, quotes, teams, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -180,6 +180,9 @@ impl Modify for RateLimited {
         price_books::list_prices, price_books::set_price, price_books::delete_price,
         quotes::list_quotes, quotes::search_quotes, quotes::create_quote, quotes::get_quote,
         quotes::update_quote, quotes::delete_quote, quotes::restore_quote, quotes::accept_quote,
+        quotas::list_quotas, quotas::batch_quotas, quotas::search_quotas, quotas::create_quota, quotas::get_quota,
+        quotas::update_quota, quotas::delete_quota, quotas::restore_quota,
+        forecast::get_forecast,
     ),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
@@ -197,6 +200,8 @@ impl Modify for RateLimited {
         (name = "products", description = "The product catalogue"),
         (name = "price-books", description = "Prices of products per currency and audience"),
         (name = "quotes", description = "Proposals with line items, discounts and taxes"),
+        (name = "quotas", description = "What users and teams should close per month or quarter"),
+        (name = "forecast", description = "Closed-won, weighted and best-case pipeline per period, against quotas"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),

@@ -8,6 +8,7 @@ mod pgbench;
 mod report;
 mod scenarios;
 mod seed;
+mod seed_sales;
 mod server;
 mod soak;
 
@@ -25,6 +26,9 @@ const ADMIN_EMAIL: &str = "bench-admin@example.com";
 const ADMIN_PASSWORD: &str = "bench admin password, loopback only";
 const DEFAULT_CONTACTS: f64 = 1_000_000.0;
 const DEFAULT_COMPANIES: f64 = 100_000.0;
+/// Deals and activities of the sales scenarios (issue 4: 100k deals, 1M activities).
+const DEFAULT_DEALS: f64 = 100_000.0;
+const DEFAULT_ACTIVITIES: f64 = 1_000_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Db {
@@ -234,6 +238,7 @@ pub(crate) fn seed_database(
     db: &str,
     url: &str,
     scale: f64,
+    sales: bool,
 ) -> Result<seed::Seeded> {
     let contacts = (DEFAULT_CONTACTS * scale).round() as usize;
     let companies = (DEFAULT_COMPANIES * scale).round() as usize;
@@ -254,6 +259,29 @@ pub(crate) fn seed_database(
         conn.batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")?;
     }
     let mut seeded = seed::seed(&mut conn, &ws, &owner.id, contacts, companies)?;
+    if sales {
+        let deals = (DEFAULT_DEALS * scale).round() as usize;
+        let activities = (DEFAULT_ACTIVITIES * scale).round() as usize;
+        println!("seeding {deals} deals, {activities} activities");
+        let s = seed_sales::seed(
+            &mut conn,
+            workspace,
+            &owner.id,
+            &seeded.contact_ids,
+            deals,
+            activities,
+        )?;
+        println!(
+            "seeded {} deals, {} activities ({} on {} contacts) in {:.1} s ({:.0} rows/s)",
+            s.deals,
+            s.activities,
+            s.hot_contact_activities,
+            s.hot_contact_ids.len(),
+            s.seconds,
+            s.rows_per_second
+        );
+        seeded.sales = Some(s);
+    }
     seeded.analyze_seconds = seed::analyze(&mut conn)?;
     drop(conn);
     println!(
@@ -277,7 +305,12 @@ fn run_database(
     url: &str,
     port: u16,
 ) -> Result<DbReport> {
-    let seeded = seed_database(crm_bin, db, url, cli.scale)?;
+    let sales = cli.scenarios.is_empty()
+        || cli
+            .scenarios
+            .iter()
+            .any(|n| scenarios::SALES.contains(&n.as_str()));
+    let seeded = seed_database(crm_bin, db, url, cli.scale, sales)?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let log = cli.out.join(format!("server-{db}.log"));
     let server = server::Server::start(crm_bin, url, addr, &log)?;

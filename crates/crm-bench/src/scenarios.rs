@@ -3,6 +3,7 @@
 use crate::load::{MakeRequest, Target};
 use crate::seed::{Seeded, LAST_NAMES, SEGMENTS, STAGES};
 use anyhow::Result;
+use chrono::{Months, NaiveDate};
 use hyper::Method;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -18,6 +19,17 @@ pub struct Scenario {
     pub max_concurrency: usize,
 }
 
+/// The scenarios that need the sales seed (deals and activities).
+pub const SALES: &[&str] = &[
+    "pipeline_board",
+    "record_timeline",
+    "quote_50_lines",
+    "forecast",
+];
+
+/// Lines of the quote the `quote_50_lines` scenario creates.
+pub const QUOTE_LINES: usize = 50;
+
 /// Operations in one request of the `batch_upsert_1000` scenario.
 pub const BATCH_SIZE: usize = 1000;
 
@@ -28,6 +40,13 @@ struct Inputs {
     ids: Arc<Vec<String>>,
     terms: Arc<Vec<String>>,
     emails: Arc<Vec<String>>,
+    /// The sales seed's pipeline, deals and activity-heavy contacts (empty without it).
+    pipeline_id: String,
+    deal_ids: Arc<Vec<String>>,
+    hot_contact_ids: Arc<Vec<String>>,
+    /// `from` and `to` of the forecast: the four quarters before this one, this one and
+    /// the three after (24 months, the most a forecast spans).
+    forecast_range: (String, String),
     /// Makes each created contact's e-mail unique across the whole run.
     created: Arc<AtomicU64>,
     run_tag: String,
@@ -131,6 +150,39 @@ impl Inputs {
             json!({"operations": ops, "atomic": false}),
         )
     }
+    fn pipeline_board(&self) -> Req {
+        let path = format!("/api/v1/pipelines/{}/board?currency=EUR", self.pipeline_id);
+        self.target.request(Method::GET, &path, None)
+    }
+    fn record_timeline<R: Rng>(&self, rng: &mut R) -> Req {
+        let path = format!(
+            "/api/v1/contacts/{}/timeline",
+            pick(rng, &self.hot_contact_ids)
+        );
+        self.target.request(Method::GET, &path, None)
+    }
+    fn quote<R: Rng>(&self, rng: &mut R) -> Req {
+        let lines: Vec<serde_json::Value> = (0..QUOTE_LINES)
+            .map(|i| {
+                json!({
+                    "description": format!("Line {i}"),
+                    "quantity": format!("{}", rng.gen_range(1..20)),
+                    "unit_price": format!("{}.{:02}", rng.gen_range(1..5000), rng.gen_range(0..100)),
+                    "discount_percent": pick_str(rng, &["0", "5", "12.5"]),
+                    "tax_rate": pick_str(rng, &["0", "7", "19"]),
+                })
+            })
+            .collect();
+        let body = json!({"deal_id": pick(rng, &self.deal_ids), "currency": "EUR", "lines": lines});
+        self.post("/api/v1/quotes", body)
+    }
+    fn forecast(&self) -> Req {
+        let (from, to) = &self.forecast_range;
+        let path = format!(
+            "/api/v1/forecast?period=quarter&from={from}&to={to}&currency=EUR&group_by=owner"
+        );
+        self.target.request(Method::GET, &path, None)
+    }
     fn post(&self, path: &str, body: serde_json::Value) -> Req {
         self.target.request(
             Method::POST,
@@ -140,12 +192,28 @@ impl Inputs {
     }
 }
 
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
 pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
+    let sales = seeded.sales.as_ref();
+    let q0 = crm_domain::forecast::PeriodKind::Quarter.start_of(chrono::Utc::now().date_naive());
     let inputs = Inputs {
         target: target.clone(),
         ids: Arc::new(seeded.contact_ids.clone()),
         terms: Arc::new(seeded.rare_terms.clone()),
         emails: Arc::new(seeded.contact_emails.clone()),
+        pipeline_id: sales.map(|s| s.pipeline_id.clone()).unwrap_or_default(),
+        deal_ids: Arc::new(sales.map(|s| s.deal_ids.clone()).unwrap_or_default()),
+        hot_contact_ids: Arc::new(sales.map(|s| s.hot_contact_ids.clone()).unwrap_or_default()),
+        forecast_range: (
+            day(q0.checked_sub_months(Months::new(12)).unwrap_or(q0)),
+            day(q0
+                .checked_add_months(Months::new(12))
+                .and_then(|d| d.pred_opt())
+                .unwrap_or(q0)),
+        ),
         created: Arc::new(AtomicU64::new(0)),
         run_tag: run_tag.to_string(),
     };
@@ -156,7 +224,44 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
         max_concurrency: usize::MAX,
     };
     let i = inputs;
-    vec![
+    let mut sales_scenarios = vec![
+        scenario(
+            "pipeline_board",
+            "GET /pipelines/{id}/board?currency=EUR over the seeded deals",
+            {
+                let i = i.clone();
+                Arc::new(move |_: &mut StdRng, _: u64| i.pipeline_board())
+            },
+        ),
+        scenario(
+            "record_timeline",
+            "GET /contacts/{id}/timeline, first page, of a contact with very many activities",
+            {
+                let i = i.clone();
+                Arc::new(move |rng: &mut StdRng, _: u64| i.record_timeline(rng))
+            },
+        ),
+        scenario(
+            "quote_50_lines",
+            "POST /quotes with 50 lines (discounts, taxes) for a seeded deal",
+            {
+                let i = i.clone();
+                Arc::new(move |rng: &mut StdRng, _: u64| i.quote(rng))
+            },
+        ),
+        scenario(
+            "forecast",
+            "GET /forecast, 8 quarters around today, per owner, in EUR",
+            {
+                let i = i.clone();
+                Arc::new(move |_: &mut StdRng, _: u64| i.forecast())
+            },
+        ),
+    ];
+    if sales.is_none() {
+        sales_scenarios.clear();
+    }
+    let mut all = vec![
         scenario(
             "get_by_id",
             "GET /contacts/{id}, a random seeded contact",
@@ -221,5 +326,7 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
                 },
             ),
         ),
-    ]
+    ];
+    all.append(&mut sales_scenarios);
+    all
 }

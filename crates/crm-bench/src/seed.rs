@@ -151,6 +151,8 @@ pub struct Seeded {
     pub seconds: f64,
     pub rows_per_second: f64,
     pub analyze_seconds: f64,
+    /// Deals and activities, when a sales scenario runs.
+    pub sales: Option<crate::seed_sales::SalesSeeded>,
     #[serde(skip)]
     pub contact_ids: Vec<String>,
     /// One contact's e-mail local part per sample: a term that matches a handful of rows.
@@ -399,6 +401,7 @@ pub fn seed(
         seconds,
         rows_per_second: rows as f64 / seconds.max(1e-9),
         analyze_seconds: 0.0,
+        sales: None,
         contact_ids,
         rare_terms,
         contact_emails,

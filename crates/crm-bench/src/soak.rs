@@ -132,7 +132,7 @@ pub fn run(cli: &Cli, args: &SoakArgs) -> Result<()> {
         "postgres" => crate::fresh_pg_database(cli.pg_url.trim_end_matches('/'), "crm_soak")?,
         _ => crate::fresh_sqlite_file(&cli.out.join("crm-soak.sqlite"))?,
     };
-    let seeded = crate::seed_database(&crm_bin, db, &url, args.scale)?;
+    let seeded = crate::seed_database(&crm_bin, db, &url, args.scale, false)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.client_threads.max(1))
         .enable_all()

@@ -748,3 +748,32 @@ pub struct LeadStatusChangeRow {
     pub changed_at: NaiveDateTime,
     pub changed_by: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]
+#[diesel(table_name = quotas)]
+pub struct QuotaRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub period: String,
+    pub period_start: String,
+    pub amount: String,
+    pub currency: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+    pub version: i32,
+}
+
+/// Every writable column of a quota.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = quotas, treat_none_as_null = true)]
+pub struct QuotaChanges {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub period: String,
+    pub period_start: String,
+    pub amount: String,
+    pub currency: String,
+}

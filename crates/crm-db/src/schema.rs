@@ -531,8 +531,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    quotas (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        period -> Text,
+        period_start -> Text,
+        amount -> Text,
+        currency -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+        version -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     lead_status_changes,
+    quotas,
     workspaces,
     users,
     teams,

@@ -7,6 +7,7 @@ pub mod activities;
 pub mod custom_field;
 pub mod deals;
 pub mod filter;
+pub mod forecast;
 pub mod ids;
 pub mod money;
 pub mod quotes;

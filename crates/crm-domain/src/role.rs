@@ -107,6 +107,9 @@ permissions! {
     ProductsWrite        "products:write"         [Admin Manager]
     QuotesRead           "quotes:read"            [Admin Manager Sales Support Viewer]
     QuotesWrite          "quotes:write"           [Admin Manager Sales]
+    /// Sales quotas; reading them is part of reading the forecast.
+    QuotasRead           "quotas:read"            [Admin Manager Sales Support Viewer]
+    QuotasWrite          "quotas:write"           [Admin Manager]
 }
 
 impl Permission {
@@ -156,6 +159,17 @@ mod tests {
             assert_eq!(r.permits(Permission::LeadsWrite), sells);
             assert_eq!(
                 r.permits(Permission::AssignmentRulesWrite),
+                matches!(r, Role::Admin | Role::Manager)
+            );
+        }
+    }
+
+    #[test]
+    fn quotas_are_read_by_all_and_set_by_managers() {
+        for r in Role::ALL {
+            assert!(r.permits(Permission::QuotasRead));
+            assert_eq!(
+                r.permits(Permission::QuotasWrite),
                 matches!(r, Role::Admin | Role::Manager)
             );
         }

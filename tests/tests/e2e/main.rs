@@ -9,6 +9,7 @@ mod conformance;
 mod contacts;
 mod deals;
 mod events;
+mod forecast;
 mod leads;
 mod lists;
 mod platform;

@@ -7,4 +7,5 @@ pub mod contacts;
 pub mod deals;
 pub mod leads;
 pub mod products;
+pub mod quotas;
 pub mod quotes;

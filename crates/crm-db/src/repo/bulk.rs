@@ -5,8 +5,14 @@
 
 use crate::conn::{write_tx, DbConnection};
 use crate::error::RepoResult;
-use crate::models::{CompanyRow, ContactCompanyRow, ContactRow, LifecycleChangeRow};
-use crate::schema::{companies, contact_companies, contact_lifecycle_changes, contacts};
+use crate::models::{
+    ActivityLinkRow, ActivityRow, CompanyRow, ContactCompanyRow, ContactRow, DealRow,
+    LifecycleChangeRow,
+};
+use crate::schema::{
+    activities, activity_links, companies, contact_companies, contact_lifecycle_changes, contacts,
+    deals,
+};
 use diesel::prelude::*;
 
 /// Rows per `INSERT`: the widest table (contacts, 31 columns) stays under SQLite's limit of
@@ -61,5 +67,24 @@ pub fn insert_contacts(
 pub fn insert_links(conn: &mut DbConnection, rows: &[ContactCompanyRow]) -> RepoResult<usize> {
     write_tx(conn, |c| {
         Ok(insert_chunks!(c, contact_companies::table, rows))
+    })
+}
+
+/// Inserts deals as they are (their stage consequences, such as `closed_at`, already set).
+pub fn insert_deals(conn: &mut DbConnection, rows: &[DealRow]) -> RepoResult<usize> {
+    write_tx(conn, |c| Ok(insert_chunks!(c, deals::table, rows)))
+}
+
+/// Inserts activities and their links to records; `links` must match each activity's
+/// `links` column, as [`super::activities`] keeps them.
+pub fn insert_activities(
+    conn: &mut DbConnection,
+    rows: &[ActivityRow],
+    links: &[ActivityLinkRow],
+) -> RepoResult<usize> {
+    write_tx(conn, |c| {
+        let n = insert_chunks!(c, activities::table, rows);
+        insert_chunks!(c, activity_links::table, links);
+        Ok(n)
     })
 }

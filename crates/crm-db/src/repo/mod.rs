@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod leads;
 pub mod links;
 pub mod pipelines;
+pub mod quotas;
 pub mod quotes;
 pub mod rate_limits;
 pub mod records;
