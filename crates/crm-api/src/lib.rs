@@ -5,6 +5,7 @@ pub mod batch;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod extract;
 pub mod idempotency;
 pub mod listing;
@@ -52,6 +53,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::products::configure)
                     .configure(routes::price_books::configure)
                     .configure(routes::quotes::configure)
+                    .configure(routes::exports::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

@@ -1,9 +1,10 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
 use crate::routes::{
-    access, activities, assignment_rules, companies, contacts, deals, events, fields, health,
-    leads, pipelines, price_books, products, quotes, teams, webhooks,
+    access, activities, assignment_rules, companies, contacts, deals, events, exports, fields,
+    health, leads, pipelines, price_books, products, quotes, teams, webhooks,
 };
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -69,6 +70,33 @@ impl Modify for BodyErrors {
     }
 }
 
+/// The `object` of `GET /exports/{object}` is one of the exportable resources, listed from
+/// the same registry the route dispatches on.
+struct ExportObjects;
+
+impl Modify for ExportObjects {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(op) = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/exports/{object}")
+            .and_then(|item| item.get.as_mut())
+        else {
+            return;
+        };
+        for param in op.parameters.iter_mut().flatten() {
+            if param.name == "object" {
+                param.schema = Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(exports::objects()))
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -77,7 +105,7 @@ impl Modify for BodyErrors {
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The server that serves this document")),
-    modifiers(&Security, &BodyErrors),
+    modifiers(&Security, &BodyErrors, &ExportObjects),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
@@ -113,7 +141,9 @@ impl Modify for BodyErrors {
         price_books::list_prices, price_books::set_price, price_books::delete_price,
         quotes::list_quotes, quotes::search_quotes, quotes::create_quote, quotes::get_quote,
         quotes::update_quote, quotes::delete_quote, quotes::restore_quote, quotes::accept_quote,
+        exports::export_records,
     ),
+    components(schemas(crate::exports::Format)),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
         (name = "users", description = "People of the workspace (admins manage them)"),
@@ -131,6 +161,7 @@ impl Modify for BodyErrors {
         (name = "price-books", description = "Prices of products per currency and audience"),
         (name = "quotes", description = "Proposals with line items, discounts and taxes"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
+        (name = "exports", description = "Every record resource as a CSV or NDJSON stream"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -20,6 +20,9 @@ pub struct ApiConfig {
     /// role or an API key's validity (0: read the database on every request). Changes
     /// made through this process apply at once; through another one, within this time.
     pub auth_cache_ttl: std::time::Duration,
+    /// Rows an export reads per query (each page takes a pooled connection only while it
+    /// is read, so a long export never holds one for its whole length).
+    pub export_page_size: i64,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -32,6 +35,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
+            .field("export_page_size", &self.export_page_size)
             .finish()
     }
 }

@@ -144,6 +144,16 @@ pub struct Settings {
         global = true
     )]
     pub webhook_poll_ms: u64,
+    /// Rows an export reads per database query (a tuning and testing knob).
+    #[arg(
+        long,
+        env = "CRM_EXPORT_PAGE_SIZE",
+        default_value_t = 2000,
+        global = true,
+        hide = true,
+        value_parser = clap::value_parser!(i64).range(1..=100_000)
+    )]
+    pub export_page_size: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +204,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes,
             webhook_allow_private: self.webhook_allow_private,
             auth_cache_ttl: std::time::Duration::from_secs(self.auth_cache_ttl),
+            export_page_size: self.export_page_size,
         })
     }
 

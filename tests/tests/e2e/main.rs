@@ -9,6 +9,7 @@ mod conformance;
 mod contacts;
 mod deals;
 mod events;
+mod exports;
 mod leads;
 mod lists;
 mod platform;
