@@ -16,6 +16,8 @@ pub struct Scenario {
     pub make: MakeRequest,
     /// Runs only at concurrency levels up to this (a batch is measured one at a time).
     pub max_concurrency: usize,
+    /// Records each request reads or writes, when more than one (rows/s = this × req/s).
+    pub rows_per_request: Option<u64>,
 }
 
 /// Operations in one request of the `batch_upsert_1000` scenario.
@@ -131,6 +133,10 @@ impl Inputs {
             json!({"operations": ops, "atomic": false}),
         )
     }
+    fn export(&self) -> Req {
+        self.target
+            .request(Method::GET, "/api/v1/exports/contacts?format=csv", None)
+    }
     fn post(&self, path: &str, body: serde_json::Value) -> Req {
         self.target.request(
             Method::POST,
@@ -154,6 +160,7 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
         description,
         make,
         max_concurrency: usize::MAX,
+        rows_per_request: None,
     };
     let i = inputs;
     vec![
@@ -205,6 +212,18 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
                 {
                     let i = i.clone();
                     Arc::new(move |rng: &mut StdRng, _: u64| i.batch_upsert(rng))
+                },
+            )
+        },
+        Scenario {
+            max_concurrency: 1,
+            rows_per_request: Some(seeded.contacts as u64),
+            ..scenario(
+                "export_contacts",
+                "GET /exports/contacts?format=csv, every seeded contact streamed",
+                {
+                    let i = i.clone();
+                    Arc::new(move |_: &mut StdRng, _: u64| i.export())
                 },
             )
         },

@@ -24,6 +24,18 @@ async fn export(
     (status, headers, res.text().await.expect("body"))
 }
 
+/// An export that must succeed: its headers and body.
+async fn exported(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    accept: Option<&str>,
+) -> (HeaderMap, String) {
+    let (s, h, body) = export(app, token, path, accept).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {body}");
+    (h, body)
+}
+
 fn csv_rows(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_reader(body.as_bytes());
     let header = r.headers().unwrap().iter().map(String::from).collect();
@@ -101,8 +113,7 @@ async fn csv_and_ndjson_carry_every_field_and_custom_fields() {
     let mut ids: Vec<&str> = created.iter().map(|c| c["id"].as_str().unwrap()).collect();
     ids.sort();
 
-    let (s, h, body) = export(&app, &a.token, "/api/v1/exports/contacts?format=csv", None).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    let (h, body) = exported(&app, &a.token, "/api/v1/exports/contacts?format=csv", None).await;
     assert_eq!(h[CONTENT_TYPE], "text/csv; charset=utf-8");
     let disposition = h[CONTENT_DISPOSITION].to_str().unwrap();
     assert!(
@@ -146,14 +157,13 @@ async fn csv_and_ndjson_carry_every_field_and_custom_fields() {
     assert!(rows.iter().any(|r| r[first] == "Line\nBreak"));
 
     // NDJSON: each line is the record exactly as GET shows it; chosen by Accept too.
-    let (s, h, body) = export(
+    let (h, body) = exported(
         &app,
         &a.token,
         "/api/v1/exports/contacts",
         Some("application/x-ndjson"),
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(h[CONTENT_TYPE], "application/x-ndjson");
     let lines = ndjson(&body);
     assert_eq!(lines.len(), 3);
@@ -165,18 +175,17 @@ async fn csv_and_ndjson_carry_every_field_and_custom_fields() {
     }
 
     // `fields` picks and orders the columns (NDJSON: keys, custom ones nested).
-    let (s, _, body) = export(
+    let (_, body) = exported(
         &app,
         &a.token,
         "/api/v1/exports/contacts?fields=custom.segment,id,email",
         Some("text/csv"),
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
     let (header, rows) = csv_rows(&body);
     assert_eq!(header, ["custom.segment", "id", "email"]);
     assert_eq!(rows.len(), 3);
-    let (_, _, body) = export(
+    let (_, body) = exported(
         &app,
         &a.token,
         "/api/v1/exports/contacts?format=ndjson&fields=email,custom.segment&filter=%7B%22field%22%3A%22email%22%2C%22op%22%3A%22eq%22%2C%22value%22%3A%22ada%40example.com%22%7D",
@@ -193,16 +202,12 @@ async fn csv_and_ndjson_carry_every_field_and_custom_fields() {
         .post("/api/v1/companies", &a.token, json!({"name": "Initech"}))
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, h, body) = export(&app, &a.token, "/api/v1/exports/companies", None).await;
-    assert_eq!(
-        (s, h[CONTENT_TYPE].to_str().unwrap()),
-        (StatusCode::OK, "text/csv; charset=utf-8")
-    );
+    let (h, body) = exported(&app, &a.token, "/api/v1/exports/companies", None).await;
+    assert_eq!(h[CONTENT_TYPE], "text/csv; charset=utf-8");
     let (header, rows) = csv_rows(&body);
     assert_eq!(rows[0][col(&header, "name")], "Initech");
     // No rows: the header alone.
-    let (s, _, body) = export(&app, &a.token, "/api/v1/exports/products", None).await;
-    assert_eq!(s, StatusCode::OK);
+    let (_, body) = exported(&app, &a.token, "/api/v1/exports/products", None).await;
     assert!(
         body.starts_with("id,sku,name,") && body.ends_with("\r\n") && body.lines().count() == 1,
         "{body}"
@@ -238,60 +243,36 @@ async fn filters_archived_records_tenancy_and_errors() {
             .await,
         StatusCode::NO_CONTENT
     );
-    let names = |body: &str| -> Vec<String> {
-        ndjson(body)
-            .iter()
-            .map(|c| c["first_name"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let run = |q: &'static str| {
-        let (app, token) = (&app, a.token.clone());
-        async move {
-            let (s, _, body) = export(
-                app,
-                &token,
-                &format!("/api/v1/exports/contacts?format=ndjson{q}"),
-                None,
-            )
-            .await;
-            assert_eq!(s, StatusCode::OK, "{q}: {body}");
-            let mut n = names(&body);
-            n.sort();
-            n
-        }
-    };
+    let run = |q: String| names(&app, a.token.clone(), q);
     assert_eq!(
-        run("").await,
+        run(String::new()).await,
         ["Ann", "Bea", "Cid"],
         "archived ones left out"
     );
     assert_eq!(
-        run("&include_archived=true").await,
+        run("&include_archived=true".into()).await,
         ["Ann", "Bea", "Cid", "Dot"]
     );
-    assert_eq!(run("&archived=true").await, ["Dot"]);
-    assert_eq!(run("&lifecycle_stage=new").await, ["Ann", "Bea"]);
+    assert_eq!(run("&archived=true".into()).await, ["Dot"]);
+    assert_eq!(run("&lifecycle_stage=new".into()).await, ["Ann", "Bea"]);
     let filter = json!({"and": [
         {"field": "custom.segment", "op": "eq", "value": "smb"},
         {"field": "lifecycle_stage", "op": "in", "value": ["new", "mature"]}
-    ]})
-    .to_string();
-    let q: &'static str =
-        Box::leak(format!("&include_archived=true&filter={}", urlencode(&filter)).into_boxed_str());
-    assert_eq!(run(q).await, ["Ann", "Cid", "Dot"]);
-    assert_eq!(run("&lifecycle_stage=new&filter=%7B%22field%22%3A%22first_name%22%2C%22op%22%3A%22starts_with%22%2C%22value%22%3A%22B%22%7D").await, ["Bea"]);
-    // The other workspace sees only its own.
-    let (s, _, body) = export(
-        &app,
-        &b.token,
-        "/api/v1/exports/contacts?format=ndjson&include_archived=true",
-        None,
-    )
-    .await;
-    assert_eq!(
-        (s, names(&body)),
-        (StatusCode::OK, vec!["Foreign".to_string()])
+    ]});
+    let q = format!(
+        "&include_archived=true&filter={}",
+        urlencode(&filter.to_string())
     );
+    assert_eq!(run(q).await, ["Ann", "Cid", "Dot"]);
+    let starts_b = json!({"field": "first_name", "op": "starts_with", "value": "B"});
+    let q = format!(
+        "&lifecycle_stage=new&filter={}",
+        urlencode(&starts_b.to_string())
+    );
+    assert_eq!(run(q).await, ["Bea"]);
+    // The other workspace sees only its own.
+    let theirs = names(&app, b.token.clone(), "&include_archived=true".into()).await;
+    assert_eq!(theirs, ["Foreign"]);
 
     // Bad requests are refused before anything is streamed, naming the parameter.
     for (q, field) in [
@@ -337,17 +318,21 @@ async fn filters_archived_records_tenancy_and_errors() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["missing_permission"], "contacts:read");
-    let (s, _, _) = export(&app, secret, "/api/v1/exports/deals", None).await;
-    assert_eq!(s, StatusCode::OK);
+    exported(&app, secret, "/api/v1/exports/deals", None).await;
     let viewer = app.user(&a, "viewer").await;
-    let (s, _, body) = export(
-        &app,
-        &viewer.token,
-        "/api/v1/exports/contacts?format=ndjson",
-        None,
-    )
-    .await;
-    assert_eq!((s, ndjson(&body).len()), (StatusCode::OK, 3));
+    assert_eq!(names(&app, viewer.token, String::new()).await.len(), 3);
+}
+
+/// The sorted first names of an NDJSON export of contacts with the query `q` appended.
+async fn names(app: &TestApp, token: String, q: String) -> Vec<String> {
+    let path = format!("/api/v1/exports/contacts?format=ndjson{q}");
+    let (_, body) = exported(app, &token, &path, None).await;
+    let mut n: Vec<String> = ndjson(&body)
+        .iter()
+        .map(|c| c["first_name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
 }
 
 fn urlencode(s: &str) -> String {
@@ -381,22 +366,20 @@ async fn many_pages_stream_in_order_without_duplicates() {
         .collect();
     ids.sort();
 
-    let (s, _, body) = export(
+    let (_, body) = exported(
         &app,
         &a.token,
         "/api/v1/exports/contacts?format=ndjson",
         None,
     )
     .await;
-    assert_eq!(s, StatusCode::OK);
     let got: Vec<String> = ndjson(&body)
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, ids, "every contact once, by id");
 
-    let (s, _, body) = export(&app, &a.token, "/api/v1/exports/contacts?fields=id", None).await;
-    assert_eq!(s, StatusCode::OK);
+    let (_, body) = exported(&app, &a.token, "/api/v1/exports/contacts?fields=id", None).await;
     let (header, rows) = csv_rows(&body);
     assert_eq!(header, ["id"], "one header row");
     assert_eq!(
@@ -405,14 +388,13 @@ async fn many_pages_stream_in_order_without_duplicates() {
     );
 
     // A sort pages by keyset on it, in the same order as the list.
-    let (s, _, body) = export(
+    let (_, body) = exported(
         &app,
         &a.token,
         "/api/v1/exports/contacts?format=ndjson&sort=-last_name,first_name",
         None,
     )
     .await;
-    assert_eq!(s, StatusCode::OK);
     let sorted: Vec<Value> = ndjson(&body);
     let (s, list) = app
         .get(
