@@ -94,6 +94,7 @@ impl TestApp {
             shutdown_timeout: 5,
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,
+            export_page_size: 2000,
         }
     }
 

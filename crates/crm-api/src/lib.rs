@@ -5,6 +5,7 @@ pub mod batch;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod exports;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
@@ -57,6 +58,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::quotes::configure)
                     .configure(routes::quotas::configure)
                     .configure(routes::forecast::configure)
+                    .configure(routes::exports::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

@@ -346,27 +346,46 @@ pub fn check_filter(
     Ok(filter::check(&node, "filter", &resolver)?)
 }
 
-/// Runs a list or search for `cat` in `ws`. `to_json` renders a row as the API shows it
-/// (the cursor is taken from that rendering, so it uses the API's own field names).
-pub fn run<R, T>(
+/// The values of `sort`'s keys in a record as the API shows it (its JSON rendering).
+fn sort_values(sort: &[SortKey], shown: &Value) -> Vec<Value> {
+    sort.iter()
+        .map(|k| json_path(shown, k.api_name).clone())
+        .collect()
+}
+
+/// The id of a record as the API shows it.
+fn shown_id(shown: &Value) -> String {
+    shown
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The keyset position just after a record (as the API shows it) in the order of `sort`.
+pub fn keyset_after(sort: &[SortKey], shown: &Value) -> ApiResult<Keyset> {
+    let values = sort
+        .iter()
+        .zip(sort_values(sort, shown))
+        .map(|(k, v)| cursor_bind(&k.kind, &v))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Keyset {
+        values,
+        id: shown_id(shown),
+    })
+}
+
+/// Checks a list or search request against the catalogue (free text, filter, sort, cursor)
+/// and turns it into the query of its first page (`limit` is left for the caller). With
+/// no sort asked for, `default_sort` orders the rows (the id alone breaks ties, or orders
+/// them all when it is `None`).
+pub fn prepare(
     conn: &mut DbConnection,
     cat: &Catalogue,
     ws: WorkspaceId,
     req: &SearchRequest,
-    to_dto: impl Fn(R) -> T,
-) -> ApiResult<Page<T>>
-where
-    R: QueryableByName<crm_db::conn::MultiBackend> + 'static,
-    T: Serialize + ToSchema,
-{
-    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            "out_of_range",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    default_sort: Option<&str>,
+) -> ApiResult<ListQuery> {
     if req
         .q
         .as_ref()
@@ -422,7 +441,9 @@ where
         }
     }
     if sort.is_empty() {
-        sort.extend(cat.resource.sort_key("created_at", Direction::Asc));
+        if let Some(field) = default_sort {
+            sort.extend(cat.resource.sort_key(field, Direction::Asc));
+        }
     }
     let sig = sort_signature(&sort);
     let after = match &req.cursor {
@@ -477,14 +498,40 @@ where
             "must be at most 200 characters",
         ));
     }
-    let lq = ListQuery {
+    Ok(ListQuery {
         filter: typed,
         q,
-        sort: sort.clone(),
+        sort,
         after,
-        limit: limit + 1,
+        limit: DEFAULT_LIMIT,
         archived: req.archived,
-    };
+        include_archived: false,
+    })
+}
+
+/// Runs a list or search for `cat` in `ws`. `to_json` renders a row as the API shows it
+/// (the cursor is taken from that rendering, so it uses the API's own field names).
+pub fn run<R, T>(
+    conn: &mut DbConnection,
+    cat: &Catalogue,
+    ws: WorkspaceId,
+    req: &SearchRequest,
+    to_dto: impl Fn(R) -> T,
+) -> ApiResult<Page<T>>
+where
+    R: QueryableByName<crm_db::conn::MultiBackend> + 'static,
+    T: Serialize + ToSchema,
+{
+    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let mut lq = prepare(conn, cat, ws, req, Some("created_at"))?;
+    lq.limit = limit + 1;
     let mut rows: Vec<R> = crm_db::query::list(conn, cat.resource, &ws.as_string(), &lq)?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -502,20 +549,11 @@ where
     let next_cursor = match (has_more, data.last()) {
         (true, Some(last)) => {
             let v = serde_json::to_value(last).map_err(ApiError::internal)?;
-            let id = v
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let values = sort
-                .iter()
-                .map(|k| json_path(&v, k.api_name).clone())
-                .collect();
             let data = CursorData {
-                s: sig,
+                s: sort_signature(&lq.sort),
                 a: req.archived,
-                v: values,
-                id,
+                v: sort_values(&lq.sort, &v),
+                id: shown_id(&v),
             };
             Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&data).map_err(ApiError::internal)?))
         }

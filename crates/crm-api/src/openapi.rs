@@ -1,9 +1,10 @@
 //! The OpenAPI document, generated from the handlers and DTOs.
 
 use crate::routes::{
-    access, activities, assignment_rules, companies, contacts, deals, events, fields, forecast,
-    health, leads, pipelines, price_books, products, quotas, quotes, teams, webhooks,
+    access, activities, assignment_rules, companies, contacts, deals, events, exports, fields,
+    forecast, health, leads, pipelines, price_books, products, quotas, quotes, teams, webhooks,
 };
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -134,6 +135,33 @@ impl Modify for RateLimited {
     }
 }
 
+/// The `object` of `GET /exports/{object}` is one of the exportable resources, listed from
+/// the same registry the route dispatches on.
+struct ExportObjects;
+
+impl Modify for ExportObjects {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(op) = openapi
+            .paths
+            .paths
+            .get_mut("/api/v1/exports/{object}")
+            .and_then(|item| item.get.as_mut())
+        else {
+            return;
+        };
+        for param in op.parameters.iter_mut().flatten() {
+            if param.name == "object" {
+                param.schema = Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(exports::objects()))
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -142,7 +170,7 @@ impl Modify for RateLimited {
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The server that serves this document")),
-    modifiers(&Security, &BodyErrors, &RateLimited),
+    modifiers(&Security, &BodyErrors, &RateLimited, &ExportObjects),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
@@ -183,7 +211,9 @@ impl Modify for RateLimited {
         quotas::list_quotas, quotas::batch_quotas, quotas::search_quotas, quotas::create_quota, quotas::get_quota,
         quotas::update_quota, quotas::delete_quota, quotas::restore_quota,
         forecast::get_forecast,
+        exports::export_records,
     ),
+    components(schemas(crate::exports::Format)),
     tags(
         (name = "auth", description = "Workspaces, sign-in and tokens"),
         (name = "users", description = "People of the workspace (admins manage them)"),
@@ -203,6 +233,7 @@ impl Modify for RateLimited {
         (name = "quotas", description = "What users and teams should close per month or quarter"),
         (name = "forecast", description = "Closed-won, weighted and best-case pipeline per period, against quotas"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
+        (name = "exports", description = "Every record resource as a CSV or NDJSON stream"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

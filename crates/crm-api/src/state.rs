@@ -22,6 +22,9 @@ pub struct ApiConfig {
     pub auth_cache_ttl: std::time::Duration,
     /// Requests per caller and minute (see [`crate::ratelimit`]).
     pub rate_limits: crate::ratelimit::Limits,
+    /// Rows an export reads per query (each page takes a pooled connection only while it
+    /// is read, so a long export never holds one for its whole length).
+    pub export_page_size: i64,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -35,6 +38,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("rate_limits", &self.rate_limits)
+            .field("export_page_size", &self.export_page_size)
             .finish()
     }
 }

@@ -109,6 +109,10 @@ pub async fn send_once(addr: SocketAddr, req: Request<Body>) -> Result<(StatusCo
     Ok((status, body))
 }
 
+/// The most of a response body a connection keeps (to report a failure); the rest of a
+/// long body (an export) is read and dropped as it arrives.
+const KEPT_BODY_BYTES: usize = 64 * 1024;
+
 async fn exchange(
     sender: &mut SendRequest<Body>,
     req: Request<Body>,
@@ -116,8 +120,15 @@ async fn exchange(
     sender.ready().await?;
     let res = sender.send_request(req).await?;
     let status = res.status();
-    let body = res.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+    let mut body = res.into_body();
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok((status, Bytes::from(kept)))
 }
 
 fn micros(d: Duration) -> u64 {

@@ -348,6 +348,10 @@ fn run_database(
                 Duration::from_secs(cli.duration),
                 s.make.clone(),
             ))?;
+            let rows_per_second = s.rows_per_request.map(|n| n as f64 * m.rps);
+            if let Some(rows) = rows_per_second {
+                println!("{db:<8} {:<16} c={c:<3} {rows:>8.0} rows/s", s.name);
+            }
             println!(
                 "{db:<8} {:<16} c={c:<3} {:>8.0} req/s  p50 {:>8.2}  p90 {:>8.2}  p99 {:>8.2} ms  errors {}{}",
                 s.name,
@@ -366,6 +370,7 @@ fn run_database(
                 description: s.description.to_string(),
                 concurrency: c,
                 measured: m,
+                rows_per_second,
                 vs_pgbench: None,
             });
         }

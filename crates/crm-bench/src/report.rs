@@ -16,6 +16,9 @@ pub struct ScenarioResult {
     pub concurrency: usize,
     #[serde(flatten)]
     pub measured: Measured,
+    /// For scenarios that read or write many records per request (exports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_per_second: Option<f64>,
     /// API requests per second over `pgbench -S` transactions per second.
     pub vs_pgbench: Option<f64>,
 }
@@ -147,6 +150,15 @@ impl Report {
                     Some(64),
                     format!("{:.2} ms", r.measured.p99_ms),
                     r.measured.p99_ms < 5.0,
+                ));
+            }
+            if let Some(r) = d.results.iter().find(|r| r.scenario == "export_contacts") {
+                let rows = r.rows_per_second.unwrap_or_default();
+                targets.push(check(
+                    "export ≥ 200,000 contacts/s (at 1M)",
+                    Some(r.concurrency),
+                    format!("{rows:.0} rows/s of {} contacts", d.seed.contacts),
+                    rows >= 200_000.0,
                 ));
             }
             let latency_goals = [

@@ -17,6 +17,8 @@ pub struct Scenario {
     pub make: MakeRequest,
     /// Runs only at concurrency levels up to this (a batch is measured one at a time).
     pub max_concurrency: usize,
+    /// Records each request reads or writes, when more than one (rows/s = this × req/s).
+    pub rows_per_request: Option<u64>,
 }
 
 /// The scenarios that need the sales seed (deals and activities).
@@ -183,6 +185,10 @@ impl Inputs {
         );
         self.target.request(Method::GET, &path, None)
     }
+    fn export(&self) -> Req {
+        self.target
+            .request(Method::GET, "/api/v1/exports/contacts?format=csv", None)
+    }
     fn post(&self, path: &str, body: serde_json::Value) -> Req {
         self.target.request(
             Method::POST,
@@ -222,6 +228,7 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
         description,
         make,
         max_concurrency: usize::MAX,
+        rows_per_request: None,
     };
     let i = inputs;
     let mut sales_scenarios = vec![
@@ -310,6 +317,18 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
                 {
                     let i = i.clone();
                     Arc::new(move |rng: &mut StdRng, _: u64| i.batch_upsert(rng))
+                },
+            )
+        },
+        Scenario {
+            max_concurrency: 1,
+            rows_per_request: Some(seeded.contacts as u64),
+            ..scenario(
+                "export_contacts",
+                "GET /exports/contacts?format=csv, every seeded contact streamed",
+                {
+                    let i = i.clone();
+                    Arc::new(move |_: &mut StdRng, _: u64| i.export())
                 },
             )
         },

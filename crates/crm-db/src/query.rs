@@ -170,7 +170,10 @@ pub struct ListQuery {
     pub sort: Vec<SortKey>,
     pub after: Option<Keyset>,
     pub limit: i64,
+    /// Archived records instead of live ones.
     pub archived: bool,
+    /// Live and archived records alike (overrides `archived`).
+    pub include_archived: bool,
 }
 
 /// A record's text columns as one string, words never spanning two columns: the expression
@@ -676,10 +679,12 @@ impl SqlBuf {
         self.push(" WHERE ")
             .push(&format!("{alias}.workspace_id = "));
         self.bind(Bind::Text(workspace.to_string()));
-        self.push(&format!(
-            " AND {alias}.archived_at IS {}NULL",
-            if lq.archived { "NOT " } else { "" }
-        ));
+        if !lq.include_archived {
+            self.push(&format!(
+                " AND {alias}.archived_at IS {}NULL",
+                if lq.archived { "NOT " } else { "" }
+            ));
+        }
         if let Some(f) = &lq.filter {
             self.push(" AND ");
             self.filter(alias, f);

@@ -157,6 +157,16 @@ pub struct Settings {
         global = true
     )]
     pub webhook_poll_ms: u64,
+    /// Rows an export reads per database query (a tuning and testing knob).
+    #[arg(
+        long,
+        env = "CRM_EXPORT_PAGE_SIZE",
+        default_value_t = 2000,
+        global = true,
+        hide = true,
+        value_parser = clap::value_parser!(i64).range(1..=100_000)
+    )]
+    pub export_page_size: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +221,7 @@ impl Settings {
                 per_window: self.rate_limit,
                 bulk_per_window: self.rate_limit_bulk,
             },
+            export_page_size: self.export_page_size,
         })
     }
 

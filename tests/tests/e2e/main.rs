@@ -9,6 +9,7 @@ mod conformance;
 mod contacts;
 mod deals;
 mod events;
+mod exports;
 mod forecast;
 mod leads;
 mod lists;

@@ -5,6 +5,7 @@ pub mod companies;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod exports;
 pub mod fields;
 pub mod forecast;
 pub mod health;
