@@ -251,3 +251,23 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// The id of the stage called `name` in a pipeline as the API shows it.
+pub fn stage_id(pipeline: &Value, name: &str) -> String {
+    pipeline["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {pipeline}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Creates a deal, which must succeed, and returns it.
+pub async fn create_deal(app: &TestApp, s: &Session, body: Value) -> Value {
+    let (st, v) = app.post("/api/v1/deals", &s.token, body).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v
+}

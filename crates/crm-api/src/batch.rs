@@ -319,6 +319,7 @@ pub async fn batch<R: Record>(
             format!("must hold 1 to {MAX_OPERATIONS} operations"),
         )]));
     }
+    check_shape(&req)?;
     let atomic = req.atomic;
     let outcome = state
         .db(move |c| {
@@ -330,6 +331,42 @@ pub async fn batch<R: Record>(
         })
         .await?;
     Ok(HttpResponse::Ok().json(BatchResponse { results: outcome }))
+}
+
+/// The request's own shape, as its schema states it, is checked before any operation runs:
+/// a malformed operation fails the whole request (422 naming `operations[i].<field>`),
+/// while what an operation asks for is judged per operation.
+fn check_shape(req: &BatchRequest) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    for (i, op) in req.operations.iter().enumerate() {
+        let too_long = |field: &str, value: &Option<String>, max: usize| {
+            value.as_ref().filter(|v| v.chars().count() > max).map(|_| {
+                FieldError::new(
+                    &format!("operations[{i}].{field}"),
+                    "too_long",
+                    format!("at most {max} characters"),
+                )
+            })
+        };
+        errors.extend(too_long("id", &op.id, 36));
+        errors.extend(too_long("match_on", &op.match_on, 20));
+        if op
+            .data
+            .as_ref()
+            .is_some_and(|d| !d.is_object() && !d.is_null())
+        {
+            errors.push(FieldError::new(
+                &format!("operations[{i}].data"),
+                "invalid_type",
+                "must be an object",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 /// Why a batch's transaction was rolled back: an error to answer with, or a failed atomic

@@ -416,3 +416,41 @@ async fn documented_lengths_hold_for_board_filters_and_prices() {
         assert_eq!(v["errors"][0]["field"], "unit_price");
     }
 }
+
+#[tokio::test]
+async fn a_batch_whose_operations_break_the_schema_is_refused_whole() {
+    let app = TestApp::spawn().await;
+    let s = app.workspace("Acme").await;
+    let long = "m".repeat(21);
+    let (status, v, headers) = app
+        .call(
+            Method::POST,
+            "/api/v1/companies/batch",
+            Some(&s.token),
+            Some(json!({"operations": [
+                {"op": "create", "data": {"name": "Fine"}},
+                {"op": "update", "data": -607558, "match_on": long},
+                {"op": "delete", "id": "x".repeat(37)},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(problem_json(&headers));
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "operations[1].match_on",
+            "operations[1].data",
+            "operations[2].id"
+        ]
+    );
+    // Nothing ran: the valid first operation did not create its company.
+    let (_, list) = app.get("/api/v1/companies", &s.token).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+}

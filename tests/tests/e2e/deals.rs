@@ -1,4 +1,4 @@
-use crm_e2e::{Session, TestApp};
+use crm_e2e::{create_deal, stage_id, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -13,24 +13,6 @@ async fn default_pipeline(app: &TestApp, s: &Session) -> Value {
         .collect();
     assert_eq!(defaults.len(), 1, "{v}");
     defaults[0].clone()
-}
-
-fn stage_id(pipeline: &Value, name: &str) -> String {
-    pipeline["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no stage {name} in {pipeline}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn create_deal(app: &TestApp, s: &Session, body: Value) -> Value {
-    let (st, v) = app.post("/api/v1/deals", &s.token, body).await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    v
 }
 
 async fn history(app: &TestApp, s: &Session, id: &str) -> Vec<Value> {

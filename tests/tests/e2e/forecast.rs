@@ -1,5 +1,5 @@
 use chrono::{Datelike, Days, Months, NaiveDate, Utc};
-use crm_e2e::{Session, TestApp};
+use crm_e2e::{create_deal, stage_id, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -237,24 +237,6 @@ async fn quotas_are_records_unique_per_holder_period_and_currency() {
     );
 }
 
-fn stage(pipeline: &Value, name: &str) -> String {
-    pipeline["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no stage {name} in {pipeline}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn deal(app: &TestApp, s: &Session, body: Value) -> Value {
-    let (st, v) = app.post("/api/v1/deals", &s.token, body).await;
-    assert_eq!(st, StatusCode::CREATED, "{v}");
-    v
-}
-
 /// The figures of a forecast period or group that the assertions compare.
 fn figures(v: &Value) -> Value {
     json!([
@@ -316,24 +298,24 @@ async fn the_forecast_sums_exactly_per_period_and_group_against_quotas() {
         .unwrap();
     let (a_id, r_id) = (a.user_id.as_str(), rep.user_id.as_str());
     let in_q1 = day(q1.checked_add_days(Days::new(10)).unwrap());
-    let proposal = stage(&sales, "Proposal");
+    let proposal = stage_id(&sales, "Proposal");
     for body in [
-        json!({"name": "Won", "amount": "1000", "currency": "EUR", "owner_id": a_id, "stage_id": stage(&sales, "Won")}),
+        json!({"name": "Won", "amount": "1000", "currency": "EUR", "owner_id": a_id, "stage_id": stage_id(&sales, "Won")}),
         // Three cents at 50 %: weighted 0.015, rounded once with the rest of the period.
         json!({"name": "C1", "amount": "0.01", "currency": "EUR", "owner_id": a_id, "stage_id": proposal, "expected_close_date": day(q0)}),
         json!({"name": "C2", "amount": "0.01", "currency": "EUR", "owner_id": a_id, "stage_id": proposal, "expected_close_date": day(q0)}),
         json!({"name": "C3", "amount": "0.01", "currency": "EUR", "owner_id": a_id, "stage_id": proposal, "expected_close_date": day(q0)}),
-        json!({"name": "Big", "amount": "2000", "currency": "EUR", "owner_id": r_id, "stage_id": stage(&sales, "Negotiation"), "expected_close_date": in_q1}),
-        json!({"name": "Gone", "amount": "500", "currency": "EUR", "owner_id": r_id, "stage_id": stage(&sales, "Lost"), "lost_reason": "price"}),
+        json!({"name": "Big", "amount": "2000", "currency": "EUR", "owner_id": r_id, "stage_id": stage_id(&sales, "Negotiation"), "expected_close_date": in_q1}),
+        json!({"name": "Gone", "amount": "500", "currency": "EUR", "owner_id": r_id, "stage_id": stage_id(&sales, "Lost"), "lost_reason": "price"}),
         json!({"name": "Dollars", "amount": "300", "currency": "USD", "owner_id": r_id, "stage_id": proposal, "expected_close_date": day(q0)}),
         json!({"name": "Too early", "amount": "100", "currency": "EUR", "owner_id": a_id, "expected_close_date": day(q0.pred_opt().unwrap())}),
         json!({"name": "Unowned", "amount": "40", "currency": "EUR", "expected_close_date": day(q0)}),
-        json!({"name": "Partner", "amount": "700", "currency": "EUR", "owner_id": a_id, "pipeline_id": partners["id"], "stage_id": stage(&partners, "Intro"), "expected_close_date": in_q1}),
+        json!({"name": "Partner", "amount": "700", "currency": "EUR", "owner_id": a_id, "pipeline_id": partners["id"], "stage_id": stage_id(&partners, "Intro"), "expected_close_date": in_q1}),
         json!({"name": "Undated", "amount": "900", "currency": "EUR", "owner_id": a_id, "stage_id": proposal}),
     ] {
-        deal(&app, &a, body).await;
+        create_deal(&app, &a, body).await;
     }
-    let archived = deal(
+    let archived = create_deal(
         &app,
         &a,
         json!({"name": "Archived", "amount": "999", "currency": "EUR", "owner_id": a_id, "stage_id": proposal, "expected_close_date": day(q0)}),
