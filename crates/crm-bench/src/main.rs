@@ -26,7 +26,7 @@ const ADMIN_EMAIL: &str = "bench-admin@example.com";
 const ADMIN_PASSWORD: &str = "bench admin password, loopback only";
 const DEFAULT_CONTACTS: f64 = 1_000_000.0;
 const DEFAULT_COMPANIES: f64 = 100_000.0;
-/// Deals and activities of the sales scenarios (issue 4: 100k deals, 1M activities).
+/// Deals and activities of the sales scenarios (at scale 1: 100k deals, 1M activities).
 const DEFAULT_DEALS: f64 = 100_000.0;
 const DEFAULT_ACTIVITIES: f64 = 1_000_000.0;
 

@@ -1,4 +1,4 @@
-//! Sales data at scale for the scenarios: deals across the default pipeline and
+//! Sales data at scale for the sales scenarios: deals across the default pipeline and
 //! activities linked to contacts, a few contacts with very many. Written through the
 //! repository's bulk path like the contacts.
 
