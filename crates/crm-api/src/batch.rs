@@ -342,7 +342,7 @@ fn check_shape(req: &BatchRequest) -> ApiResult<()> {
         let too_long = |field: &str, value: &Option<String>, max: usize| {
             value.as_ref().filter(|v| v.chars().count() > max).map(|_| {
                 FieldError::new(
-                    &format!("operations[{i}].{field}"),
+                    format!("operations[{i}].{field}"),
                     "too_long",
                     format!("at most {max} characters"),
                 )
@@ -356,7 +356,7 @@ fn check_shape(req: &BatchRequest) -> ApiResult<()> {
             .is_some_and(|d| !d.is_object() && !d.is_null())
         {
             errors.push(FieldError::new(
-                &format!("operations[{i}].data"),
+                format!("operations[{i}].data"),
                 "invalid_type",
                 "must be an object",
             ));
