@@ -420,3 +420,69 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn withdrawn_products_are_refused_on_new_lines_but_kept_on_drafts() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let kept = product(&app, &a, "KEPT", "10.00", "0").await;
+    let paused = product(&app, &a, "PAUSED", "20.00", "0").await;
+    let gone = product(&app, &a, "GONE", "30.00", "0").await;
+    let line = |id: &str| json!({"product_id": id, "quantity": "1"});
+    let (st, q) = app
+        .post(
+            "/api/v1/quotes",
+            &a.token,
+            json!({"currency": "EUR", "lines": [line(&kept)]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{q}");
+    let path = format!("/api/v1/quotes/{}", q["id"].as_str().unwrap());
+
+    let deactivate = |id: String| {
+        let (app, token) = (&app, a.token.clone());
+        async move {
+            let (st, v) = app
+                .patch(
+                    &format!("/api/v1/products/{id}"),
+                    &token,
+                    json!({"active": false}),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+    };
+    deactivate(paused.clone()).await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/products/{gone}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    for id in [&paused, &gone] {
+        let (st, v) = app
+            .post(
+                "/api/v1/quotes",
+                &a.token,
+                json!({"currency": "EUR", "lines": [line(&kept), line(id)]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(fields(&v), vec!["lines[1].product_id"]);
+        assert_eq!(v["errors"][0]["code"], "inactive_product");
+        let (st, v) = app
+            .patch(&path, &a.token, json!({"lines": [line(&kept), line(id)]}))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(fields(&v), vec!["lines[1].product_id"]);
+    }
+
+    // A product withdrawn after it was put on the draft stays on it, and the draft stays
+    // editable.
+    deactivate(kept.clone()).await;
+    let (st, v) = app
+        .patch(&path, &a.token, json!({"valid_until": "2027-03-31"}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["lines"][0]["product_id"], json!(kept));
+    assert_eq!(v["total"], "10.00");
+}

@@ -88,7 +88,15 @@ fn price_book(
 
 /// Checks a quote's input against the workspace and prices its lines: unit prices
 /// default to the price book's, else the product's own; tax rates to the product's.
-fn price(c: &mut DbConnection, ws: WorkspaceId, input: QuoteInput) -> ApiResult<Priced> {
+/// An archived or inactive product cannot be put on a quote, unless it is already on it
+/// (`kept`: the products of the quote's current lines), so a draft stays editable after
+/// one of its products is withdrawn.
+fn price(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    input: QuoteInput,
+    kept: &[&str],
+) -> ApiResult<Priced> {
     let mut errors = Vec::new();
     if input.lines.len() > MAX_LINES {
         return Err(ApiError::field(
@@ -185,7 +193,15 @@ fn price(c: &mut DbConnection, ws: WorkspaceId, input: QuoteInput) -> ApiResult<
         let at = |f: &str| format!("lines[{i}].{f}");
         let product = match l.product_id.as_deref().filter(|p| is_id(p)) {
             Some(pid) => match products.get(pid) {
-                Some(p) => Some(p),
+                Some(p) if (p.active && p.archived_at.is_none()) || kept.contains(&pid) => Some(p),
+                Some(_) => {
+                    errors.push(FieldError::new(
+                        at("product_id"),
+                        "inactive_product",
+                        "the product is archived or inactive and cannot be put on a quote",
+                    ));
+                    continue;
+                }
                 None => {
                     errors.push(FieldError::new(
                         at("product_id"),
@@ -380,7 +396,7 @@ impl Record for Quotes {
                 "a quote is created as a draft",
             ));
         }
-        let priced = price(conn, p.workspace, input)?;
+        let priced = price(conn, p.workspace, input, &[])?;
         // Drawn last before the writes: the counter row stays locked until commit.
         let number = repo::next_number(conn, p.workspace)?;
         let c = priced.changes();
@@ -456,7 +472,13 @@ impl Record for Quotes {
                 existing_id: None,
             });
         }
-        let priced = price(conn, p.workspace, input)?;
+        let kept: Vec<&str> = current
+            .lines
+            .iter()
+            .flatten()
+            .filter_map(|l| l.product_id.as_deref())
+            .collect();
+        let priced = price(conn, p.workspace, input, &kept)?;
         let lines = priced.line_rows(p.workspace, &current.quote.id);
         Ok(repo::update_quote(
             conn,
@@ -481,8 +503,9 @@ record_handlers! {
     ///
     /// Each line names a product or describes what is sold. Prices default to the price
     /// book's (the one named, else the currency's default), else the product's own; tax
-    /// rates to the product's. A product of another workspace is a 422 naming
-    /// `lines[i].product_id`.
+    /// rates to the product's. A product of another workspace, or an archived or inactive
+    /// one, is a 422 naming `lines[i].product_id`. A draft's lines may keep a product that
+    /// was withdrawn after it was put on the quote.
     create create_quote;
     /// Get a quote with its lines.
     get get_quote;
