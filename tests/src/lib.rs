@@ -18,7 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     handle: actix_web::dev::ServerHandle,
-    _workers: crm_server::webhooks::Workers,
+    _workers: crm_server::Background,
     pg_schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -95,6 +95,10 @@ impl TestApp {
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,
             export_page_size: 2000,
+            import_max_bytes: 64 * 1024 * 1024,
+            import_batch_rows: 500,
+            import_lease_secs: 60,
+            import_poll_ms: 50,
         }
     }
 
@@ -107,9 +111,7 @@ impl TestApp {
         let mut settings = Self::settings(&database_url);
         adjust(&mut settings);
         let pool = crm_server::open_database(&settings).expect("database");
-        let workers =
-            crm_server::webhooks::spawn(pool.clone(), settings.worker_settings().unwrap())
-                .expect("webhook worker");
+        let workers = settings.spawn_workers(&pool).expect("background workers");
         let (server, addr) = crm_server::start(&settings, pool).expect("server starts");
         let handle = server.handle();
         tokio::spawn(server);

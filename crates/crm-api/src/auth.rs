@@ -418,6 +418,42 @@ async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
     }
 }
 
+/// The caller a background job (an import) acts as, read afresh from the database: the
+/// user (`kind` `user`) with their current role, or the API key (`api_key`) with its scopes. `None` when the user has
+/// been deactivated or the key revoked or expired since.
+pub fn principal_of_actor(
+    conn: &mut crm_db::DbConnection,
+    ws: WorkspaceId,
+    kind: &str,
+    id: &str,
+) -> ApiResult<Option<Principal>> {
+    let now = crm_domain::values_time::now();
+    let actor = match kind {
+        "user" => crm_db::repo::access::active_role(conn, ws, id)?
+            .as_deref()
+            .and_then(Role::parse)
+            .map(|role| Actor::User {
+                id: id.to_string(),
+                role,
+            }),
+        _ => match crm_db::repo::access::get_api_key(conn, ws, id) {
+            Ok(k) if k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now) => {
+                let scopes: Vec<String> = serde_json::from_str(&k.scopes).unwrap_or_default();
+                Some(Actor::ApiKey {
+                    id: id.to_string(),
+                    scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
+                })
+            }
+            Ok(_) | Err(crm_db::RepoError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(actor.map(|actor| Principal {
+        workspace: ws,
+        actor,
+    }))
+}
+
 /// Middleware: authenticates a request that carries `Authorization`, or lets it through
 /// anonymous (handlers that need a caller use [`Auth`]). A bad credential is answered here.
 pub async fn authenticate<B: MessageBody + 'static>(
@@ -426,7 +462,12 @@ pub async fn authenticate<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let verdict = match principal_of(&req).await {
         Ok(Some((p, state))) => {
-            let verdict = crate::ratelimit::count(&state, &p, req.path());
+            let verdict = crate::ratelimit::count(
+                &state,
+                &p,
+                req.method() == actix_web::http::Method::POST,
+                req.path(),
+            );
             if let Some(v) = verdict.filter(|v| !v.allowed) {
                 let mut res = crate::ratelimit::refusal(&v).error_response();
                 crate::ratelimit::add_headers(res.headers_mut(), &v);

@@ -382,6 +382,19 @@ impl From<diesel::result::Error> for Abort {
     }
 }
 
+/// Runs the operations of a non-atomic batch in the caller's transaction (imports feed
+/// their rows through here, so they write exactly as batches do).
+pub(crate) fn run_rows<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    req: &BatchRequest,
+) -> ApiResult<Vec<BatchResult>> {
+    match run_all::<R>(c, p, req, false) {
+        Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
+        Err(Abort::Api(e)) => Err(e),
+    }
+}
+
 fn run_all<R: Record>(
     c: &mut DbConnection,
     p: &Principal,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A problem detail (RFC 9457).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 #[schema(example = json!({"type": "/problems/validation", "title": "Validation failed", "status": 422, "detail": "1 field is invalid", "errors": [{"field": "email", "code": "invalid_email", "message": "is not a valid e-mail address"}]}))]
 pub struct Problem {
     /// A URI reference naming the kind of problem.
@@ -18,7 +18,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// The offending fields, for validation problems.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
     /// For conflicts: the id of the record that already holds the value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,7 +28,7 @@ pub struct Problem {
     pub missing_permission: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ProblemField {
     pub field: String,
     pub code: String,

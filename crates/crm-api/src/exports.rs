@@ -39,9 +39,11 @@ use utoipa::openapi::RefOr;
 const PAGES_AHEAD: usize = 2;
 
 /// The format of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
-#[schema(as = ExportFormat)]
+#[schema(as = FileFormat)]
 pub enum Format {
     Csv,
     Ndjson,

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
+pub mod imports;
 pub(crate) mod links;
 pub mod listing;
 pub mod observe;
@@ -59,6 +60,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .configure(routes::quotas::configure)
                     .configure(routes::forecast::configure)
                     .configure(routes::exports::configure)
+                    .configure(routes::imports::configure)
                     .default_service(web::to(not_found)),
             )
             .service(

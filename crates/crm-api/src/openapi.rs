@@ -2,7 +2,8 @@
 
 use crate::routes::{
     access, activities, assignment_rules, companies, contacts, deals, events, exports, fields,
-    forecast, health, leads, pipelines, price_books, products, quotas, quotes, teams, webhooks,
+    forecast, health, imports, leads, pipelines, price_books, products, quotas, quotes, teams,
+    webhooks,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -212,6 +213,8 @@ impl Modify for ExportObjects {
         quotas::update_quota, quotas::delete_quota, quotas::restore_quota,
         forecast::get_forecast,
         exports::export_records,
+        imports::create_import, imports::list_imports, imports::get_import, imports::list_import_errors,
+        imports::cancel_import,
     ),
     components(schemas(crate::exports::Format)),
     tags(
@@ -234,6 +237,7 @@ impl Modify for ExportObjects {
         (name = "forecast", description = "Closed-won, weighted and best-case pipeline per period, against quotas"),
         (name = "events", description = "The change feed and the audit log: every change to a record, in commit order"),
         (name = "exports", description = "Every record resource as a CSV or NDJSON stream"),
+        (name = "imports", description = "CSV and NDJSON files of any size written into records in the background, resumable, with per-row errors"),
         (name = "webhooks", description = "Changes pushed to your endpoints, signed per Standard Webhooks"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

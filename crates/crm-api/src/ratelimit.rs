@@ -37,13 +37,13 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bucket {
     Api,
-    /// Batches (`…/batch`) and imports (`/api/v1/imports…`).
+    /// Batches (`POST …/batch`) and imports (`POST /api/v1/imports`).
     Bulk,
 }
 
 impl Bucket {
-    pub fn of_path(path: &str) -> Bucket {
-        if path.ends_with("/batch") || path.starts_with("/api/v1/imports") {
+    pub fn of_request(post: bool, path: &str) -> Bucket {
+        if post && (path.ends_with("/batch") || path == "/api/v1/imports") {
             Bucket::Bulk
         } else {
             Bucket::Api
@@ -299,14 +299,14 @@ impl RateLimiter {
 
 /// Counts a request of `p` to `path` (only `/api/v1/…` counts) and, when one is due, starts
 /// a flush of the counts in the background. `None`: the request's budget is off.
-pub fn count(state: &AppState, p: &Principal, path: &str) -> Option<Verdict> {
+pub fn count(state: &AppState, p: &Principal, post: bool, path: &str) -> Option<Verdict> {
     if !path.starts_with("/api/v1/") {
         return None;
     }
     let now = chrono::Utc::now();
     let verdict = state
         .rate_limiter
-        .hit(p, Bucket::of_path(path), now.timestamp());
+        .hit(p, Bucket::of_request(post, path), now.timestamp());
     if let Some(ticket) = state.rate_limiter.flush_ticket(now.timestamp_millis()) {
         let state = state.clone();
         actix_web::rt::spawn(async move {
@@ -418,8 +418,14 @@ mod tests {
 
     #[test]
     fn batches_and_imports_draw_on_the_bulk_budget() {
-        assert_eq!(Bucket::of_path("/api/v1/contacts/batch"), Bucket::Bulk);
-        assert_eq!(Bucket::of_path("/api/v1/imports"), Bucket::Bulk);
-        assert_eq!(Bucket::of_path("/api/v1/contacts"), Bucket::Api);
+        assert_eq!(
+            Bucket::of_request(true, "/api/v1/contacts/batch"),
+            Bucket::Bulk
+        );
+        assert_eq!(Bucket::of_request(true, "/api/v1/imports"), Bucket::Bulk);
+        assert_eq!(Bucket::of_request(true, "/api/v1/contacts"), Bucket::Api);
+        // Following an import's progress is not a bulk request.
+        assert_eq!(Bucket::of_request(false, "/api/v1/imports"), Bucket::Api);
+        assert_eq!(Bucket::of_request(false, "/api/v1/imports/x"), Bucket::Api);
     }
 }

@@ -40,7 +40,12 @@ pub trait Record: 'static {
     /// The resource's own read-only fields, besides the ones every record has.
     const READ_ONLY: &'static [&'static str] = &[];
     type Row: diesel::QueryableByName<crm_db::conn::MultiBackend> + Clone + Send + 'static;
-    type Input: DeserializeOwned + Serialize + Send + 'static + for<'a> From<&'a Self::Row>;
+    type Input: DeserializeOwned
+        + Serialize
+        + ToSchema
+        + Send
+        + 'static
+        + for<'a> From<&'a Self::Row>;
     type Dto: Serialize + ToSchema + Send + From<Self::Row> + 'static;
 
     fn catalogue() -> &'static Catalogue;
@@ -248,6 +253,11 @@ pub(crate) fn insert_in<R: Record>(
     Ok(row)
 }
 
+/// Whether clients may read the field but never write it.
+pub(crate) fn is_read_only<R: Record>(field: &str) -> bool {
+    READ_ONLY.contains(&field) || R::READ_ONLY.contains(&field)
+}
+
 /// Refuses a merge patch that is not an object or names read-only fields.
 pub(crate) fn check_patch<R: Record>(patch: &Value) -> ApiResult<()> {
     let Some(obj) = patch.as_object() else {
@@ -259,7 +269,7 @@ pub(crate) fn check_patch<R: Record>(patch: &Value) -> ApiResult<()> {
     };
     let read_only: Vec<FieldError> = obj
         .keys()
-        .filter(|k| READ_ONLY.contains(&k.as_str()) || R::READ_ONLY.contains(&k.as_str()))
+        .filter(|k| is_read_only::<R>(k))
         .map(|k| FieldError::new(k.clone(), "read_only", format!("`{k}` cannot be changed")))
         .collect();
     if read_only.is_empty() {

@@ -25,6 +25,8 @@ pub struct ApiConfig {
     /// Rows an export reads per query (each page takes a pooled connection only while it
     /// is read, so a long export never holds one for its whole length).
     pub export_page_size: i64,
+    /// Largest file an import accepts, in bytes.
+    pub import_max_bytes: u64,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("auth_cache_ttl", &self.auth_cache_ttl)
             .field("rate_limits", &self.rate_limits)
             .field("export_page_size", &self.export_page_size)
+            .field("import_max_bytes", &self.import_max_bytes)
             .finish()
     }
 }

@@ -777,3 +777,54 @@ pub struct QuotaChanges {
     pub amount: String,
     pub currency: String,
 }
+
+/// A bulk import job (see the `imports` migration).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = imports)]
+pub struct ImportRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub object: String,
+    /// `csv` or `ndjson`.
+    pub format: String,
+    /// `create` or `upsert`.
+    pub mode: String,
+    pub match_on: Option<String>,
+    pub dry_run: bool,
+    /// The column → field mapping the upload named, as JSON.
+    pub mapping: Option<String>,
+    /// CSV: the field each column goes to (null: skipped), as a JSON list.
+    pub column_targets: Option<String>,
+    /// `uploading`, `queued`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    pub bytes_total: i64,
+    pub rows_total: i64,
+    pub rows_processed: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub failed: i64,
+    /// Where the next unprocessed row starts: its byte offset in the file and its line.
+    pub next_offset: i64,
+    pub next_line: i64,
+    /// Why a job failed as a whole.
+    pub error: Option<String>,
+    /// Who started it: `user` or `api_key`, and its id; the job writes as them.
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// A row of an import that failed: its line and the problem, as JSON.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = import_errors)]
+pub struct ImportErrorRow {
+    pub workspace_id: String,
+    pub import_id: String,
+    pub line: i64,
+    pub problem: String,
+}

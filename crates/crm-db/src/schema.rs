@@ -548,6 +548,57 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    imports (workspace_id, id) {
+        workspace_id -> Text,
+        id -> Text,
+        object -> Text,
+        format -> Text,
+        mode -> Text,
+        match_on -> Nullable<Text>,
+        dry_run -> Bool,
+        mapping -> Nullable<Text>,
+        column_targets -> Nullable<Text>,
+        status -> Text,
+        bytes_total -> BigInt,
+        rows_total -> BigInt,
+        rows_processed -> BigInt,
+        created -> BigInt,
+        updated -> BigInt,
+        failed -> BigInt,
+        next_offset -> BigInt,
+        next_line -> BigInt,
+        error -> Nullable<Text>,
+        actor_kind -> Text,
+        actor_id -> Text,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_chunks (workspace_id, import_id, seq) {
+        workspace_id -> Text,
+        import_id -> Text,
+        seq -> Integer,
+        start_offset -> BigInt,
+        data -> Binary,
+    }
+}
+
+diesel::table! {
+    import_errors (workspace_id, import_id, line) {
+        workspace_id -> Text,
+        import_id -> Text,
+        line -> BigInt,
+        problem -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     lead_status_changes,
     quotas,

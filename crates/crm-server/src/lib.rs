@@ -1,5 +1,6 @@
 //! The `crm` server: configuration, start-up and the command line.
 
+pub mod imports;
 pub mod webhooks;
 
 use actix_web::{web, App, HttpServer};
@@ -167,6 +168,36 @@ pub struct Settings {
         value_parser = clap::value_parser!(i64).range(1..=100_000)
     )]
     pub export_page_size: i64,
+    /// Largest file an import accepts, in bytes.
+    #[arg(
+        long,
+        env = "CRM_IMPORT_MAX_BYTES",
+        default_value_t = 10 * 1024 * 1024 * 1024,
+        global = true
+    )]
+    pub import_max_bytes: u64,
+    /// Rows an import writes per batch (and transaction).
+    #[arg(
+        long,
+        env = "CRM_IMPORT_BATCH_ROWS",
+        default_value_t = 500,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=1000)
+    )]
+    pub import_batch_rows: u64,
+    /// Seconds an import worker's claim on a job lasts without progress; after a crash,
+    /// another process (or the restarted one) resumes the job once it lapses.
+    #[arg(
+        long,
+        env = "CRM_IMPORT_LEASE_SECS",
+        default_value_t = 60,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub import_lease_secs: u64,
+    /// How often an idle import worker looks for queued jobs, in ms.
+    #[arg(long, env = "CRM_IMPORT_POLL_MS", default_value_t = 500, global = true)]
+    pub import_poll_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +253,7 @@ impl Settings {
                 bulk_per_window: self.rate_limit_bulk,
             },
             export_page_size: self.export_page_size,
+            import_max_bytes: self.import_max_bytes,
         })
     }
 
@@ -248,8 +280,40 @@ impl Settings {
         })
     }
 
+    pub fn import_settings(&self) -> imports::ImportSettings {
+        imports::ImportSettings {
+            job: crm_api::imports::JobSettings {
+                batch_rows: self.import_batch_rows as usize,
+                lease: std::time::Duration::from_secs(self.import_lease_secs),
+            },
+            poll: std::time::Duration::from_millis(self.import_poll_ms.max(10)),
+        }
+    }
+
+    /// Starts the background workers: webhook delivery and imports.
+    pub fn spawn_workers(&self, pool: &crm_db::Pool) -> Result<Background, StartError> {
+        let webhooks = webhooks::spawn(pool.clone(), self.worker_settings()?)
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let imports = imports::spawn(pool.clone(), self.import_settings());
+        Ok(Background { webhooks, imports })
+    }
+
     pub fn database(&self) -> Result<DatabaseUrl, StartError> {
         DatabaseUrl::parse(&self.database_url).map_err(|e| StartError::Config(e.to_string()))
+    }
+}
+
+/// The background workers; `shutdown` lets each finish what it is doing (an import gives
+/// its job back at its last checkpoint).
+pub struct Background {
+    webhooks: webhooks::Workers,
+    imports: imports::Worker,
+}
+
+impl Background {
+    pub async fn shutdown(self) {
+        self.imports.shutdown().await;
+        self.webhooks.shutdown().await;
     }
 }
 
@@ -343,13 +407,14 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let started = std::time::Instant::now();
             let pool = open_database(&settings)?;
             actix_web::rt::System::new().block_on(async move {
-                let workers = webhooks::spawn(pool.clone(), settings.worker_settings()?)
-                    .map_err(|e| StartError::Config(e.to_string()))?;
+                let workers = settings.spawn_workers(&pool)?;
                 let (server, addr) = start(&settings, pool)?;
                 tracing::info!(%addr, database = %crm_db::conn::redact(&settings.database_url), ready_ms = started.elapsed().as_millis() as u64, "listening");
                 server.await?;
                 workers.shutdown().await;
-                tracing::info!("stopped: in-flight requests and the webhook round have finished");
+                tracing::info!(
+                    "stopped: in-flight requests, the webhook round and the import batch have finished"
+                );
                 Ok(())
             })
         }

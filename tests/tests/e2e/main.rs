@@ -11,6 +11,7 @@ mod deals;
 mod events;
 mod exports;
 mod forecast;
+mod imports;
 mod leads;
 mod lists;
 mod platform;

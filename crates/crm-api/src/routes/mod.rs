@@ -9,6 +9,7 @@ pub mod exports;
 pub mod fields;
 pub mod forecast;
 pub mod health;
+pub mod imports;
 pub mod leads;
 pub mod pipelines;
 pub mod price_books;

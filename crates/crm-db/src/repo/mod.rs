@@ -10,6 +10,7 @@ pub mod deals;
 pub mod events;
 pub mod fields;
 pub mod idempotency;
+pub mod imports;
 pub mod leads;
 pub mod links;
 pub mod pipelines;
