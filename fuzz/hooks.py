@@ -11,6 +11,10 @@ Deactivating oneself (`DELETE /api/v1/users/{id}`) is refused by the server (409
 stays fuzzed as is.
 
 One failure is dropped, for a reason given at `filter_failure` below.
+
+`POST /api/v1/imports` takes the file itself as its body (`text/csv` or
+`application/x-ndjson`, documented as a string): generated strings are sent as their UTF-8
+bytes, so the import's parsers are fuzzed with whatever text the schema allows.
 """
 
 import os
@@ -19,6 +23,15 @@ import schemathesis
 
 SELF_ID = os.environ.get("CRM_FUZZ_SELF_ID", "")
 PEER_ID = os.environ.get("CRM_FUZZ_PEER_ID", "")
+
+
+@schemathesis.serializer("text/csv", "application/x-ndjson")
+def file_body(ctx, value):
+    if isinstance(value, bytes):
+        return {"data": value}
+    if not isinstance(value, str):
+        value = str(value)
+    return {"data": value.encode("utf8")}
 
 
 @schemathesis.hook

@@ -133,6 +133,20 @@ pub fn record(
     before: Option<&Value>,
     after: Option<&Value>,
 ) -> ApiResult<()> {
+    let row = event_row(p, record_type, verb, record_id, before, after)?;
+    crm_db::repo::events::append(c, p.workspace, row)?;
+    Ok(())
+}
+
+/// The event of a change, not yet written (see [`record`]).
+pub fn event_row(
+    p: &Principal,
+    record_type: &str,
+    verb: &str,
+    record_id: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> ApiResult<EventRow> {
     let (actor_type, actor_id) = match &p.actor {
         Actor::User { id, .. } => ("user", id.clone()),
         Actor::ApiKey { id, .. } => ("api_key", id.clone()),
@@ -151,8 +165,7 @@ pub fn record(
         changes: serde_json::to_string(&changes(before, after)).map_err(ApiError::internal)?,
         occurred_at: crm_domain::values_time::now(),
     };
-    crm_db::repo::events::append(c, p.workspace, row)?;
-    Ok(())
+    Ok(row)
 }
 
 #[cfg(test)]

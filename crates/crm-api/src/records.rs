@@ -206,23 +206,26 @@ pub(crate) fn change<R: Record>(
     })
 }
 
-/// Writes the events of the transaction's changes, in order.
+/// Writes the events of the transaction's changes, in order (all in a few statements).
 pub(crate) fn flush<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
     changes: Vec<Change>,
 ) -> ApiResult<()> {
-    for ch in changes {
-        crate::events::record(
-            c,
-            p,
-            R::EVENT,
-            ch.verb,
-            &ch.id,
-            ch.before.as_ref(),
-            ch.after.as_ref(),
-        )?;
-    }
+    let rows = changes
+        .iter()
+        .map(|ch| {
+            crate::events::event_row(
+                p,
+                R::EVENT,
+                ch.verb,
+                &ch.id,
+                ch.before.as_ref(),
+                ch.after.as_ref(),
+            )
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    crm_db::repo::events::append_many(c, p.workspace, rows)?;
     Ok(())
 }
 

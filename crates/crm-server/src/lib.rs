@@ -1,5 +1,6 @@
 //! The `crm` server: configuration, start-up and the command line.
 
+pub mod client;
 pub mod imports;
 pub mod webhooks;
 
@@ -32,6 +33,9 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Import a CSV or NDJSON file into a running server, with a progress bar; exits 2 when
+    /// some rows were refused (listed with their lines), 1 when the import failed.
+    Import(client::ImportArgs),
     /// Create a workspace and its first admin (for scripted set-up).
     Init {
         #[arg(long)]
@@ -376,11 +380,11 @@ pub fn init_logging(settings: &Settings) {
 }
 
 /// Runs a parsed command line (everything but `openapi`, which `main` prints before
-/// logging starts).
+/// logging starts, and `import`, a client that `main` runs without the server's logging).
 pub fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Import(_) => Ok(()),
         Command::Migrate => {
             open_database(&settings)?;
             tracing::info!("migrations are up to date");

@@ -3,10 +3,14 @@ use crm_server::{init_logging, run, Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if matches!(cli.command, Some(Command::Openapi)) {
-        println!("{}", crm_api::openapi::json());
-        return ExitCode::SUCCESS;
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::Openapi) => {
+            println!("{}", crm_api::openapi::json());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Import(args)) => return crm_server::client::run_import(args),
+        other => cli.command = other,
     }
     init_logging(&cli.settings);
     match run(cli) {

@@ -309,3 +309,78 @@ fn an_import_killed_mid_file_resumes_after_its_last_batch_and_writes_each_row_on
     second.child.kill().unwrap();
     second.child.wait().unwrap();
 }
+
+#[test]
+fn crm_import_uploads_a_file_follows_the_job_and_exits_non_zero_when_rows_fail() {
+    let (db, dir) = database();
+    let mut srv = start(&db, &[("CRM_LOG", "warn")]);
+    let (auth, token, _) = admin(srv.port);
+    let server = format!("http://127.0.0.1:{}", srv.port);
+    let run = |file: &std::path::Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_crm"))
+            .args(["import", "contacts"])
+            .arg(file)
+            .args(["--server", &server])
+            .args(extra)
+            .env("CRM_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "email,first_name\nada@example.com,Ada\nbob@example.com,Bob\n",
+    )
+    .unwrap();
+    let out = run(&good, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("completed — 2 rows: 2 created, 0 updated, 0 failed"),
+        "{stdout}"
+    );
+
+    // Upserts by e-mail from NDJSON (by extension); a refused row makes the exit code 2 and
+    // is listed with its line.
+    let bad = dir.path().join("changes.ndjson");
+    std::fs::write(
+        &bad,
+        "{\"email\":\"ada@example.com\",\"job_title\":\"Engineer\"}\n{\"email\":\"nope\"}\n",
+    )
+    .unwrap();
+    let out = run(&bad, &["--match-on", "email"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("0 created, 1 updated, 1 failed"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("line 2: email:"), "{stderr}");
+
+    // A request the server refuses is reported with its problem, and exit code 1.
+    let out = run(&good, &["--match-on", "phone"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("match_on"), "{stderr}");
+
+    let (s, resp) = http(
+        srv.port,
+        "GET",
+        "/api/v1/contacts?email=ada@example.com",
+        &[("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        json_body(&resp)["data"][0]["job_title"],
+        "Engineer",
+        "{resp}"
+    );
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+}

@@ -3,6 +3,7 @@
 use crate::conn::DbConnection;
 use crate::error::RepoResult;
 use crate::models::EventRow;
+use crate::query::{Bind, SqlBuf};
 use crate::schema::events;
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
@@ -22,6 +23,55 @@ pub fn append(conn: &mut DbConnection, ws: WorkspaceId, mut row: EventRow) -> Re
         .values(&row)
         .execute(conn)?;
     Ok(row)
+}
+
+/// Appends events in the caller's transaction, in order, as [`append`] does one by one:
+/// their sequence numbers are taken from the counter in one step, and the rows written a
+/// hundred per statement.
+pub fn append_many(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    rows: Vec<EventRow>,
+) -> RepoResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len() as i64;
+    let last = super::records::reserve_in_counter(conn, "event_sequences", "last_seq", ws, n)?;
+    let mut seq = last - n;
+    for chunk in rows.chunks(100) {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(
+            "INSERT INTO events (workspace_id, seq, id, event_type, record_type, record_id, \
+             actor_type, actor_id, data, changes, occurred_at) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            seq += 1;
+            b.push(if i == 0 { "(" } else { ", (" });
+            let values = [
+                Bind::Text(r.workspace_id.clone()),
+                Bind::Int(seq),
+                Bind::Text(r.id.clone()),
+                Bind::Text(r.event_type.clone()),
+                Bind::Text(r.record_type.clone()),
+                Bind::Text(r.record_id.clone()),
+                Bind::Text(r.actor_type.clone()),
+                Bind::Text(r.actor_id.clone()),
+                Bind::Text(r.data.clone()),
+                Bind::Text(r.changes.clone()),
+                Bind::Ts(r.occurred_at),
+            ];
+            for (j, v) in values.into_iter().enumerate() {
+                if j > 0 {
+                    b.push(", ");
+                }
+                b.bind(v);
+            }
+            b.push(")");
+        }
+        b.execute(conn)?;
+    }
+    Ok(())
 }
 
 /// The sequence number of an event, by id.

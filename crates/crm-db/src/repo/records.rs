@@ -124,14 +124,30 @@ pub fn next_in_counter(
     column: &'static str,
     ws: WorkspaceId,
 ) -> RepoResult<i64> {
+    reserve_in_counter(conn, table, column, ws, 1)
+}
+
+/// Moves a per-workspace counter on by `n` (at least 1) and returns its new value: the
+/// numbers `value - n + 1 ..= value` are the caller's.
+pub fn reserve_in_counter(
+    conn: &mut DbConnection,
+    table: &'static str,
+    column: &'static str,
+    ws: WorkspaceId,
+    n: i64,
+) -> RepoResult<i64> {
     let mut b = SqlBuf::new(conn.dialect());
     b.push(&format!(
         "INSERT INTO {table} (workspace_id, {column}) VALUES ("
     ));
     b.bind(Bind::Text(ws.as_string()));
+    b.push(", ");
+    b.bind(Bind::Int(n));
     b.push(&format!(
-        ", 1) ON CONFLICT (workspace_id) DO UPDATE SET {column} = {table}.{column} + 1 RETURNING {column} AS n"
+        ") ON CONFLICT (workspace_id) DO UPDATE SET {column} = {table}.{column} + "
     ));
+    b.bind(Bind::Int(n));
+    b.push(&format!(" RETURNING {column} AS n"));
     let rows: Vec<Counter> = b.load(conn)?;
     rows.into_iter()
         .next()
