@@ -56,6 +56,18 @@ impl Format {
             Format::Ndjson => "application/x-ndjson",
         }
     }
+    /// The `format` query parameter.
+    pub fn parse_param(v: &str) -> ApiResult<Format> {
+        match v {
+            "csv" => Ok(Format::Csv),
+            "ndjson" => Ok(Format::Ndjson),
+            _ => Err(ApiError::field(
+                "format",
+                "invalid_value",
+                "must be `csv` or `ndjson`",
+            )),
+        }
+    }
     fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
@@ -107,19 +119,7 @@ impl ExportRequest {
         let mut rest = Vec::new();
         for (k, v) in pairs {
             match k.as_str() {
-                "format" => {
-                    format = Some(match v.as_str() {
-                        "csv" => Format::Csv,
-                        "ndjson" => Format::Ndjson,
-                        _ => {
-                            return Err(ApiError::field(
-                                "format",
-                                "invalid_value",
-                                "must be `csv` or `ndjson`",
-                            ))
-                        }
-                    })
-                }
+                "format" => format = Some(Format::parse_param(v)?),
                 "fields" => fields = Some(parse_fields(v)?),
                 "include_archived" => include_archived = bool_param("include_archived", v)?,
                 "filter" => {

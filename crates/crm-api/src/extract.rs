@@ -226,6 +226,14 @@ impl FromRequest for RawJson {
     }
 }
 
+/// A page size: 1 to 500.
+pub fn limit_param(v: &str) -> ApiResult<i64> {
+    v.parse()
+        .ok()
+        .filter(|l| (1..=500).contains(l))
+        .ok_or_else(|| ApiError::field("limit", "out_of_range", "must be between 1 and 500"))
+}
+
 /// `limit` and `cursor` of the lists ordered by id alone (users, teams): the cursor is the
 /// last id of the previous page. Any other parameter is a 422 naming it.
 pub fn id_page_params(q: &QueryPairs) -> ApiResult<(i64, Option<String>)> {
@@ -233,15 +241,7 @@ pub fn id_page_params(q: &QueryPairs) -> ApiResult<(i64, Option<String>)> {
     let mut cursor = None;
     for (k, v) in &q.0 {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
-                    })?
-            }
+            "limit" => limit = limit_param(v)?,
             "cursor" => {
                 cursor = Some(
                     uuid::Uuid::parse_str(v)

@@ -302,7 +302,8 @@ pub struct CsvRecord {
 /// line and the position after it are exact wherever the pieces were cut. The upload
 /// counts rows with it and the worker reads them with it, so both see the same rows.
 pub struct CsvScanner {
-    core: csv_core::Reader,
+    // Boxed: the reader holds its state machine inline (about a kilobyte).
+    core: Box<csv_core::Reader>,
     /// Keep the fields of records (else only the first record's, the header).
     keep: bool,
     fields: Vec<Vec<u8>>,
@@ -319,7 +320,7 @@ impl CsvScanner {
     /// Starts at byte `offset`, on line `line`, of a file.
     pub fn new(keep: bool, offset: i64, line: i64) -> CsvScanner {
         CsvScanner {
-            core: csv_core::Reader::new(),
+            core: Box::new(csv_core::Reader::new()),
             keep,
             fields: Vec::new(),
             field: Vec::new(),

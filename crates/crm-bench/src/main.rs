@@ -3,6 +3,7 @@
 //! on the same PostgreSQL. Writes `results.json` and `results.md`; it reports numbers and
 //! never fails on one.
 
+mod import;
 mod load;
 mod pgbench;
 mod report;
@@ -376,6 +377,20 @@ fn run_database(
         }
     }
     let max_rss_kib = sampler.finish();
+    let import = if cli.scenarios.is_empty() || cli.scenarios.iter().any(|n| n == import::NAME) {
+        let rows = ((1_000_000.0 * cli.scale) as usize).max(1000);
+        Some(import::run(
+            crm_bin,
+            addr,
+            &target.token,
+            server.pid(),
+            &seeded,
+            rows,
+            &cli.out,
+        )?)
+    } else {
+        None
+    };
     let ready_ms = server.ready_ms;
     drop(server);
     Ok(DbReport {
@@ -385,5 +400,6 @@ fn run_database(
         idle_rss_kib,
         max_rss_kib_under_load: max_rss_kib,
         results,
+        import,
     })
 }

@@ -31,6 +31,8 @@ pub struct DbReport {
     pub idle_rss_kib: u64,
     pub max_rss_kib_under_load: u64,
     pub results: Vec<ScenarioResult>,
+    /// The bulk import, when it ran.
+    pub import: Option<crate::import::ImportResult>,
 }
 
 /// One target of the "Quality gates" issue, and where the measurements stand.
@@ -182,6 +184,20 @@ impl Report {
                     }
                 }
             }
+            if let Some(i) = &d.import {
+                targets.push(check(
+                    "import ≥ 50,000 rows/s (1M-row CSV, upsert on email)",
+                    None,
+                    format!("{:.0} rows/s of {} rows", i.rows_per_second, i.rows),
+                    i.rows_per_second >= 50_000.0,
+                ));
+                targets.push(check(
+                    "server RSS < 300 MB during the import",
+                    None,
+                    format!("{:.1} MiB", mib(i.max_rss_kib)),
+                    i.max_rss_kib * 1024 < 300_000_000,
+                ));
+            }
             targets.push(check(
                 "idle RSS < 30 MB",
                 None,
@@ -268,6 +284,34 @@ impl Report {
             }
         }
         runs.write(&mut m);
+        let imports: Vec<_> = self
+            .databases
+            .iter()
+            .filter_map(|d| d.import.as_ref().map(|i| (d, i)))
+            .collect();
+        if !imports.is_empty() {
+            let mut t = Table::new(&[
+                "database",
+                "import rows",
+                "file",
+                "time",
+                "rows/s",
+                "max RSS",
+                "outcome",
+            ]);
+            for (d, i) in imports {
+                t.row(vec![
+                    d.db.clone(),
+                    i.rows.to_string(),
+                    format!("{:.1} MiB", i.file_bytes as f64 / 1048576.0),
+                    format!("{:.1} s", i.seconds),
+                    format!("{:.0}", i.rows_per_second),
+                    format!("{:.1} MiB", mib(i.max_rss_kib)),
+                    i.summary.clone(),
+                ]);
+            }
+            t.write(&mut m);
+        }
         if !self.pgbench.is_empty() {
             let title = format!("pgbench -S (same PostgreSQL, scale {})", self.pgbench_scale);
             let mut base = Table::new(&[&title, "tps", "avg latency ms"]);

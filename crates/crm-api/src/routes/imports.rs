@@ -169,19 +169,7 @@ fn parse_options(pairs: &[(String, String)], content_type: Option<&str>) -> ApiR
     for (k, v) in pairs {
         match k.as_str() {
             "object" => object = Some(v.clone()),
-            "format" => {
-                format = Some(match v.as_str() {
-                    "csv" => Format::Csv,
-                    "ndjson" => Format::Ndjson,
-                    _ => {
-                        return Err(ApiError::field(
-                            "format",
-                            "invalid_value",
-                            "must be `csv` or `ndjson`",
-                        ))
-                    }
-                })
-            }
+            "format" => format = Some(Format::parse_param(v)?),
             "mode" => {
                 mode = Some(match v.as_str() {
                     "create" => Mode::Create,
@@ -318,6 +306,8 @@ fn parse_options(pairs: &[(String, String)], content_type: Option<&str>) -> ApiR
 ///
 /// A job survives a crash or restart of the server: it resumes after the last batch it
 /// committed, and no row is written twice. Imports draw on the bulk rate-limit budget.
+/// `Idempotency-Key` is not applied here (the body is never buffered to be fingerprinted):
+/// a repeated upload is a new job.
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "create_import",
     params(
         ("object" = String, Query, description = "What the rows become: `contacts`, `companies`, …"),
@@ -480,8 +470,9 @@ async fn upload(
     let rows = counter.rows();
     let (ws, id) = (p.workspace, id.to_string());
     let targets = (opts.format == Format::Csv).then_some(targets);
+    // One transaction, so the job is answered as queued even if a worker claims it at once.
     state
-        .db(move |c| {
+        .tx(move |c| {
             let now = crm_domain::values_time::now();
             Ok(repo::queue(
                 c,
@@ -576,15 +567,7 @@ pub async fn list_import_errors(
     let mut after = 0i64;
     for (k, v) in &q.0 {
         match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=500).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::field("limit", "out_of_range", "must be between 1 and 500")
-                    })?
-            }
+            "limit" => limit = crate::extract::limit_param(v)?,
             "cursor" => {
                 after = v.parse().ok().filter(|l| *l >= 0).ok_or_else(|| {
                     ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
