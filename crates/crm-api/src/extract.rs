@@ -292,6 +292,15 @@ fn nul_error(field: &str) -> ApiError {
 }
 
 /// The path (`address.city`, `tags[2]`) of the first string or key in `v` holding a NUL.
+/// Refuses a value (a record read from a file, say) holding the NUL character anywhere,
+/// naming where, as a request body holding one is refused.
+pub fn refuse_nul(v: &serde_json::Value) -> ApiResult<()> {
+    match nul_in(v, "") {
+        Some(field) => Err(nul_error(&field)),
+        None => Ok(()),
+    }
+}
+
 fn nul_in(v: &serde_json::Value, at: &str) -> Option<String> {
     use serde_json::Value;
     let join = |key: &str| {

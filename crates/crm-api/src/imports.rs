@@ -845,6 +845,8 @@ fn write_batch(
         })
     };
     for (line, item) in items {
+        // What the database cannot store is refused here, as in a request body.
+        let item = item.and_then(|data| crate::extract::refuse_nul(&data).map(|()| data));
         match item {
             Ok(data) => {
                 lines.push(line);

@@ -203,6 +203,23 @@ async fn upserts_match_existing_records_and_repeated_keys_in_the_file() {
     assert_eq!(errs[0]["line"], 5);
     assert_eq!(errs[0]["error"]["errors"][0]["field"], "email");
 
+    // A NUL character, which the database cannot store, is refused per row, on the update
+    // path of an upsert as on the create path.
+    let file = "email,job_title\nada@example.com,Chief\u{0}Engineer\nnul@example.com,\u{0}\n";
+    let job = import(&app, &a, "object=contacts&match_on=email", "text/csv", file).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        (&job["created"], &job["updated"], &job["failed"]),
+        (&json!(0), &json!(0), &json!(2)),
+        "{job}"
+    );
+    let errs = errors(&app, &a, job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        errs[0]["error"]["errors"][0]["field"], "job_title",
+        "{errs:?}"
+    );
+    assert_eq!(errs[1]["line"], 3);
+
     // In create mode a repeated unique value is refused on its second row.
     let file = "email\nsame@example.com\nsame@example.com\n";
     let job = import(&app, &a, "object=contacts", "text/csv", file).await;
