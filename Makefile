@@ -130,6 +130,7 @@ examples-typescript: $(TS_DEPS) crm-debug
 examples-python: $(PY_VENV)/.installed crm-debug
 	rm -rf $(PY_EXAMPLE)/crm_client
 	PATH="$(CURDIR)/$(PY_VENV)/bin:$$PATH" openapi-python-client generate --fail-on-warning \
+		--config $(PY_EXAMPLE)/client-config.yaml \
 		--path api-spec/openapi.json --meta none --output-path $(PY_EXAMPLE)/crm_client
 	examples/with-server.sh sqlite $(PY_VENV)/bin/python $(PY_EXAMPLE)/import.py
 	examples/with-server.sh postgres $(PY_VENV)/bin/python $(PY_EXAMPLE)/import.py

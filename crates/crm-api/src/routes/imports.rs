@@ -133,6 +133,12 @@ pub struct ImportErrorPage {
     pub next_cursor: Option<String>,
 }
 
+/// The body of `POST /imports`: the file's bytes, of any size (up to
+/// `CRM_IMPORT_MAX_BYTES`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImportFile(pub Vec<u8>);
+
 /// What `POST /imports` was asked to do.
 struct Options {
     importer: &'static Importer,
@@ -318,8 +324,8 @@ fn parse_options(pairs: &[(String, String)], content_type: Option<&str>) -> ApiR
         ("mapping" = Option<String>, Query, description = "A JSON object of column (CSV) or key (NDJSON) → field name, or null to skip it", example = r#"{"E-mail":"email","Segment":"custom.segment","Notes":null}"#),
     ),
     request_body(description = "The file", content(
-        (String = "text/csv", example = "email,first_name,custom.segment\r\nada@example.com,Ada,smb\r\n"),
-        (String = "application/x-ndjson", example = "{\"email\":\"ada@example.com\",\"first_name\":\"Ada\"}\n")
+        (inline(ImportFile) = "text/csv", example = "email,first_name,custom.segment\r\nada@example.com,Ada,smb\r\n"),
+        (inline(ImportFile) = "application/x-ndjson", example = "{\"email\":\"ada@example.com\",\"first_name\":\"Ada\"}\n")
     )),
     responses(
         (status = 202, description = "Stored and queued", body = Import, headers(("Location" = String, description = "`/api/v1/imports/{id}`"))),
