@@ -31,6 +31,7 @@ struct Metrics {
     pool_max: IntGauge,
     webhook_attempts: IntCounterVec,
     worker_rounds: Histogram,
+    batch_items: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
@@ -78,6 +79,15 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
     .ok()?;
     registry.register(Box::new(webhook_attempts.clone())).ok()?;
     registry.register(Box::new(worker_rounds.clone())).ok()?;
+    let batch_items = IntCounterVec::new(
+        Opts::new(
+            "batch_items_total",
+            "Operations of batches and import rows run, by object and write path: bulk (written together) or itemwise (one by one, each in its own savepoint)",
+        ),
+        &["object", "path"],
+    )
+    .ok()?;
+    registry.register(Box::new(batch_items.clone())).ok()?;
     Some(Metrics {
         registry,
         requests,
@@ -86,6 +96,7 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
         pool_max,
         webhook_attempts,
         worker_rounds,
+        batch_items,
     })
 });
 
@@ -164,6 +175,16 @@ pub fn webhook_attempt(outcome: &str) {
     }
 }
 
+/// Counts the operations of a batch (or import rows) run on one write path.
+pub fn batch_items(object: &str, bulk: bool, n: usize) {
+    if let Some(m) = METRICS.as_ref() {
+        let path = if bulk { "bulk" } else { "itemwise" };
+        m.batch_items
+            .with_label_values(&[object, path])
+            .inc_by(n as u64);
+    }
+}
+
 /// Records the duration of one round of the webhook worker.
 pub fn worker_round(elapsed: std::time::Duration) {
     if let Some(m) = METRICS.as_ref() {
@@ -173,7 +194,7 @@ pub fn worker_round(elapsed: std::time::Duration) {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, and the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`, and `crm_batch_items_total` (batch operations and import rows by object and write path: `bulk` or `itemwise`)", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let Some(m) = METRICS.as_ref() else {

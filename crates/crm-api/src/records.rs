@@ -67,6 +67,27 @@ pub trait Record: 'static {
         input: Self::Input,
         custom: Map<String, Value>,
     ) -> ApiResult<Self::Row>;
+    /// How the resource writes many records at once, for the fast path of batches and
+    /// imports; `None` (the default): item by item.
+    fn bulk() -> Option<Bulk<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// A resource's bulk writes: what lets a batch of creates and upserts run as a few
+/// statements instead of a few per item.
+pub struct Bulk<R: Record> {
+    /// The rows with these ids, in any order, locked until the transaction ends.
+    pub lock: fn(&mut DbConnection, WorkspaceId, &[String]) -> ApiResult<Vec<R::Row>>,
+    pub id: fn(&R::Row) -> &str,
+    /// The row an item writes: a new record from its input, or `current` after it.
+    pub row: fn(&Principal, Option<&R::Row>, R::Input, Map<String, Value>) -> ApiResult<R::Row>,
+    /// Writes new rows (no current row) and changed ones together, in the caller's
+    /// transaction; a failure (a unique value taken, say) writes nothing.
+    pub write: fn(&mut DbConnection, &Principal, &[(Option<&R::Row>, R::Row)]) -> ApiResult<()>,
 }
 
 /// What a transaction learned about its workspace while checking references: the
@@ -138,7 +159,7 @@ impl Known {
 }
 
 /// Checks the owner and custom values of an input against the workspace.
-fn check_references<R: Record>(
+pub(crate) fn check_references<R: Record>(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     input: &mut R::Input,
@@ -186,10 +207,10 @@ pub(crate) fn shown<R: Record>(row: &R::Row) -> ApiResult<Value> {
 /// A change made in a transaction, whose event is written when the transaction's work is
 /// done (events go last: see `crm_db::repo::events::append`).
 pub struct Change {
-    verb: &'static str,
-    id: String,
-    before: Option<Value>,
-    after: Option<Value>,
+    pub(crate) verb: &'static str,
+    pub(crate) id: String,
+    pub(crate) before: Option<Value>,
+    pub(crate) after: Option<Value>,
 }
 
 pub(crate) fn change<R: Record>(
@@ -298,7 +319,16 @@ pub(crate) fn patch_in<R: Record>(
         return Err(ApiError::NotFound);
     }
     crm_db::repo::records::check_version(R::version(&current), if_match)?;
-    let mut doc = serde_json::to_value(R::Input::from(&current)).map_err(ApiError::internal)?;
+    let mut input = merged::<R>(&current, patch)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
+    let row = R::update(c, p, &current, input, custom)?;
+    changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
+    Ok(row)
+}
+
+/// The input a merge patch makes of a record's writable fields, parsed as a create's body.
+pub(crate) fn merged<R: Record>(current: &R::Row, patch: &Value) -> ApiResult<R::Input> {
+    let mut doc = serde_json::to_value(R::Input::from(current)).map_err(ApiError::internal)?;
     // A key the record does not have is refused even with `null`, which the merge alone
     // would drop without a word.
     let unknown: Vec<FieldError> = patch
@@ -314,11 +344,7 @@ pub(crate) fn patch_in<R: Record>(
     json_patch::merge(&mut doc, patch);
     // The same parser as a create, so errors name the offending field by its path.
     let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-    let mut input: R::Input = parse_json(&merged)?;
-    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
-    let row = R::update(c, p, &current, input, custom)?;
-    changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
-    Ok(row)
+    parse_json(&merged)
 }
 
 /// Archives a live record in the caller's transaction.

@@ -271,3 +271,311 @@ async fn upserts_see_the_changes_of_earlier_operations_in_the_same_batch() {
     let (_, list) = app.get("/api/v1/contacts?count=true", &a.token).await;
     assert_eq!(list["total"], 2, "{list}");
 }
+
+/// The batch operations counted so far for `object`: (bulk, itemwise), from `/metrics`.
+async fn batch_items(app: &TestApp, object: &str) -> (u64, u64) {
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |path: &str| {
+        let series = format!("crm_batch_items_total{{object=\"{object}\",path=\"{path}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    (count("bulk"), count("itemwise"))
+}
+
+async fn contact(app: &TestApp, token: &str, body: Value) -> Value {
+    let (s, v) = app.post("/api/v1/contacts", token, body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+fn event_types(feed: &Value) -> Vec<(String, String)> {
+    feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["record_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A batch of creates, updates and upserts that name distinct records is written in bulk:
+/// each item answers exactly as the single-record endpoint would, what it answers is what
+/// was stored, and each applied item has its event and (contacts) its lifecycle history.
+#[tokio::test]
+async fn bulk_written_batches_answer_and_store_as_single_writes_would() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let field = json!({"name": "score", "label": "Score", "type": "number"});
+    let (s, v) = app.post("/api/v1/fields/contacts", &a.token, field).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let old = contact(
+        &app,
+        &a.token,
+        json!({"first_name": "Old", "email": "old@example.com", "lifecycle_stage": "prospect"}),
+    )
+    .await;
+    let other = contact(
+        &app,
+        &a.token,
+        json!({"first_name": "Other", "external_id": "erp-7"}),
+    )
+    .await;
+    contact(
+        &app,
+        &a.token,
+        json!({"first_name": "Third", "external_id": "erp-6"}),
+    )
+    .await;
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let after = feed["data"][2]["id"].as_str().unwrap().to_string();
+
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"first_name": "Ada", "email": "Ada@Example.com", "custom": {"score": 3}}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "OLD@example.com", "job_title": "CTO", "lifecycle_stage": "growing"}},
+                {"op": "create", "data": {"first_name": "Bad", "email": "nope"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-8", "first_name": "Erp"}},
+                {"op": "update", "id": other["id"], "data": {"last_name": "Timer", "custom": {"score": 9}}},
+                {"op": "create", "data": {"first_name": "Typo", "custom": {"score": "high"}}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-6", "version": 5}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [201, 200, 422, 201, 200, 422, 422]);
+    assert_eq!(
+        batch_items(&app, "contacts").await,
+        (7, 0),
+        "written in bulk"
+    );
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r[2]["error"]["errors"][0]["field"], "email");
+    assert_eq!(r[5]["error"]["errors"][0]["field"], "custom.score");
+    assert_eq!(r[6]["error"]["errors"][0]["code"], "read_only");
+    assert_eq!(r[0]["data"]["email"], "ada@example.com");
+    assert_eq!(r[1]["data"]["id"], old["id"]);
+    assert_eq!(r[1]["data"]["first_name"], "Old", "an upsert merges");
+    assert_eq!(r[1]["data"]["version"], 2);
+    assert_eq!(r[4]["data"]["custom"]["score"], 9);
+    // What each item answered is what was stored, to the microsecond.
+    for i in [0, 1, 3, 4] {
+        let id = r[i]["data"]["id"].as_str().unwrap();
+        let (s, stored) = app.get(&format!("/api/v1/contacts/{id}"), &a.token).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(stored, r[i]["data"], "item {i}");
+    }
+    assert_ne!(
+        r[1]["data"]["lifecycle_stage_changed_at"],
+        old["lifecycle_stage_changed_at"]
+    );
+    assert_eq!(
+        r[4]["data"]["lifecycle_stage_changed_at"], other["lifecycle_stage_changed_at"],
+        "no change of stage, no new stage time"
+    );
+    let old_id = old["id"].as_str().unwrap();
+    let (_, history) = app
+        .get(
+            &format!("/api/v1/contacts/{old_id}/lifecycle-history"),
+            &a.token,
+        )
+        .await;
+    let stages: Vec<(Value, Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["from_stage"].clone(), h["to_stage"].clone()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            (json!(null), json!("prospect")),
+            (json!("prospect"), json!("growing"))
+        ]
+    );
+    assert_eq!(history[1]["changed_by"], a.user_id.as_str());
+    let new_id = r[0]["data"]["id"].as_str().unwrap();
+    let (_, history) = app
+        .get(
+            &format!("/api/v1/contacts/{new_id}/lifecycle-history"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(history.as_array().unwrap().len(), 1);
+
+    let (_, feed) = app
+        .get(&format!("/api/v1/events?after={after}&limit=500"), &a.token)
+        .await;
+    let id = |i: usize| r[i]["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        event_types(&feed),
+        [
+            ("contact.created".to_string(), id(0)),
+            ("contact.updated".to_string(), id(1)),
+            ("contact.created".to_string(), id(3)),
+            ("contact.updated".to_string(), id(4)),
+        ],
+        "one event per applied item, in input order"
+    );
+    let updated = &feed["data"][1];
+    assert_eq!(
+        updated["changes"]["job_title"],
+        json!({"old": null, "new": "CTO"})
+    );
+    assert_eq!(
+        updated["changes"]["lifecycle_stage"],
+        json!({"old": "prospect", "new": "growing"})
+    );
+    assert_eq!(updated["data"], r[1]["data"]);
+}
+
+/// When the bulk write cannot stand (a unique value taken by a record outside the batch or
+/// by another item), the batch runs item by item and names the item that conflicts; an
+/// atomic batch with one bad item writes nothing and names it.
+#[tokio::test]
+async fn bulk_written_batches_name_the_item_that_conflicts() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let held = contact(&app, &a.token, json!({"email": "held@example.com"})).await;
+
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"first_name": "One", "email": "one@example.com"}},
+                {"op": "create", "data": {"first_name": "Taken", "email": "held@example.com"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "e-1", "email": "one@example.com"}},
+                {"op": "create", "data": {"first_name": "Two", "email": "two@example.com"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [201, 409, 409, 201]);
+    assert_eq!(
+        batch_items(&app, "contacts").await,
+        (0, 4),
+        "declined by the bulk write, run item by item"
+    );
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(r[1]["error"]["existing_id"], held["id"]);
+    assert_eq!(r[2]["error"]["existing_id"], r[0]["data"]["id"]);
+    assert_eq!(
+        app.get("/api/v1/contacts?count=true", &a.token).await.1["total"],
+        3
+    );
+
+    for (ops, failing, status) in [
+        (
+            json!([
+                {"op": "create", "data": {"email": "three@example.com"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "two@example.com", "first_name": "Changed"}},
+                {"op": "create", "data": {"email": "held@example.com"}},
+            ]),
+            2,
+            409,
+        ),
+        (
+            json!([
+                {"op": "create", "data": {"email": "three@example.com"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "two@example.com", "first_name": "Changed"}},
+                {"op": "create", "data": {"email": "four@example.com", "lifecycle_stage": "sideways"}},
+            ]),
+            2,
+            422,
+        ),
+    ] {
+        let (s, v) = app
+            .post(
+                "/api/v1/contacts/batch",
+                &a.token,
+                json!({"atomic": true, "operations": ops}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mut expected = vec![424; 3];
+        expected[failing] = status;
+        assert_eq!(statuses(&v), expected, "{v}");
+        assert_eq!(
+            app.get("/api/v1/contacts?count=true", &a.token).await.1["total"],
+            3,
+            "an atomic batch that failed writes nothing"
+        );
+        let two = r[3]["data"]["id"].as_str().unwrap();
+        let (_, stored) = app.get(&format!("/api/v1/contacts/{two}"), &a.token).await;
+        assert_eq!(stored["first_name"], "Two");
+    }
+}
+
+/// Companies write in bulk too: upserts on external_id update in place, creates insert,
+/// and each has its event.
+#[tokio::test]
+async fn company_batches_write_in_bulk() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, existing) = app
+        .post(
+            "/api/v1/companies",
+            &a.token,
+            json!({"name": "Acme", "external_id": "c-1", "industry": "Retail"}),
+        )
+        .await;
+    let ops: Vec<Value> = (0..500)
+        .map(|i| {
+            json!({"op": "upsert", "match_on": "external_id",
+                   "data": {"external_id": format!("c-{i}"), "name": format!("Company {i}")}})
+        })
+        .collect();
+    let (s, v) = app
+        .post(
+            "/api/v1/companies/batch",
+            &a.token,
+            json!({"operations": ops}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(batch_items(&app, "companies").await, (500, 0));
+    let st = statuses(&v);
+    assert_eq!(st[1], 200);
+    assert!(st
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s == if i == 1 { 200 } else { 201 }));
+    let one = &v["results"][1]["data"];
+    assert_eq!(one["id"], existing["id"]);
+    assert_eq!(one["industry"], "Retail");
+    assert_eq!(one["name"], "Company 1");
+    let id = existing["id"].as_str().unwrap();
+    let (_, stored) = app.get(&format!("/api/v1/companies/{id}"), &a.token).await;
+    assert_eq!(&stored, one);
+    assert_eq!(
+        app.get("/api/v1/companies?count=true", &a.token).await.1["total"],
+        500
+    );
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let types = event_types(&feed);
+    assert_eq!(types.len(), 500);
+    assert_eq!(types[2], ("company.updated".to_string(), id.to_string()));
+    let last = feed["data"][499]["id"].as_str().unwrap();
+    let (_, rest) = app
+        .get(&format!("/api/v1/events?after={last}&limit=500"), &a.token)
+        .await;
+    assert_eq!(event_types(&rest).len(), 1, "one event per item");
+}

@@ -6,7 +6,7 @@ use crate::dto::companies::{new_row, Company, CompanyInput};
 use crate::error::{ApiError, ApiResult, ReadErrors};
 use crate::handlers::record_handlers;
 use crate::listing::Catalogue;
-use crate::records::Record;
+use crate::records::{Bulk, Record};
 use crate::state::AppState;
 use actix_web::{get, web};
 use crm_db::models::CompanyRow;
@@ -79,6 +79,20 @@ impl Record for Companies {
     ) -> ApiResult<CompanyRow> {
         let changes = input.into_changes(custom)?;
         Ok(repo::update_company(conn, p.workspace, current, &changes)?)
+    }
+    fn bulk() -> Option<Bulk<Self>> {
+        Some(Bulk {
+            lock: |c, ws, ids| Ok(crm_db::repo::bulk::lock_rows(c, "companies", ws, ids)?),
+            id: |row| &row.id,
+            row: |p, current, input, custom| {
+                let changes = input.into_changes(custom)?;
+                Ok(match current {
+                    None => new_row(&p.workspace.as_string(), changes),
+                    Some(current) => current.changed(changes, crm_domain::values_time::now()),
+                })
+            },
+            write: |c, p, rows| Ok(crm_db::repo::bulk::write_companies(c, p.workspace, rows)?),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use crate::extract::RawJson;
 use crate::handlers::record_handlers;
 use crate::links::{link, link_body, live_reference, respond, LinkKind};
 use crate::listing::Catalogue;
-use crate::records::Record;
+use crate::records::{Bulk, Record};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -98,6 +98,35 @@ impl Record for Contacts {
             &changes,
             Some(p.actor_id()),
         )?)
+    }
+    fn bulk() -> Option<Bulk<Self>> {
+        Some(Bulk {
+            lock: |c, ws, ids| Ok(crm_db::repo::bulk::lock_rows(c, "contacts", ws, ids)?),
+            id: |row| &row.id,
+            row: |p, current, input, custom| {
+                let changes = input.into_changes(custom)?;
+                Ok(match current {
+                    None => new_row(&p.workspace.as_string(), changes),
+                    Some(current) => {
+                        let now = crm_domain::values_time::now();
+                        let mut next = current.changed(changes, now);
+                        if next.lifecycle_stage != current.lifecycle_stage {
+                            next.lifecycle_stage_changed_at = now;
+                        }
+                        next
+                    }
+                })
+            },
+            write: |c, p, rows| {
+                let actor = Some(p.actor_id());
+                Ok(crm_db::repo::bulk::write_contacts(
+                    c,
+                    p.workspace,
+                    rows,
+                    actor,
+                )?)
+            },
+        })
     }
 }
 

@@ -1,18 +1,23 @@
 //! Bulk writes for large loads (seeding, migrations from another system): many rows per
 //! statement, each call in one write transaction. A contact gets its first lifecycle-history
-//! row exactly as [`super::contacts::insert_contact`] writes it. Uniqueness is left to the
-//! unique indexes: a duplicate e-mail or external id fails the whole call.
+//! row exactly as [`super::contacts::insert_contact`] writes it. The seeding inserts leave
+//! uniqueness to the unique indexes (a duplicate e-mail or external id fails the whole
+//! call); the batch writes ([`write_contacts`], [`write_companies`]) check it first and
+//! answer Conflict.
 
-use crate::conn::{write_tx, DbConnection};
+use crate::conn::{write_tx, DbConnection, Dialect};
 use crate::error::RepoResult;
 use crate::models::{
-    ActivityLinkRow, ActivityRow, CompanyRow, ContactCompanyRow, ContactRow, DealRow,
-    LifecycleChangeRow,
+    ActivityLinkRow, ActivityRow, CompanyChanges, CompanyRow, ContactChanges, ContactCompanyRow,
+    ContactRow, DealRow, LifecycleChangeRow,
 };
+use crate::query::{Bind, SqlBuf};
 use crate::schema::{
     activities, activity_links, companies, contact_companies, contact_lifecycle_changes, contacts,
     deals,
 };
+use chrono::NaiveDateTime;
+use crm_domain::WorkspaceId;
 use diesel::prelude::*;
 
 /// Rows per `INSERT`: the widest table (contacts, 31 columns) stays under SQLite's limit of
@@ -87,4 +92,191 @@ pub fn insert_activities(
         insert_chunks!(c, activity_links::table, links);
         Ok(n)
     })
+}
+
+/// The rows of `table` with these ids, in id order; on PostgreSQL locked (`FOR UPDATE`)
+/// until the caller's transaction ends, so that what is read is what gets overwritten
+/// (SQLite's write transaction already holds the database).
+pub fn lock_rows<T>(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> RepoResult<Vec<T>>
+where
+    T: QueryableByName<crate::conn::MultiBackend> + 'static,
+{
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(&format!("SELECT * FROM {table} WHERE workspace_id = "));
+        b.bind(Bind::Text(ws.as_string()));
+        b.push(" AND id IN (");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Bind::Text(id.clone()));
+        }
+        b.push(") ORDER BY id");
+        if conn.dialect() == Dialect::Postgres {
+            b.push(" FOR UPDATE");
+        }
+        out.extend(b.load::<T>(conn)?);
+    }
+    Ok(out)
+}
+
+/// For a record table: `$Row::changed`, the row after a write of `$Changes` (its writable
+/// columns replaced, `updated_at` and `version` moved on, the rest kept), and `$upsert`,
+/// which writes whole rows over the stored ones by (workspace_id, id): one multi-row
+/// statement per chunk on PostgreSQL, one statement per row on SQLite (diesel batches
+/// upserts on PostgreSQL only; on SQLite a statement is a function call, not a round trip).
+macro_rules! record_writes {
+    ($Row:ident, $Changes:ident, $table:ident, $upsert:ident,
+     [$($col:ident),+ $(,)?], kept: [$($kept:ident),*]) => {
+        impl $Row {
+            pub fn changed(&self, c: $Changes, now: NaiveDateTime) -> $Row {
+                $Row {
+                    $($col: c.$col,)+
+                    $($kept: self.$kept.clone(),)*
+                    workspace_id: self.workspace_id.clone(),
+                    id: self.id.clone(),
+                    created_at: self.created_at,
+                    updated_at: now,
+                    archived_at: self.archived_at,
+                    version: self.version + 1,
+                }
+            }
+        }
+
+        fn $upsert(conn: &mut DbConnection, rows: &[$Row]) -> RepoResult<()> {
+            use diesel::upsert::excluded;
+            macro_rules! upsert {
+                ($c:expr, $values:expr) => {
+                    diesel::insert_into($table::table)
+                        .values($values)
+                        .on_conflict(($table::workspace_id, $table::id))
+                        .do_update()
+                        .set((
+                            $($table::$col.eq(excluded($table::$col)),)+
+                            $($table::$kept.eq(excluded($table::$kept)),)*
+                            $table::updated_at.eq(excluded($table::updated_at)),
+                            $table::version.eq(excluded($table::version)),
+                        ))
+                        .execute($c)
+                };
+            }
+            match conn {
+                DbConnection::Pg(c) => {
+                    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                        upsert!(c, chunk)?;
+                    }
+                }
+                DbConnection::Sqlite(c) => {
+                    for row in rows {
+                        upsert!(c, row)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
+record_writes!(ContactRow, ContactChanges, contacts, upsert_contacts,
+    [first_name, last_name, email, additional_emails, phone, additional_phones, job_title,
+     lifecycle_stage, owner_id, source, tags, address_line1, address_line2, address_city,
+     address_region, address_postal_code, address_country, preferred_channel, consent_email,
+     consent_sms, consent_phone, do_not_contact, external_id, custom],
+    kept: [lifecycle_stage_changed_at]);
+
+record_writes!(CompanyRow, CompanyChanges, companies, upsert_companies,
+    [name, domain, industry, size, annual_revenue, currency, tier, region, address_line1,
+     address_line2, address_city, address_region, address_postal_code, address_country,
+     owner_id, tags, external_id, custom],
+    kept: []);
+
+/// The unique columns of each table a bulk write checks before writing.
+const CONTACT_UNIQUE: [&str; 2] = ["email", "external_id"];
+const COMPANY_UNIQUE: [&str; 1] = ["external_id"];
+
+/// A write of new rows (no current row) and changed ones (the current row, then the next),
+/// in the caller's transaction.
+pub type RowWrites<'a, T> = [(Option<&'a T>, T)];
+
+/// Writes a batch of new and changed contacts in the caller's transaction: the unique
+/// e-mails and external ids checked in one query per column, the new rows in multi-row
+/// inserts, the changed ones in upserts, and a lifecycle-history row for each new contact
+/// and each change of stage. A conflict fails the whole call and writes nothing.
+pub fn write_contacts(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    rows: &RowWrites<'_, ContactRow>,
+    actor: Option<&str>,
+) -> RepoResult<()> {
+    let claims: Vec<(&str, &'static str, &str)> = rows
+        .iter()
+        .flat_map(|(_, r)| {
+            let values = [r.email.as_deref(), r.external_id.as_deref()];
+            CONTACT_UNIQUE
+                .into_iter()
+                .zip(values)
+                .filter_map(|(column, v)| v.map(|v| (r.id.as_str(), column, v)))
+        })
+        .collect();
+    super::records::ensure_unique_many(conn, "contacts", ws, &claims)?;
+    let (created, changed) = split(rows);
+    let history: Vec<LifecycleChangeRow> = rows
+        .iter()
+        .filter(|(cur, next)| cur.is_none_or(|c| c.lifecycle_stage != next.lifecycle_stage))
+        .map(|(cur, next)| LifecycleChangeRow {
+            workspace_id: next.workspace_id.clone(),
+            id: crm_domain::new_id().to_string(),
+            contact_id: next.id.clone(),
+            from_stage: cur.map(|c| c.lifecycle_stage.clone()),
+            to_stage: next.lifecycle_stage.clone(),
+            changed_at: next.lifecycle_stage_changed_at,
+            changed_by: actor.map(String::from),
+        })
+        .collect();
+    insert_chunks!(conn, contacts::table, &created);
+    upsert_contacts(conn, &changed)?;
+    insert_chunks!(conn, contact_lifecycle_changes::table, &history);
+    Ok(())
+}
+
+/// Writes a batch of new and changed companies in the caller's transaction (see
+/// [`write_contacts`]).
+pub fn write_companies(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    rows: &RowWrites<'_, CompanyRow>,
+) -> RepoResult<()> {
+    let claims: Vec<(&str, &'static str, &str)> = rows
+        .iter()
+        .filter_map(|(_, r)| {
+            r.external_id
+                .as_deref()
+                .map(|v| (r.id.as_str(), COMPANY_UNIQUE[0], v))
+        })
+        .collect();
+    super::records::ensure_unique_many(conn, "companies", ws, &claims)?;
+    let (created, changed) = split(rows);
+    insert_chunks!(conn, companies::table, &created);
+    upsert_companies(conn, &changed)?;
+    Ok(())
+}
+
+/// The new rows and the changed ones of a write.
+fn split<T: Clone>(rows: &RowWrites<'_, T>) -> (Vec<T>, Vec<T>) {
+    let mut created = Vec::new();
+    let mut changed = Vec::new();
+    for (cur, next) in rows {
+        match cur {
+            None => created.push(next.clone()),
+            Some(_) => changed.push(next.clone()),
+        }
+    }
+    (created, changed)
 }

@@ -245,6 +245,50 @@ pub fn ensure_unique(
     Ok(())
 }
 
+/// Fails with Conflict when two of `claims` (record id, column, value) give one value of a
+/// unique column to different records, or a value is held in `table` by a record other
+/// than the one claiming it: the check of [`ensure_unique`] for many records at once, in
+/// one query per column.
+pub fn ensure_unique_many(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    claims: &[(&str, &'static str, &str)],
+) -> RepoResult<()> {
+    let mut columns: Vec<(&'static str, std::collections::HashMap<&str, &str>)> = Vec::new();
+    for &(id, column, value) in claims {
+        let at = match columns.iter().position(|(c, _)| *c == column) {
+            Some(at) => at,
+            None => {
+                columns.push((column, Default::default()));
+                columns.len() - 1
+            }
+        };
+        if let Some(other) = columns[at].1.insert(value, id).filter(|other| *other != id) {
+            return Err(RepoError::Conflict {
+                field: column.to_string(),
+                message: format!(
+                    "two records of this write ({other} and {id}) have {column} `{value}`"
+                ),
+                existing_id: None,
+            });
+        }
+    }
+    for (column, claimed) in columns {
+        let values: Vec<String> = claimed.keys().map(|v| v.to_string()).collect();
+        for (value, holder, _) in find_many_by(conn, table, column, ws, &values)? {
+            if claimed.get(value.as_str()).is_some_and(|id| *id != holder) {
+                return Err(RepoError::Conflict {
+                    field: column.to_string(),
+                    message: format!("another record ({holder}) already has {column} `{value}`"),
+                    existing_id: Some(holder),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Maps a unique violation that slipped past `ensure_unique` (a concurrent write of the same
 /// value) to Conflict, naming the field from the index name (`<table>_<field>`).
 pub fn on_unique_race(e: diesel::result::Error, table: &'static str) -> RepoError {
