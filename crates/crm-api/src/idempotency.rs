@@ -59,25 +59,16 @@ pub async fn idempotency(
 }
 
 async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
-    let key = req
-        .headers()
-        .get(HEADER)
-        .map(|v| v.to_str().map(str::to_string));
+    let key = key_of(req.headers());
     let principal = req.extensions().get::<Principal>().cloned();
-    // An import's body is a file of any size, never buffered to be fingerprinted.
+    // An import's body is a file of any size, never buffered to be fingerprinted: the
+    // import fingerprints it as it stores it (see `routes::imports`).
     let streamed = req.path() == "/api/v1/imports";
-    let (Some(key), Some(p), true, false) =
-        (key, principal, req.method() == Method::POST, streamed)
-    else {
+    let (Some(p), true, false) = (principal, req.method() == Method::POST, streamed) else {
         return Ok(Plan::PassThrough);
     };
-    let key = match key {
-        Ok(k) if !k.trim().is_empty() && k.len() <= 255 => k,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-            ))
-        }
+    let Some(key) = key? else {
+        return Ok(Plan::PassThrough);
     };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(ApiError::internal("application state missing"));
@@ -95,8 +86,7 @@ async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let mut fingerprint =
-        format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
+    let mut fingerprint = fingerprint_head(req.method(), req.path(), req.query_string());
     fingerprint.extend_from_slice(&body);
     req.set_payload(actix_web::dev::Payload::from(body));
     let hash = sha256_hex(&fingerprint);
@@ -108,6 +98,26 @@ async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
     let Some(row) = existing else {
         return Ok(Plan::Run { state, ws, key });
     };
+    Ok(Plan::Replay(replay(row, &hash)?))
+}
+
+/// The request's `Idempotency-Key`, if it carries a usable one.
+pub(crate) fn key_of(headers: &header::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(HEADER).map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(k)) if !k.trim().is_empty() && k.len() <= 255 => Ok(Some(k.to_string())),
+        Some(_) => Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        )),
+    }
+}
+
+/// The answer to a repeat of the request stored under a key: its stored response, or 422
+/// when the key came with another request (`hash`), 409 while the first still runs.
+pub(crate) fn replay(
+    row: crm_db::models::IdempotencyRow,
+    hash: &str,
+) -> Result<HttpResponse, ApiError> {
     if row.request_hash != hash {
         return Err(ApiError::field(
             HEADER,
@@ -132,9 +142,12 @@ async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
         res.insert_header((k, v));
     }
     res.insert_header(("Idempotent-Replayed", "true"));
-    Ok(Plan::Replay(
-        res.body(row.response_body.unwrap_or_default()),
-    ))
+    Ok(res.body(row.response_body.unwrap_or_default()))
+}
+
+/// What a request is fingerprinted by: its method, path and query, then its body.
+pub(crate) fn fingerprint_head(method: &Method, path: &str, query: &str) -> Vec<u8> {
+    format!("{method} {path}?{query}\n").into_bytes()
 }
 
 /// Stores the first response under the key (or frees the key after a server error, so a

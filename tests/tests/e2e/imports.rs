@@ -446,3 +446,81 @@ async fn an_api_key_imports_and_a_cancelled_import_stops_between_batches() {
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
 }
+
+/// POSTs a CSV file under an `Idempotency-Key`; returns the status, whether the answer was
+/// a replay, and the body.
+async fn keyed_upload(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    query: &str,
+    body: &str,
+) -> (StatusCode, bool, Value) {
+    let res = app
+        .client
+        .post(format!("{}/api/v1/imports?{query}", app.base))
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "text/csv")
+        .header("Idempotency-Key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let replayed = res.headers().get("idempotent-replayed").is_some();
+    (status, replayed, res.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn a_repeated_upload_under_one_idempotency_key_is_one_import() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let file = "email,first_name\nada@example.com,Ada\n";
+    let (s, replayed, first) = keyed_upload(&app, &a.token, "imp-1", "object=contacts", file).await;
+    assert_eq!((s, replayed), (StatusCode::ACCEPTED, false), "{first}");
+    assert_eq!(first["status"], "queued");
+    let (s, replayed, again) = keyed_upload(&app, &a.token, "imp-1", "object=contacts", file).await;
+    assert_eq!((s, replayed), (StatusCode::ACCEPTED, true), "{again}");
+    assert_eq!(again, first, "the first answer, as it was given");
+
+    for (query, body) in [
+        ("object=contacts", "email,first_name\nbob@example.com,Bob\n"),
+        ("object=contacts&match_on=email", file),
+    ] {
+        let (s, _, v) = keyed_upload(&app, &a.token, "imp-1", query, body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], "Idempotency-Key");
+        assert_eq!(v["errors"][0]["code"], "key_reused");
+    }
+    let (s, _, v) = keyed_upload(&app, &a.token, &"k".repeat(300), "object=contacts", file).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    // Another key, or another workspace under the same key, is another import.
+    let cy = "email,first_name\ncy@example.com,Cy\n";
+    let (s, replayed, other) = keyed_upload(&app, &a.token, "imp-2", "object=contacts", cy).await;
+    assert_eq!((s, replayed), (StatusCode::ACCEPTED, false), "{other}");
+    let b = app.workspace("Beta").await;
+    let (s, replayed, theirs) =
+        keyed_upload(&app, &b.token, "imp-1", "object=contacts", file).await;
+    assert_eq!((s, replayed), (StatusCode::ACCEPTED, false), "{theirs}");
+
+    let first_id = first["id"].as_str().unwrap();
+    let job = ended(&app, &a.token, first_id).await;
+    assert_eq!(job["created"], 1, "{job}");
+    let job = ended(&app, &a.token, other["id"].as_str().unwrap()).await;
+    assert_eq!(job["created"], 1, "{job}");
+    let (_, list) = app.get("/api/v1/imports", &a.token).await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the repeats and refused uploads left no job: {list}"
+    );
+    assert!(ids.contains(&first_id));
+    assert_eq!(contacts(&app, &a).await.len(), 2);
+}

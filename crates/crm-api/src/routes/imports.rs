@@ -16,6 +16,7 @@ use crm_db::repo::imports as repo;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 /// The importable resources: every [`crate::records::Record`] but quotes (whose lines and
@@ -312,8 +313,9 @@ fn parse_options(pairs: &[(String, String)], content_type: Option<&str>) -> ApiR
 ///
 /// A job survives a crash or restart of the server: it resumes after the last batch it
 /// committed, and no row is written twice. Imports draw on the bulk rate-limit budget.
-/// `Idempotency-Key` is not applied here (the body is never buffered to be fingerprinted):
-/// a repeated upload is a new job.
+/// With `Idempotency-Key`, a repeat of the same upload (same query and bytes) within 24 h
+/// answers with the first response (`Idempotent-Replayed: true`) and queues nothing; the
+/// body is fingerprinted as it is stored, never buffered.
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "create_import",
     params(
         ("object" = String, Query, description = "What the rows become: `contacts`, `companies`, …"),
@@ -387,11 +389,20 @@ pub async fn create_import(
         finished_at: None,
     };
     let id = row.id.clone();
+    // Checked before anything is stored.
+    let key = crate::idempotency::key_of(req.headers())?;
+    let fingerprint = key.map(|key| {
+        let head =
+            crate::idempotency::fingerprint_head(req.method(), req.path(), req.query_string());
+        (key, Sha256::new_with_prefix(head))
+    });
     state.db(move |c| Ok(repo::insert(c, &row)?)).await?;
-    match upload(&state, &p, &id, &opts, body).await {
-        Ok(row) => Ok(HttpResponse::Accepted()
-            .insert_header((header::LOCATION, format!("/api/v1/imports/{}", row.id)))
-            .json(Import::from(row))),
+    match upload(&state, &p, &id, &opts, body, fingerprint).await {
+        Ok(Uploaded::Queued(location, body)) => Ok(HttpResponse::Accepted()
+            .insert_header((header::LOCATION, location))
+            .content_type("application/json")
+            .body(body)),
+        Ok(Uploaded::Repeat(first, hash)) => crate::idempotency::replay(first, &hash),
         Err(e) => {
             let ws = p.workspace;
             if let Err(cleanup) = state.db(move |c| Ok(repo::delete(c, ws, &id)?)).await {
@@ -402,14 +413,25 @@ pub async fn create_import(
     }
 }
 
-/// Stores the body in chunks while counting its rows, and queues the job.
+/// How an upload ended: queued (the 202 to answer with), or found to repeat an upload made
+/// under the same `Idempotency-Key` (the first one's stored answer, and this one's
+/// fingerprint), in which case this one's job was removed.
+enum Uploaded {
+    /// Its `Location` and body.
+    Queued(String, String),
+    Repeat(crm_db::models::IdempotencyRow, String),
+}
+
+/// Stores the body in chunks while counting its rows (and, under an `Idempotency-Key`,
+/// fingerprinting it), and queues the job.
 async fn upload(
     state: &web::Data<AppState>,
     p: &Principal,
     id: &str,
     opts: &Options,
     mut body: web::Payload,
-) -> ApiResult<ImportRow> {
+    mut fingerprint: Option<(String, Sha256)>,
+) -> ApiResult<Uploaded> {
     let limit = state.config.import_max_bytes;
     let mut counter = RowCounter::new(opts.format);
     let mut buf = web::BytesMut::with_capacity(CHUNK_BYTES);
@@ -439,6 +461,9 @@ async fn upload(
             return Err(ApiError::PayloadTooLarge(limit as usize));
         }
         counter.feed(&bytes)?;
+        if let Some((_, hasher)) = &mut fingerprint {
+            hasher.update(&bytes);
+        }
         if start.is_none() {
             if let Some((header, offset, line)) = counter.header().cloned() {
                 let ws = p.workspace;
@@ -476,11 +501,26 @@ async fn upload(
     let rows = counter.rows();
     let (ws, id) = (p.workspace, id.to_string());
     let targets = (opts.format == Format::Csv).then_some(targets);
-    // One transaction, so the job is answered as queued even if a worker claims it at once.
+    let fingerprint = fingerprint.map(|(key, hasher)| {
+        let hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (key, hash)
+    });
+    // One transaction, so the job is answered as queued even if a worker claims it at once,
+    // and its key names it from the moment it is queued.
     state
         .tx(move |c| {
+            if let Some((key, hash)) = &fingerprint {
+                if let Some(first) = crm_db::repo::idempotency::claim(c, ws, key, hash)? {
+                    repo::delete(c, ws, &id)?;
+                    return Ok(Uploaded::Repeat(first, hash.clone()));
+                }
+            }
             let now = crm_domain::values_time::now();
-            Ok(repo::queue(
+            let row = repo::queue(
                 c,
                 ws,
                 &id,
@@ -492,7 +532,17 @@ async fn upload(
                     next_line: line,
                 },
                 now,
-            )?)
+            )?;
+            let location = format!("/api/v1/imports/{}", row.id);
+            let body = serde_json::to_string(&Import::from(row)).map_err(ApiError::internal)?;
+            if let Some((key, _)) = &fingerprint {
+                let headers = serde_json::json!([
+                    [header::LOCATION.as_str(), &location],
+                    [header::CONTENT_TYPE.as_str(), "application/json"]
+                ]);
+                crm_db::repo::idempotency::complete(c, ws, key, 202, &headers.to_string(), &body)?;
+            }
+            Ok(Uploaded::Queued(location, body))
         })
         .await
 }
