@@ -19,6 +19,9 @@ pub enum Bind {
     Bool(bool),
     Ts(NaiveDateTime),
     Date(NaiveDate),
+    /// A text or timestamp value that may be NULL.
+    OptText(Option<String>),
+    OptTs(Option<NaiveDateTime>),
 }
 
 /// Accumulates SQL text and its parameters, writing placeholders in the dialect's syntax.
@@ -62,6 +65,8 @@ impl SqlBuf {
                 Bind::Bool(v) => q.bind::<Bool, _>(v),
                 Bind::Ts(v) => q.bind::<Timestamp, _>(v),
                 Bind::Date(v) => q.bind::<Date, _>(v),
+                Bind::OptText(v) => q.bind::<diesel::sql_types::Nullable<Text>, _>(v),
+                Bind::OptTs(v) => q.bind::<diesel::sql_types::Nullable<Timestamp>, _>(v),
             };
         }
         q

@@ -28,16 +28,18 @@ pub const ROWS_PER_STATEMENT: usize = 1000;
 /// inserts per backend, not through the multi-backend connection).
 macro_rules! insert_chunks {
     ($conn:expr, $table:expr, $rows:expr) => {{
+        use $crate::conn::DbConnection as Conn;
         let mut written = 0usize;
-        for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in $rows.chunks($crate::repo::bulk::ROWS_PER_STATEMENT) {
             written += match &mut *$conn {
-                DbConnection::Pg(c) => diesel::insert_into($table).values(chunk).execute(c)?,
-                DbConnection::Sqlite(c) => diesel::insert_into($table).values(chunk).execute(c)?,
+                Conn::Pg(c) => diesel::insert_into($table).values(chunk).execute(c)?,
+                Conn::Sqlite(c) => diesel::insert_into($table).values(chunk).execute(c)?,
             };
         }
         written
     }};
 }
+pub(crate) use insert_chunks;
 
 pub fn insert_companies(conn: &mut DbConnection, rows: &[CompanyRow]) -> RepoResult<usize> {
     write_tx(conn, |c| Ok(insert_chunks!(c, companies::table, rows)))
@@ -127,11 +129,53 @@ where
     Ok(out)
 }
 
+/// A column value as a bound parameter of hand-written SQL.
+trait ToBind {
+    fn to_bind(&self) -> Bind;
+}
+
+impl ToBind for String {
+    fn to_bind(&self) -> Bind {
+        Bind::Text(self.clone())
+    }
+}
+
+impl ToBind for Option<String> {
+    fn to_bind(&self) -> Bind {
+        Bind::OptText(self.clone())
+    }
+}
+
+impl ToBind for bool {
+    fn to_bind(&self) -> Bind {
+        Bind::Bool(*self)
+    }
+}
+
+impl ToBind for i32 {
+    fn to_bind(&self) -> Bind {
+        Bind::Int(i64::from(*self))
+    }
+}
+
+impl ToBind for NaiveDateTime {
+    fn to_bind(&self) -> Bind {
+        Bind::Ts(*self)
+    }
+}
+
+impl ToBind for Option<NaiveDateTime> {
+    fn to_bind(&self) -> Bind {
+        Bind::OptTs(*self)
+    }
+}
+
 /// For a record table: `$Row::changed`, the row after a write of `$Changes` (its writable
 /// columns replaced, `updated_at` and `version` moved on, the rest kept), and `$upsert`,
-/// which writes whole rows over the stored ones by (workspace_id, id): one multi-row
-/// statement per chunk on PostgreSQL, one statement per row on SQLite (diesel batches
-/// upserts on PostgreSQL only; on SQLite a statement is a function call, not a round trip).
+/// which writes whole rows over the stored ones by (workspace_id, id) in one multi-row
+/// `INSERT … ON CONFLICT DO UPDATE` per chunk, on both backends (written by hand: diesel
+/// has no multi-row upsert on SQLite, where one statement per row would also flush the
+/// free-text index once per row).
 macro_rules! record_writes {
     ($Row:ident, $Changes:ident, $table:ident, $upsert:ident,
      [$($col:ident),+ $(,)?], kept: [$($kept:ident),*]) => {
@@ -151,33 +195,42 @@ macro_rules! record_writes {
         }
 
         fn $upsert(conn: &mut DbConnection, rows: &[$Row]) -> RepoResult<()> {
-            use diesel::upsert::excluded;
-            macro_rules! upsert {
-                ($c:expr, $values:expr) => {
-                    diesel::insert_into($table::table)
-                        .values($values)
-                        .on_conflict(($table::workspace_id, $table::id))
-                        .do_update()
-                        .set((
-                            $($table::$col.eq(excluded($table::$col)),)+
-                            $($table::$kept.eq(excluded($table::$kept)),)*
-                            $table::updated_at.eq(excluded($table::updated_at)),
-                            $table::version.eq(excluded($table::version)),
-                        ))
-                        .execute($c)
-                };
-            }
-            match conn {
-                DbConnection::Pg(c) => {
-                    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                        upsert!(c, chunk)?;
-                    }
+            let columns = [
+                "workspace_id", "id", $(stringify!($col),)+ $(stringify!($kept),)*
+                "created_at", "updated_at", "archived_at", "version",
+            ];
+            let set = columns[2..]
+                .iter()
+                .filter(|c| **c != "created_at")
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut b = SqlBuf::new(conn.dialect());
+                b.push(&format!(
+                    "INSERT INTO {} ({}) VALUES ",
+                    stringify!($table),
+                    columns.join(", ")
+                ));
+                for (i, row) in chunk.iter().enumerate() {
+                    b.push(if i == 0 { "(" } else { ", (" });
+                    b.bind(row.workspace_id.to_bind());
+                    b.push(", ");
+                    b.bind(row.id.to_bind());
+                    $(b.push(", "); b.bind(row.$col.to_bind());)+
+                    $(b.push(", "); b.bind(row.$kept.to_bind());)*
+                    b.push(", ");
+                    b.bind(row.created_at.to_bind());
+                    b.push(", ");
+                    b.bind(row.updated_at.to_bind());
+                    b.push(", ");
+                    b.bind(row.archived_at.to_bind());
+                    b.push(", ");
+                    b.bind(row.version.to_bind());
+                    b.push(")");
                 }
-                DbConnection::Sqlite(c) => {
-                    for row in rows {
-                        upsert!(c, row)?;
-                    }
-                }
+                b.push(&format!(" ON CONFLICT (workspace_id, id) DO UPDATE SET {set}"));
+                b.execute(conn)?;
             }
             Ok(())
         }
