@@ -98,6 +98,8 @@ impl TestApp {
             import_max_bytes: 64 * 1024 * 1024,
             import_batch_rows: 500,
             import_lease_secs: 60,
+            import_max_attempts: 8,
+            import_abandon_secs: 3600,
             import_poll_ms: 50,
         }
     }
@@ -124,6 +126,36 @@ impl TestApp {
             pg_schema,
             _dir: dir,
         }
+    }
+
+    /// Runs SQL statements on the test's database, to set up a state the API cannot make
+    /// (what a crash leaves behind, a damaged record).
+    pub fn sql(&self, statements: &str) {
+        let url = crm_db::DatabaseUrl::parse(&self.database_url).expect("database url");
+        let conn = crm_db::conn::Manager::new(url)
+            .establish()
+            .expect("connect");
+        match conn {
+            crm_db::DbConnection::Pg(mut c) => c.batch_execute(statements),
+            crm_db::DbConnection::Sqlite(mut c) => c.batch_execute(statements),
+        }
+        .expect("statements run");
+    }
+
+    /// The number a `SELECT count(*) AS n …` query on the test's database answers.
+    pub fn sql_count(&self, query: &str) -> i64 {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let url = crm_db::DatabaseUrl::parse(&self.database_url).expect("database url");
+        let mut conn = crm_db::conn::Manager::new(url)
+            .establish()
+            .expect("connect");
+        let rows: Vec<Count> = diesel::sql_query(query).load(&mut conn).expect("count");
+        rows[0].n
     }
 
     /// Sends a request; `body` None sends no body.

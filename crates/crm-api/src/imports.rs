@@ -643,6 +643,9 @@ pub struct JobSettings {
     pub batch_rows: usize,
     /// How long a claim lasts without progress before another worker may take the job.
     pub lease: std::time::Duration,
+    /// Turns in a row that may end in an error at the same checkpoint before the job ends
+    /// `failed`.
+    pub max_attempts: u32,
 }
 
 /// How a worker's turn at a job ended.
@@ -721,6 +724,52 @@ pub fn run(
             Ok(JobEnd::Lost)
         }
     };
+    if job.attempts > s.max_attempts as i32 {
+        return fail(&format!(
+            "stopped after {} attempts in a row failed at line {}: {}",
+            job.attempts - 1,
+            job.next_line,
+            job.error.as_deref().unwrap_or("an error")
+        ));
+    }
+    let end = run_turn(pool, owner, job, importers, s, stop, ws, &fail);
+    if let Err(e) = &end {
+        // The job keeps its checkpoint and is taken again after a pause that doubles with
+        // each attempt in a row (at most a lease).
+        let pause = s.lease.min(std::time::Duration::from_millis(
+            250 << job.attempts.clamp(0, 16),
+        ));
+        let retry_at = crm_domain::values_time::now()
+            + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::seconds(60));
+        let noted = pool.get().map_err(ApiError::from).and_then(|mut c| {
+            Ok(repo::interrupted(
+                &mut c,
+                ws,
+                &job.id,
+                owner,
+                &e.problem().detail,
+                retry_at,
+            )?)
+        });
+        if let Err(note) = noted {
+            tracing::warn!(import = %job.id, error = %note, "the interruption of an import was not recorded");
+        }
+    }
+    end
+}
+
+/// One worker's turn at a job: from its checkpoint to its end, a stop, or an error.
+#[allow(clippy::too_many_arguments)]
+fn run_turn(
+    pool: &Pool,
+    owner: &str,
+    job: &ImportRow,
+    importers: &[Importer],
+    s: &JobSettings,
+    stop: &dyn Fn() -> bool,
+    ws: WorkspaceId,
+    fail: &dyn Fn(&str) -> ApiResult<JobEnd>,
+) -> ApiResult<JobEnd> {
     let Some(importer) = importers.iter().find(|i| i.object == job.object) else {
         return fail("the object can no longer be imported");
     };

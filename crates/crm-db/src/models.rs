@@ -817,6 +817,8 @@ pub struct ImportRow {
     pub updated_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// Claims in a row that committed no batch.
+    pub attempts: i32,
 }
 
 /// A row of an import that failed: its line and the problem, as JSON.

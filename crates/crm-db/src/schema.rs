@@ -577,6 +577,7 @@ diesel::table! {
         updated_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        attempts -> Integer,
     }
 }
 

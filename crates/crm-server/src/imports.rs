@@ -13,6 +13,16 @@ pub struct ImportSettings {
     pub job: JobSettings,
     /// How often an idle worker looks for jobs.
     pub poll: Duration,
+    /// How long an upload may stop arriving before it is removed.
+    pub abandon: Duration,
+}
+
+/// Removes uploads abandoned midway (see [`ImportSettings::abandon`]).
+fn prune(pool: &Pool, abandon: Duration) -> crm_api::error::ApiResult<usize> {
+    let mut c = pool.get()?;
+    let before = crm_domain::values_time::now()
+        - chrono::Duration::from_std(abandon).unwrap_or(chrono::Duration::hours(1));
+    Ok(crm_db::repo::imports::prune_uploads(&mut c, before)?)
 }
 
 /// The running worker; `shutdown` lets the batch in progress commit and gives the job back.
@@ -47,9 +57,23 @@ pub fn spawn(pool: Pool, settings: ImportSettings) -> Worker {
     let stopping = Arc::new(AtomicBool::new(false));
     let flag = stopping.clone();
     let task = tokio::spawn(async move {
+        // Abandoned uploads are looked for at start, then every half of `abandon` (at most
+        // every minute).
+        let prune_every = (settings.abandon / 2).min(Duration::from_secs(60));
+        let mut pruned_at: Option<std::time::Instant> = None;
         loop {
             if flag.load(Ordering::SeqCst) {
                 break;
+            }
+            if pruned_at.is_none_or(|t| t.elapsed() >= prune_every) {
+                pruned_at = Some(std::time::Instant::now());
+                let (pool2, abandon) = (pool.clone(), settings.abandon);
+                match tokio::task::spawn_blocking(move || prune(&pool2, abandon)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(uploads = n, "abandoned import uploads removed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "abandoned uploads not removed"),
+                    Err(e) => tracing::error!(error = %e, "pruning abandoned uploads panicked"),
+                }
             }
             let (pool2, owner2, flag2) = (pool.clone(), owner.clone(), flag.clone());
             let turn = tokio::task::spawn_blocking(move || {

@@ -199,6 +199,26 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub import_lease_secs: u64,
+    /// Turns in a row an import may end in an error at the same place (the database
+    /// unreachable, say) before it ends `failed`; each is retried after a pause that doubles.
+    #[arg(
+        long,
+        env = "CRM_IMPORT_MAX_ATTEMPTS",
+        default_value_t = 8,
+        global = true,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub import_max_attempts: u32,
+    /// Seconds after which an upload that stopped arriving (the server stopped while
+    /// receiving it) is removed with what it stored.
+    #[arg(
+        long,
+        env = "CRM_IMPORT_ABANDON_SECS",
+        default_value_t = 3600,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub import_abandon_secs: u64,
     /// How often an idle import worker looks for queued jobs, in ms.
     #[arg(long, env = "CRM_IMPORT_POLL_MS", default_value_t = 500, global = true)]
     pub import_poll_ms: u64,
@@ -289,8 +309,10 @@ impl Settings {
             job: crm_api::imports::JobSettings {
                 batch_rows: self.import_batch_rows as usize,
                 lease: std::time::Duration::from_secs(self.import_lease_secs),
+                max_attempts: self.import_max_attempts,
             },
             poll: std::time::Duration::from_millis(self.import_poll_ms.max(10)),
+            abandon: std::time::Duration::from_secs(self.import_abandon_secs),
         }
     }
 

@@ -524,3 +524,69 @@ async fn a_repeated_upload_under_one_idempotency_key_is_one_import() {
     assert!(ids.contains(&first_id));
     assert_eq!(contacts(&app, &a).await.len(), 2);
 }
+
+/// A job that fails at the same place turn after turn (here, its stored plan of columns is
+/// damaged) is retried after growing pauses, then ends `failed` saying where and why; an
+/// upload that stopped arriving (the server stopped while receiving it) is removed with
+/// the chunks it stored.
+#[tokio::test]
+async fn a_job_that_keeps_failing_ends_failed_and_abandoned_uploads_are_removed() {
+    // This server's worker looks for jobs once, at start, and then not for an hour.
+    let idle = TestApp::spawn_with(|s| s.import_poll_ms = 3_600_000).await;
+    let a = idle.workspace("Acme").await;
+    let file = "email\nada@example.com\n";
+    let (st, damaged) = upload(&idle, &a.token, "object=contacts", "text/csv", file).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{damaged}");
+    let damaged = damaged["id"].as_str().unwrap().to_string();
+    idle.sql(&format!(
+        "UPDATE imports SET column_targets = 'damaged' WHERE id = '{damaged}'"
+    ));
+    let (st, cut) = upload(&idle, &a.token, "object=contacts", "text/csv", file).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{cut}");
+    let cut = cut["id"].as_str().unwrap().to_string();
+    idle.sql(&format!(
+        "UPDATE imports SET status = 'uploading', updated_at = '2026-01-01 00:00:00' WHERE id = '{cut}'"
+    ));
+    let chunks = |app: &TestApp, id: &str| {
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM import_chunks WHERE import_id = '{id}'"
+        ))
+    };
+    assert_eq!(chunks(&idle, &cut), 1);
+
+    let worker = TestApp::spawn_on((idle.database_url.clone(), None, None), |s| {
+        s.import_lease_secs = 1;
+        s.import_max_attempts = 2;
+        s.import_abandon_secs = 60;
+    })
+    .await;
+    let job = ended(&worker, &a.token, &damaged).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(
+        job["error"],
+        "stopped after 2 attempts in a row failed at line 2: an unexpected error occurred; it has been logged",
+        "{job}"
+    );
+    assert_eq!(
+        (&job["rows_processed"], &job["created"]),
+        (&json!(0), &json!(0))
+    );
+    assert!(contacts(&worker, &a).await.is_empty());
+
+    let (st, _) = worker
+        .get(&format!("/api/v1/imports/{cut}"), &a.token)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(
+        worker.sql_count(&format!(
+            "SELECT count(*) AS n FROM imports WHERE id = '{cut}'"
+        )),
+        0
+    );
+    assert_eq!(chunks(&worker, &cut), 0);
+    assert_eq!(
+        chunks(&worker, &damaged),
+        0,
+        "a failed job frees its upload"
+    );
+}

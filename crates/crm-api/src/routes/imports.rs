@@ -387,6 +387,7 @@ pub async fn create_import(
         updated_at: now,
         started_at: None,
         finished_at: None,
+        attempts: 0,
     };
     let id = row.id.clone();
     // Checked before anything is stored.

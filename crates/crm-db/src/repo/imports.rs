@@ -41,7 +41,42 @@ pub fn add_chunk(
             import_chunks::data.eq(data),
         ))
         .execute(conn)?;
+    // An upload still arriving is not abandoned (see `prune_uploads`).
+    diesel::update(
+        imports::table
+            .filter(imports::workspace_id.eq(ws.as_string()))
+            .filter(imports::id.eq(import_id)),
+    )
+    .set(imports::updated_at.eq(crm_domain::values_time::now()))
+    .execute(conn)?;
     Ok(())
+}
+
+/// Removes uploads that stopped arriving before `before` (the server stopped while
+/// receiving them), with their stored chunks; returns how many.
+pub fn prune_uploads(conn: &mut DbConnection, before: NaiveDateTime) -> RepoResult<usize> {
+    let stale: Vec<(String, String)> = imports::table
+        .filter(imports::status.eq("uploading"))
+        .filter(imports::updated_at.lt(before))
+        .select((imports::workspace_id, imports::id))
+        .limit(100)
+        .load(conn)?;
+    for (ws, id) in &stale {
+        diesel::delete(
+            import_chunks::table
+                .filter(import_chunks::workspace_id.eq(ws))
+                .filter(import_chunks::import_id.eq(id)),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            imports::table
+                .filter(imports::workspace_id.eq(ws))
+                .filter(imports::id.eq(id))
+                .filter(imports::status.eq("uploading")),
+        )
+        .execute(conn)?;
+    }
+    Ok(stale.len())
 }
 
 /// What an upload found, for [`queue`].
@@ -183,6 +218,7 @@ pub fn claim(
             imports::lease_owner.eq(owner),
             imports::lease_until.eq(lease_until),
             imports::updated_at.eq(now),
+            imports::attempts.eq(imports::attempts + 1),
         ))
         .execute(conn)?;
         if taken == 1 {
@@ -285,18 +321,40 @@ pub fn advance(
         imports::next_line.eq(p.next_line),
         imports::lease_until.eq(lease_until),
         imports::updated_at.eq(now),
+        imports::attempts.eq(0),
     ))
     .execute(conn)?;
     Ok(n == 1)
 }
 
+/// A worker's turn at a running job ended in an error: the job keeps its checkpoint, notes
+/// `error`, and may be taken again from `retry_at`.
+pub fn interrupted(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    owner: &str,
+    error: &str,
+    retry_at: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(
+        imports::table
+            .filter(imports::workspace_id.eq(ws.as_string()))
+            .filter(imports::id.eq(id))
+            .filter(imports::status.eq("running"))
+            .filter(imports::lease_owner.eq(owner)),
+    )
+    .set((
+        imports::error.eq(error),
+        imports::lease_until.eq(retry_at),
+        imports::updated_at.eq(crm_domain::values_time::now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 pub fn add_errors(conn: &mut DbConnection, rows: &[ImportErrorRow]) -> RepoResult<()> {
-    // Row by row: diesel's multi-row insert is not available across both backends.
-    for row in rows {
-        diesel::insert_into(import_errors::table)
-            .values(row)
-            .execute(conn)?;
-    }
+    super::bulk::insert_chunks!(conn, import_errors::table, rows);
     Ok(())
 }
 

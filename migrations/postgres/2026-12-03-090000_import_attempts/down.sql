@@ -1,0 +1,2 @@
+DROP INDEX imports_uploading;
+ALTER TABLE imports DROP COLUMN attempts;
