@@ -76,50 +76,62 @@ impl From<EventRow> for Event {
     }
 }
 
-/// Flattens nested objects into dotted paths (`address.city`); arrays stay whole.
-fn flatten(prefix: &str, v: &Value, out: &mut Map<String, Value>) {
+/// The fields whose values differ between `before` and `after` (either may be absent), by
+/// dotted path (`address.city`) into nested objects; arrays compare whole, and an empty
+/// object is no value. Walks both documents side by side and copies only what differs.
+pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    diff(&mut String::new(), before, after, &mut out);
+    out
+}
+
+/// The non-empty object a value is, if it is one.
+fn object(v: Option<&Value>) -> Option<&Map<String, Value>> {
     match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, v) in m {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&path, v, out);
-            }
-        }
-        Value::Object(_) => {}
-        other => {
-            out.insert(prefix.to_string(), other.clone());
-        }
+        Some(Value::Object(m)) if !m.is_empty() => Some(m),
+        _ => None,
     }
 }
 
-/// The fields whose values differ between `before` and `after` (either may be absent).
-pub fn changes(before: Option<&Value>, after: Option<&Value>) -> Map<String, Value> {
-    let (mut a, mut b) = (Map::new(), Map::new());
-    if let Some(v) = before {
-        flatten("", v, &mut a);
+/// A value that is not a non-empty object, as a leaf (`null` for none).
+fn leaf(v: Option<&Value>) -> &Value {
+    match v {
+        None | Some(Value::Object(_)) => &Value::Null,
+        Some(v) => v,
     }
-    if let Some(v) = after {
-        flatten("", v, &mut b);
+}
+
+fn diff(path: &mut String, a: Option<&Value>, b: Option<&Value>, out: &mut Map<String, Value>) {
+    let (old, new) = (leaf(a), leaf(b));
+    if old != new && !path.is_empty() && !NOISE.contains(&path.as_str()) {
+        out.insert(
+            path.clone(),
+            serde_json::json!({"old": old.clone(), "new": new.clone()}),
+        );
     }
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
+    let (ma, mb) = (object(a), object(b));
+    if ma.is_none() && mb.is_none() {
+        return;
+    }
+    let keys_a = ma.into_iter().flat_map(|m| m.keys());
+    let keys_b = mb.into_iter().flat_map(|m| m.keys());
+    let mut keys: Vec<&String> = keys_a.chain(keys_b).collect();
+    keys.sort_unstable();
     keys.dedup();
-    let mut out = Map::new();
+    let len = path.len();
     for k in keys {
-        if NOISE.contains(&k.as_str()) {
-            continue;
+        if len > 0 {
+            path.push('.');
         }
-        let old = a.get(k).cloned().unwrap_or(Value::Null);
-        let new = b.get(k).cloned().unwrap_or(Value::Null);
-        if old != new {
-            out.insert(k.clone(), serde_json::json!({"old": old, "new": new}));
-        }
+        path.push_str(k);
+        diff(
+            path,
+            ma.and_then(|m| m.get(k)),
+            mb.and_then(|m| m.get(k)),
+            out,
+        );
+        path.truncate(len);
     }
-    out
 }
 
 /// Writes the event of one change to `record_type` `record_id` in the caller's transaction.
@@ -151,7 +163,7 @@ pub fn event_row(
         Actor::User { id, .. } => ("user", id.clone()),
         Actor::ApiKey { id, .. } => ("api_key", id.clone()),
     };
-    let data = after.or(before).cloned().unwrap_or(Value::Null);
+    let data = after.or(before).unwrap_or(&Value::Null);
     let row = EventRow {
         workspace_id: p.workspace.as_string(),
         seq: 0,
@@ -161,7 +173,7 @@ pub fn event_row(
         record_id: record_id.to_string(),
         actor_type: actor_type.to_string(),
         actor_id,
-        data: serde_json::to_string(&data).map_err(ApiError::internal)?,
+        data: serde_json::to_string(data).map_err(ApiError::internal)?,
         changes: serde_json::to_string(&changes(before, after)).map_err(ApiError::internal)?,
         occurred_at: crm_domain::values_time::now(),
     };
