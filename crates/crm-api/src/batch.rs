@@ -452,6 +452,10 @@ fn run_all<R: Record>(
     Ok(results)
 }
 
+/// An item ready to be written: its record's current row (none for a new one), then the
+/// next.
+type Prepared<R> = (Option<<R as Record>::Row>, <R as Record>::Row);
+
 /// The fast path of a batch (and of an import's rows): when the resource writes in bulk,
 /// every operation is a create, an update or an upsert, and no two of them name the same
 /// record or match key, the items are checked one by one but written together: their
@@ -515,7 +519,7 @@ fn run_fast<R: Record>(
         return Ok(None);
     }
     // Each item checked as its own request would be; a failure is its own answer.
-    let mut prepared: Vec<ApiResult<(Option<R::Row>, R::Row)>> = Vec::new();
+    let mut prepared: Vec<ApiResult<Prepared<R>>> = Vec::new();
     for (op, target) in req.operations.iter().zip(&targets) {
         let before = target.as_ref().and_then(|id| current.remove(id));
         let data = op.data.as_ref().unwrap_or(&Value::Null);

@@ -81,14 +81,26 @@ pub trait Record: 'static {
 /// statements instead of a few per item.
 pub struct Bulk<R: Record> {
     /// The rows with these ids, in any order, locked until the transaction ends.
-    pub lock: fn(&mut DbConnection, WorkspaceId, &[String]) -> ApiResult<Vec<R::Row>>,
+    pub lock: LockRows<R>,
     pub id: fn(&R::Row) -> &str,
     /// The row an item writes: a new record from its input, or `current` after it.
-    pub row: fn(&Principal, Option<&R::Row>, R::Input, Map<String, Value>) -> ApiResult<R::Row>,
+    pub row: NextRow<R>,
     /// Writes new rows (no current row) and changed ones together, in the caller's
     /// transaction; a failure (a unique value taken, say) writes nothing.
-    pub write: fn(&mut DbConnection, &Principal, &[(Option<&R::Row>, R::Row)]) -> ApiResult<()>,
+    pub write: WriteRows<R>,
 }
+
+type RowOf<R> = <R as Record>::Row;
+pub type LockRows<R> = fn(&mut DbConnection, WorkspaceId, &[String]) -> ApiResult<Vec<RowOf<R>>>;
+pub type NextRow<R> = fn(
+    &Principal,
+    Option<&RowOf<R>>,
+    <R as Record>::Input,
+    Map<String, Value>,
+) -> ApiResult<RowOf<R>>;
+/// A row to write: the current one (none for a new record), then the next.
+pub type RowWrite<'a, R> = (Option<&'a RowOf<R>>, RowOf<R>);
+pub type WriteRows<R> = fn(&mut DbConnection, &Principal, &[RowWrite<'_, R>]) -> ApiResult<()>;
 
 /// What a transaction learned about its workspace while checking references: the
 /// custom-field definitions of the object and whether users (owners) are active. A batch
