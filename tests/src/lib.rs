@@ -158,6 +158,18 @@ impl TestApp {
         rows[0].n
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Sends a request; `body` None sends no body.
     pub async fn call(
         &self,

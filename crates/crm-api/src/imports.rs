@@ -701,9 +701,37 @@ impl From<ApiError> for Rollback {
     }
 }
 
+/// After a worker's turn at a job ended in an error (the database went away, say): the job
+/// keeps its checkpoint, notes the error, and is taken again after a pause that doubles
+/// with each turn in a row that failed (at most a lease), until [`run`] gives up on it.
+pub fn interrupted(pool: &Pool, owner: &str, job: &ImportRow, s: &JobSettings, e: &ApiError) {
+    let pause = s.lease.min(std::time::Duration::from_millis(
+        250 << job.attempts.clamp(0, 16),
+    ));
+    let retry_at = crm_domain::values_time::now()
+        + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::seconds(60));
+    let noted = uuid::Uuid::parse_str(&job.workspace_id)
+        .map_err(ApiError::internal)
+        .and_then(|ws| {
+            let ws = WorkspaceId::from_authenticated(ws);
+            let mut c = pool.get()?;
+            Ok(repo::interrupted(
+                &mut c,
+                ws,
+                &job.id,
+                owner,
+                &e.problem().detail,
+                retry_at,
+            )?)
+        });
+    if let Err(note) = noted {
+        tracing::warn!(import = %job.id, error = %note, "the interruption of an import was not recorded");
+    }
+}
+
 /// Runs a claimed job, batch by batch, until it ends, the worker loses it, or `stop` says
-/// to stop. An error (the database went away) leaves the job at its last checkpoint, to
-/// be taken up again when the lease lapses.
+/// to stop. An error (the database went away) leaves the job at its last checkpoint (see
+/// [`interrupted`]); a job whose turns failed `max_attempts` times in a row ends `failed`.
 pub fn run(
     pool: &Pool,
     owner: &str,
@@ -732,44 +760,6 @@ pub fn run(
             job.error.as_deref().unwrap_or("an error")
         ));
     }
-    let end = run_turn(pool, owner, job, importers, s, stop, ws, &fail);
-    if let Err(e) = &end {
-        // The job keeps its checkpoint and is taken again after a pause that doubles with
-        // each attempt in a row (at most a lease).
-        let pause = s.lease.min(std::time::Duration::from_millis(
-            250 << job.attempts.clamp(0, 16),
-        ));
-        let retry_at = crm_domain::values_time::now()
-            + chrono::Duration::from_std(pause).unwrap_or(chrono::Duration::seconds(60));
-        let noted = pool.get().map_err(ApiError::from).and_then(|mut c| {
-            Ok(repo::interrupted(
-                &mut c,
-                ws,
-                &job.id,
-                owner,
-                &e.problem().detail,
-                retry_at,
-            )?)
-        });
-        if let Err(note) = noted {
-            tracing::warn!(import = %job.id, error = %note, "the interruption of an import was not recorded");
-        }
-    }
-    end
-}
-
-/// One worker's turn at a job: from its checkpoint to its end, a stop, or an error.
-#[allow(clippy::too_many_arguments)]
-fn run_turn(
-    pool: &Pool,
-    owner: &str,
-    job: &ImportRow,
-    importers: &[Importer],
-    s: &JobSettings,
-    stop: &dyn Fn() -> bool,
-    ws: WorkspaceId,
-    fail: &dyn Fn(&str) -> ApiResult<JobEnd>,
-) -> ApiResult<JobEnd> {
     let Some(importer) = importers.iter().find(|i| i.object == job.object) else {
         return fail("the object can no longer be imported");
     };

@@ -92,6 +92,7 @@ pub fn spawn(pool: Pool, settings: ImportSettings) -> Worker {
                 );
                 if let Err(e) = &end {
                     tracing::warn!(import = %job.id, error = %e, "import interrupted; it resumes from its last checkpoint");
+                    imports::interrupted(&pool2, &owner2, &job, &settings.job, e);
                 }
                 end.map(|e| Some((job.id, e)))
             })

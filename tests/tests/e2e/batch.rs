@@ -274,15 +274,7 @@ async fn upserts_see_the_changes_of_earlier_operations_in_the_same_batch() {
 
 /// The batch operations counted so far for `object`: (bulk, itemwise), from `/metrics`.
 async fn batch_items(app: &TestApp, object: &str) -> (u64, u64) {
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let count = |path: &str| {
         let series = format!("crm_batch_items_total{{object=\"{object}\",path=\"{path}\"}} ");
         metrics

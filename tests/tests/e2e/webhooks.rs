@@ -309,15 +309,7 @@ async fn subscriptions_validate_filter_pause_and_give_up() {
     assert_eq!(delivery["attempts"], 3, "one try and two retries");
     assert_eq!(delivery["last_status_code"], 500);
     assert_eq!(dead.all().len(), 3);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for outcome in ["succeeded", "retrying", "failed"] {
         assert!(
             metrics.contains(&format!(

@@ -13,6 +13,17 @@ use chrono::NaiveDateTime;
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
 
+/// The job while `owner` holds it running: what a worker's writes are conditional on.
+macro_rules! held {
+    ($ws:expr, $id:expr, $owner:expr) => {
+        imports::table
+            .filter(imports::workspace_id.eq($ws.as_string()))
+            .filter(imports::id.eq($id))
+            .filter(imports::status.eq("running"))
+            .filter(imports::lease_owner.eq($owner))
+    };
+}
+
 /// The statuses a job can still run in.
 const PENDING: [&str; 2] = ["queued", "running"];
 
@@ -305,25 +316,19 @@ pub fn advance(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 ) -> RepoResult<bool> {
-    let n = diesel::update(
-        imports::table
-            .filter(imports::workspace_id.eq(ws.as_string()))
-            .filter(imports::id.eq(id))
-            .filter(imports::status.eq("running"))
-            .filter(imports::lease_owner.eq(owner)),
-    )
-    .set((
-        imports::rows_processed.eq(imports::rows_processed + p.processed),
-        imports::created.eq(imports::created + p.created),
-        imports::updated.eq(imports::updated + p.updated),
-        imports::failed.eq(imports::failed + p.failed),
-        imports::next_offset.eq(p.next_offset),
-        imports::next_line.eq(p.next_line),
-        imports::lease_until.eq(lease_until),
-        imports::updated_at.eq(now),
-        imports::attempts.eq(0),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(held!(ws, id, owner))
+        .set((
+            imports::rows_processed.eq(imports::rows_processed + p.processed),
+            imports::created.eq(imports::created + p.created),
+            imports::updated.eq(imports::updated + p.updated),
+            imports::failed.eq(imports::failed + p.failed),
+            imports::next_offset.eq(p.next_offset),
+            imports::next_line.eq(p.next_line),
+            imports::lease_until.eq(lease_until),
+            imports::updated_at.eq(now),
+            imports::attempts.eq(0),
+        ))
+        .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -337,19 +342,13 @@ pub fn interrupted(
     error: &str,
     retry_at: NaiveDateTime,
 ) -> RepoResult<()> {
-    diesel::update(
-        imports::table
-            .filter(imports::workspace_id.eq(ws.as_string()))
-            .filter(imports::id.eq(id))
-            .filter(imports::status.eq("running"))
-            .filter(imports::lease_owner.eq(owner)),
-    )
-    .set((
-        imports::error.eq(error),
-        imports::lease_until.eq(retry_at),
-        imports::updated_at.eq(crm_domain::values_time::now()),
-    ))
-    .execute(conn)?;
+    diesel::update(held!(ws, id, owner))
+        .set((
+            imports::error.eq(error),
+            imports::lease_until.eq(retry_at),
+            imports::updated_at.eq(crm_domain::values_time::now()),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -369,22 +368,16 @@ pub fn finish(
     error: Option<&str>,
     now: NaiveDateTime,
 ) -> RepoResult<bool> {
-    let n = diesel::update(
-        imports::table
-            .filter(imports::workspace_id.eq(ws.as_string()))
-            .filter(imports::id.eq(id))
-            .filter(imports::status.eq("running"))
-            .filter(imports::lease_owner.eq(owner)),
-    )
-    .set((
-        imports::status.eq(status),
-        imports::error.eq(error),
-        imports::lease_owner.eq(None::<String>),
-        imports::lease_until.eq(None::<NaiveDateTime>),
-        imports::finished_at.eq(now),
-        imports::updated_at.eq(now),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(held!(ws, id, owner))
+        .set((
+            imports::status.eq(status),
+            imports::error.eq(error),
+            imports::lease_owner.eq(None::<String>),
+            imports::lease_until.eq(None::<NaiveDateTime>),
+            imports::finished_at.eq(now),
+            imports::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     if n == 1 {
         drop_chunks(conn, ws, id)?;
     }
