@@ -571,3 +571,44 @@ async fn company_batches_write_in_bulk() {
         .await;
     assert_eq!(event_types(&rest).len(), 1, "one event per item");
 }
+
+/// Batches racing to create the same e-mails: each e-mail is created once, and every other
+/// claim on it is a 409 for its item, never a failed request.
+#[tokio::test]
+async fn concurrent_bulk_batches_claiming_the_same_values_conflict_per_item() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let ops: Vec<Value> = (0..50)
+        .map(|i| json!({"op": "create", "data": {"email": format!("race{i}@example.com")}}))
+        .collect();
+    let body = json!({"operations": ops});
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/contacts/batch", app.base);
+        let (token, body) = (a.token.clone(), body.clone());
+        tasks.spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        });
+    }
+    let mut created = 0;
+    for (s, v) in tasks.join_all().await {
+        assert_eq!(s, StatusCode::OK, "{v}");
+        for status in statuses(&v) {
+            assert!(status == 201 || status == 409, "{v}");
+            created += usize::from(status == 201);
+        }
+    }
+    assert_eq!(created, 50);
+    assert_eq!(
+        app.get("/api/v1/contacts?count=true", &a.token).await.1["total"],
+        50
+    );
+}

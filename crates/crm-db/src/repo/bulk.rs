@@ -194,7 +194,7 @@ macro_rules! record_writes {
             }
         }
 
-        fn $upsert(conn: &mut DbConnection, rows: &[$Row]) -> RepoResult<()> {
+        fn $upsert(conn: &mut DbConnection, rows: &[$Row]) -> diesel::QueryResult<()> {
             let columns = [
                 "workspace_id", "id", $(stringify!($col),)+ $(stringify!($kept),)*
                 "created_at", "updated_at", "archived_at", "version",
@@ -293,10 +293,14 @@ pub fn write_contacts(
             changed_by: actor.map(String::from),
         })
         .collect();
-    insert_chunks!(conn, contacts::table, &created);
-    upsert_contacts(conn, &changed)?;
-    insert_chunks!(conn, contact_lifecycle_changes::table, &history);
-    Ok(())
+    let written = (|| -> diesel::QueryResult<()> {
+        insert_chunks!(conn, contacts::table, &created);
+        upsert_contacts(conn, &changed)?;
+        insert_chunks!(conn, contact_lifecycle_changes::table, &history);
+        Ok(())
+    })();
+    // A value taken by a concurrent write since the check is a conflict too.
+    written.map_err(|e| super::records::on_unique_race(e, "contacts"))
 }
 
 /// Writes a batch of new and changed companies in the caller's transaction (see
@@ -316,9 +320,12 @@ pub fn write_companies(
         .collect();
     super::records::ensure_unique_many(conn, "companies", ws, &claims)?;
     let (created, changed) = split(rows);
-    insert_chunks!(conn, companies::table, &created);
-    upsert_companies(conn, &changed)?;
-    Ok(())
+    let written = (|| -> diesel::QueryResult<()> {
+        insert_chunks!(conn, companies::table, &created);
+        upsert_companies(conn, &changed)?;
+        Ok(())
+    })();
+    written.map_err(|e| super::records::on_unique_race(e, "companies"))
 }
 
 /// The new rows and the changed ones of a write.
