@@ -510,11 +510,12 @@ fn run_fast<R: Record>(
         targets.push(target);
     }
     let wanted: Vec<String> = ids.into_iter().collect();
-    let mut current: HashMap<String, R::Row> = (bulk.lock)(c, p.workspace, &wanted)
-        .map_err(Abort::Api)?
-        .into_iter()
-        .map(|row| ((bulk.id)(&row).to_string(), row))
-        .collect();
+    let mut current: HashMap<String, R::Row> =
+        crm_db::repo::bulk::lock_rows::<R::Row>(c, R::TABLE, p.workspace, &wanted)
+            .map_err(|e| Abort::Api(e.into()))?
+            .into_iter()
+            .map(|row| ((bulk.id)(&row).to_string(), row))
+            .collect();
     if current.len() != wanted.len() || current.values().any(R::is_archived) {
         return Ok(None);
     }
@@ -543,19 +544,11 @@ fn run_fast<R: Record>(
             Ok(next) => prepared.push(Ok((before, next))),
         }
     }
-    let writes: Vec<(Option<&R::Row>, R::Row)> = prepared
-        .iter()
-        .filter_map(|item| item.as_ref().ok())
-        .map(|(before, next)| (before.as_ref(), next.clone()))
-        .collect();
-    // In a savepoint, so that a declined write leaves nothing behind.
-    match c.transaction(|c| (bulk.write)(c, p, &writes)) {
-        Ok(()) => {}
-        Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(Abort::Api(e)),
-        Err(_) => return Ok(None),
-    }
+    // Answers and events are made from the rows in memory before the write, which then
+    // takes the rows; a declined write drops them.
     let mut results = Vec::with_capacity(prepared.len());
-    let mut changes = Vec::with_capacity(writes.len());
+    let mut changes = Vec::with_capacity(prepared.len());
+    let mut writes = Vec::with_capacity(prepared.len());
     for (index, item) in prepared.into_iter().enumerate() {
         let (before, next) = match item {
             Ok(pair) => pair,
@@ -585,6 +578,13 @@ fn run_fast<R: Record>(
             data: Some(after),
             error: None,
         });
+        writes.push((before, next));
+    }
+    // In a savepoint, so that a declined write leaves nothing behind.
+    match c.transaction(|c| (bulk.write)(c, p, writes)) {
+        Ok(()) => {}
+        Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(Abort::Api(e)),
+        Err(_) => return Ok(None),
     }
     flush::<R>(c, p, changes).map_err(Abort::Api)?;
     Ok(Some(results))

@@ -80,8 +80,6 @@ pub trait Record: 'static {
 /// A resource's bulk writes: what lets a batch of creates and upserts run as a few
 /// statements instead of a few per item.
 pub struct Bulk<R: Record> {
-    /// The rows with these ids, in any order, locked until the transaction ends.
-    pub lock: LockRows<R>,
     pub id: fn(&R::Row) -> &str,
     /// The row an item writes: a new record from its input, or `current` after it.
     pub row: NextRow<R>,
@@ -91,16 +89,14 @@ pub struct Bulk<R: Record> {
 }
 
 type RowOf<R> = <R as Record>::Row;
-pub type LockRows<R> = fn(&mut DbConnection, WorkspaceId, &[String]) -> ApiResult<Vec<RowOf<R>>>;
 pub type NextRow<R> = fn(
     &Principal,
     Option<&RowOf<R>>,
     <R as Record>::Input,
     Map<String, Value>,
 ) -> ApiResult<RowOf<R>>;
-/// A row to write: the current one (none for a new record), then the next.
-pub type RowWrite<'a, R> = (Option<&'a RowOf<R>>, RowOf<R>);
-pub type WriteRows<R> = fn(&mut DbConnection, &Principal, &[RowWrite<'_, R>]) -> ApiResult<()>;
+pub type WriteRows<R> =
+    fn(&mut DbConnection, &Principal, Vec<crm_db::repo::bulk::RowWrite<RowOf<R>>>) -> ApiResult<()>;
 
 /// What a transaction learned about its workspace while checking references: the
 /// custom-field definitions of the object and whether users (owners) are active. A batch

@@ -82,7 +82,6 @@ impl Record for Companies {
     }
     fn bulk() -> Option<Bulk<Self>> {
         Some(Bulk {
-            lock: |c, ws, ids| Ok(crm_db::repo::bulk::lock_rows(c, "companies", ws, ids)?),
             id: |row| &row.id,
             row: |p, current, input, custom| {
                 let changes = input.into_changes(custom)?;

@@ -101,7 +101,6 @@ impl Record for Contacts {
     }
     fn bulk() -> Option<Bulk<Self>> {
         Some(Bulk {
-            lock: |c, ws, ids| Ok(crm_db::repo::bulk::lock_rows(c, "contacts", ws, ids)?),
             id: |row| &row.id,
             row: |p, current, input, custom| {
                 let changes = input.into_changes(custom)?;

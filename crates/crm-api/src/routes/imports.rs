@@ -502,14 +502,7 @@ async fn upload(
     let rows = counter.rows();
     let (ws, id) = (p.workspace, id.to_string());
     let targets = (opts.format == Format::Csv).then_some(targets);
-    let fingerprint = fingerprint.map(|(key, hasher)| {
-        let hash: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (key, hash)
-    });
+    let fingerprint = fingerprint.map(|(key, hasher)| (key, crate::auth::hex(&hasher.finalize())));
     // One transaction, so the job is answered as queued even if a worker claims it at once,
     // and its key names it from the moment it is queued.
     state

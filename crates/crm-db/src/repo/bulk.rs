@@ -250,13 +250,8 @@ record_writes!(CompanyRow, CompanyChanges, companies, upsert_companies,
      owner_id, tags, external_id, custom],
     kept: []);
 
-/// The unique columns of each table a bulk write checks before writing.
-const CONTACT_UNIQUE: [&str; 2] = ["email", "external_id"];
-const COMPANY_UNIQUE: [&str; 1] = ["external_id"];
-
-/// A write of new rows (no current row) and changed ones (the current row, then the next),
-/// in the caller's transaction.
-pub type RowWrites<'a, T> = [(Option<&'a T>, T)];
+/// A row to write: the current row (none for a new record), then the next.
+pub type RowWrite<T> = (Option<T>, T);
 
 /// Writes a batch of new and changed contacts in the caller's transaction: the unique
 /// e-mails and external ids checked in one query per column, the new rows in multi-row
@@ -265,34 +260,35 @@ pub type RowWrites<'a, T> = [(Option<&'a T>, T)];
 pub fn write_contacts(
     conn: &mut DbConnection,
     ws: WorkspaceId,
-    rows: &RowWrites<'_, ContactRow>,
+    rows: Vec<RowWrite<ContactRow>>,
     actor: Option<&str>,
 ) -> RepoResult<()> {
     let claims: Vec<(&str, &'static str, &str)> = rows
         .iter()
         .flat_map(|(_, r)| {
-            let values = [r.email.as_deref(), r.external_id.as_deref()];
-            CONTACT_UNIQUE
+            [("email", &r.email), ("external_id", &r.external_id)]
                 .into_iter()
-                .zip(values)
-                .filter_map(|(column, v)| v.map(|v| (r.id.as_str(), column, v)))
+                .filter_map(|(column, v)| v.as_deref().map(|v| (r.id.as_str(), column, v)))
         })
         .collect();
     super::records::ensure_unique_many(conn, "contacts", ws, &claims)?;
-    let (created, changed) = split(rows);
     let history: Vec<LifecycleChangeRow> = rows
         .iter()
-        .filter(|(cur, next)| cur.is_none_or(|c| c.lifecycle_stage != next.lifecycle_stage))
+        .filter(|(cur, next)| {
+            cur.as_ref()
+                .is_none_or(|c| c.lifecycle_stage != next.lifecycle_stage)
+        })
         .map(|(cur, next)| LifecycleChangeRow {
             workspace_id: next.workspace_id.clone(),
             id: crm_domain::new_id().to_string(),
             contact_id: next.id.clone(),
-            from_stage: cur.map(|c| c.lifecycle_stage.clone()),
+            from_stage: cur.as_ref().map(|c| c.lifecycle_stage.clone()),
             to_stage: next.lifecycle_stage.clone(),
             changed_at: next.lifecycle_stage_changed_at,
             changed_by: actor.map(String::from),
         })
         .collect();
+    let (created, changed) = split(rows);
     let written = (|| -> diesel::QueryResult<()> {
         insert_chunks!(conn, contacts::table, &created);
         upsert_contacts(conn, &changed)?;
@@ -308,14 +304,14 @@ pub fn write_contacts(
 pub fn write_companies(
     conn: &mut DbConnection,
     ws: WorkspaceId,
-    rows: &RowWrites<'_, CompanyRow>,
+    rows: Vec<RowWrite<CompanyRow>>,
 ) -> RepoResult<()> {
     let claims: Vec<(&str, &'static str, &str)> = rows
         .iter()
         .filter_map(|(_, r)| {
             r.external_id
                 .as_deref()
-                .map(|v| (r.id.as_str(), COMPANY_UNIQUE[0], v))
+                .map(|v| (r.id.as_str(), "external_id", v))
         })
         .collect();
     super::records::ensure_unique_many(conn, "companies", ws, &claims)?;
@@ -329,14 +325,10 @@ pub fn write_companies(
 }
 
 /// The new rows and the changed ones of a write.
-fn split<T: Clone>(rows: &RowWrites<'_, T>) -> (Vec<T>, Vec<T>) {
-    let mut created = Vec::new();
-    let mut changed = Vec::new();
-    for (cur, next) in rows {
-        match cur {
-            None => created.push(next.clone()),
-            Some(_) => changed.push(next.clone()),
-        }
-    }
-    (created, changed)
+fn split<T>(rows: Vec<RowWrite<T>>) -> (Vec<T>, Vec<T>) {
+    let (created, changed): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(cur, _)| cur.is_none());
+    (
+        created.into_iter().map(|(_, next)| next).collect(),
+        changed.into_iter().map(|(_, next)| next).collect(),
+    )
 }
