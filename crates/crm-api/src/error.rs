@@ -26,6 +26,9 @@ pub struct Problem {
     /// For 403: the permission that was missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_permission: Option<String>,
+    /// For a record merged into another (301, 404): the id of the record it became.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
@@ -47,6 +50,14 @@ pub enum ApiError {
     ForbiddenAction(String),
     #[error("not found")]
     NotFound,
+    /// The record was merged into `survivor`: a read is redirected there (301), anything
+    /// else is a 404 naming it.
+    #[error("this record was merged into {survivor}")]
+    Merged {
+        survivor: String,
+        location: String,
+        redirect: bool,
+    },
     #[error("{message}")]
     Conflict {
         message: String,
@@ -107,6 +118,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => ("forbidden", "Not allowed"),
             ApiError::NotFound => ("not-found", "Not found"),
+            ApiError::Merged { .. } => ("merged", "Merged into another record"),
             ApiError::Conflict { .. } => ("conflict", "Conflict"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             ApiError::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
@@ -167,6 +179,10 @@ impl ApiError {
                 ApiError::Forbidden(p) => Some(p.clone()),
                 _ => None,
             },
+            merged_into: match self {
+                ApiError::Merged { survivor, .. } => Some(survivor.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -178,6 +194,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::ForbiddenAction(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Merged { redirect: true, .. } => StatusCode::MOVED_PERMANENTLY,
+            ApiError::Merged { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -199,6 +217,14 @@ impl ResponseError for ApiError {
         res.content_type("application/problem+json");
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::Merged {
+            location,
+            redirect: true,
+            ..
+        } = self
+        {
+            res.insert_header((header::LOCATION, location.as_str()));
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             res.insert_header((header::ALLOW, allow.as_str()));

@@ -41,7 +41,9 @@ pub struct Event {
     pub id: String,
     /// Gap-free and in commit order within the workspace.
     pub sequence: i64,
-    /// `<record type>.<verb>`: `created`, `updated`, `archived`, `restored`, `deleted`.
+    /// `<record type>.<verb>`: `created`, `updated`, `archived`, `restored`, `deleted`,
+    /// `merged` (the survivor of a merge; the merged-away record gets `deleted`),
+    /// `links_changed`.
     #[serde(rename = "type")]
     #[schema(example = "contact.updated")]
     pub kind: String,
@@ -53,7 +55,9 @@ pub struct Event {
     /// The record after the change (as `GET` shows it); before it, for `deleted`.
     #[schema(value_type = Object)]
     pub data: Value,
-    /// Each changed field by its path (`address.city`, `custom.segment`).
+    /// Each changed field by its path (`address.city`, `custom.segment`). A merge also
+    /// names the other record: `merged_from` on the survivor's `merged` event and
+    /// `merged_into` on the merged-away record's `deleted` event (`old` null, `new` its id).
     pub changes: std::collections::BTreeMap<String, FieldChange>,
 }
 
@@ -159,6 +163,20 @@ pub fn event_row(
     before: Option<&Value>,
     after: Option<&Value>,
 ) -> ApiResult<EventRow> {
+    event_row_noting(p, record_type, verb, record_id, before, after, None)
+}
+
+/// [`event_row`] with one more entry in `changes`, for what the record's fields do not
+/// show: a merge names the other record (`merged_from` / `merged_into`, old value null).
+pub fn event_row_noting(
+    p: &Principal,
+    record_type: &str,
+    verb: &str,
+    record_id: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    note: Option<(&str, Value)>,
+) -> ApiResult<EventRow> {
     let (actor_type, actor_id) = match &p.actor {
         Actor::User { id, .. } => ("user", id.clone()),
         Actor::ApiKey { id, .. } => ("api_key", id.clone()),
@@ -174,7 +192,16 @@ pub fn event_row(
         actor_type: actor_type.to_string(),
         actor_id,
         data: serde_json::to_string(data).map_err(ApiError::internal)?,
-        changes: serde_json::to_string(&changes(before, after)).map_err(ApiError::internal)?,
+        changes: {
+            let mut changes = changes(before, after);
+            if let Some((key, value)) = note {
+                changes.insert(
+                    key.to_string(),
+                    serde_json::json!({"old": null, "new": value}),
+                );
+            }
+            serde_json::to_string(&changes).map_err(ApiError::internal)?
+        },
         occurred_at: crm_domain::values_time::now(),
     };
     Ok(row)

@@ -31,6 +31,15 @@ pub const BATCH_DESCRIPTION: &str =
 a failed operation changes nothing and the others stand; with `atomic: true`, the first\n\
 failure rolls back all of them (the others then answer 424).";
 
+/// The description of a merge endpoint below its summary.
+pub const MERGE_DESCRIPTION: &str =
+    "The record of the path survives: it keeps its values, takes the other's where it has\n\
+none (or where `prefer` picks the other's) and joins their lists; every link, activity and\n\
+deal of the other moves to it. The other is erased: its id then answers `GET` with 301 to\n\
+the survivor and other requests with 404, both naming it in `merged_into`. Events: the\n\
+survivor's `merged` (with `merged_from`), the other's `deleted` (with `merged_into`), and\n\
+an `updated` or `links_changed` for each record whose links moved.";
+
 macro_rules! record_handlers {
     (
         $record:ident {
@@ -111,6 +120,33 @@ macro_rules! record_handlers {
             $name(state, p, id: ::actix_web::web::Path<String>, q: $crate::extract::QueryPairs) -> ::actix_web::HttpResponse
                 = $crate::records::get::<$record>(state, p, id.into_inner(), q));
     };
+    (@op get $name:ident $doc:tt [merged] ($record:ident, $dto:ident, $input:ident, $path:literal, $tag:literal, $plural:literal, $singular:literal, $a:literal)) => {
+        $crate::handlers::record_handlers!(@item $doc [] [concat!("Get ", $a, ".")]
+            [get, path = concat!("/api/v1", $path, "/{id}"), tag = $tag, operation_id = stringify!($name),
+             params(("id" = String, Path), ("archived" = Option<bool>, Query, description = concat!("Also return an archived ", $singular))),
+             responses((status = 200, description = concat!("The ", $singular), body = $dto, headers(("ETag" = String))),
+                       (status = 301, description = concat!("The ", $singular, " was merged into another: `Location` and `merged_into` name it"), body = $crate::error::Problem, content_type = "application/problem+json", headers(("Location" = String))),
+                       $crate::error::ReadErrors)]
+            $name(state, p, id: ::actix_web::web::Path<String>, q: $crate::extract::QueryPairs) -> ::actix_web::HttpResponse
+                = $crate::records::get::<$record>(state, p, id.into_inner(), q));
+    };
+    (@op merge $name:ident $doc:tt [] ($record:ident, $dto:ident, $input:ident, $path:literal, $tag:literal, $plural:literal, $singular:literal, $a:literal)) => {
+        $crate::handlers::record_handlers!(@item $doc [, description = $crate::handlers::MERGE_DESCRIPTION]
+            [concat!("Merge another ", $singular, " into this one.")]
+            [post, path = concat!("/api/v1", $path, "/{id}/merge"), tag = $tag, operation_id = stringify!($name), request_body = $crate::merge::MergeRequest,
+             params(("id" = String, Path, description = "The survivor"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+             responses((status = 200, description = concat!("The merged ", $singular), body = $dto, headers(("ETag" = String))), $crate::error::WriteErrors)]
+            $name(state, p, id: ::actix_web::web::Path<String>, body: $crate::extract::RawJson) -> ::actix_web::HttpResponse
+                = $crate::merge::merge::<$record>(state, p, id.into_inner(), body));
+    };
+    (@op duplicates $name:ident $doc:tt [] ($record:ident, $dto:ident, $input:ident, $path:literal, $tag:literal, $plural:literal, $singular:literal, $a:literal)) => {
+        $crate::handlers::record_handlers!(@item $doc [, description = "Pairs of live records that share a normalised value, best first; see `reasons` and `score`. Computed from the current data on each request."]
+            [concat!("List candidate duplicate ", $plural, ".")]
+            [get, path = concat!("/api/v1", $path, "/duplicates"), tag = $tag, operation_id = stringify!($name), params($crate::duplicates::DuplicateParams),
+             responses((status = 200, description = "A page of candidate pairs", body = $crate::listing::Page<$crate::duplicates::Duplicate<$dto>>), $crate::error::ReadErrors)]
+            $name(state, p, q: $crate::extract::QueryPairs) -> ::actix_web::web::Json<$crate::listing::Page<$crate::duplicates::Duplicate<$dto>>>
+                = $crate::duplicates::list::<$record>(state, p, q));
+    };
     (@op update $name:ident $doc:tt [] $args:tt) => {
         $crate::handlers::record_handlers!(@update $name $doc [("If-Match" = Option<String>, Header)] $args);
     };
@@ -151,6 +187,8 @@ macro_rules! record_handlers {
     (@route $cfg:ident get $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Get $name $path "/{id}"); };
     (@route $cfg:ident update $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Patch $name $path "/{id}"); };
     (@route $cfg:ident delete $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Delete $name $path "/{id}"); };
+    (@route $cfg:ident merge $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Post $name $path "/{id}/merge"); };
+    (@route $cfg:ident duplicates $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Get $name $path "/duplicates"); };
     (@route $cfg:ident restore $name:ident $path:literal) => { $crate::handlers::record_handlers!(@resource $cfg Post $name $path "/{id}/restore"); };
     (@resource $cfg:ident $method:ident $name:ident $($pattern:literal)+) => {
         $cfg.service(

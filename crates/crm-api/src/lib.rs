@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod batch;
 pub mod dto;
+pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod exports;
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod imports;
 pub(crate) mod links;
 pub mod listing;
+pub mod merge;
 pub mod observe;
 pub mod openapi;
 pub mod ratelimit;

@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_json;
 use crate::records::Record;
 use actix_web::HttpResponse;
+use crm_db::models::EventRow;
 use crm_db::repo::links::{self, RoleLink, RoleLinks};
 use crm_db::{DbConnection, RepoError};
 use crm_domain::WorkspaceId;
@@ -105,10 +106,16 @@ impl<T: Serialize> LinkKind<T> {
 
     /// Records the `<owner>.links_changed` event of a change.
     pub fn record(&self, c: &mut DbConnection, p: &Principal, ch: &Changed<T>) -> ApiResult<()> {
+        let row = self.event_row(p, ch)?;
+        crm_db::repo::events::append(c, p.workspace, row)?;
+        Ok(())
+    }
+
+    /// The `<owner>.links_changed` event of a change, not yet written.
+    pub fn event_row(&self, p: &Principal, ch: &Changed<T>) -> ApiResult<EventRow> {
         let before = serde_json::json!({ self.key: ch.before });
         let after = serde_json::json!({ self.key: ch.after });
-        crate::events::record(
-            c,
+        crate::events::event_row(
             p,
             self.event,
             "links_changed",

@@ -75,6 +75,11 @@ pub trait Record: 'static {
     {
         None
     }
+    /// How two records of the resource merge into one (`POST /{id}/merge`); `None` (the
+    /// default): they do not.
+    fn merge() -> Option<crate::merge::Merge> {
+        None
+    }
 }
 
 /// A resource's bulk writes: what lets a batch of creates and upserts run as a few
@@ -426,8 +431,11 @@ pub async fn get<R: Record>(
     q: QueryPairs,
 ) -> ApiResult<HttpResponse> {
     p.require(R::READ)?;
+    let id_copy = id.clone();
     let archived = flag(&q, "archived")?;
-    let row = state.db(move |c| Ok(R::get(c, p.workspace, &id)?)).await?;
+    let ws = p.workspace;
+    let found = state.db(move |c| Ok(R::get(c, ws, &id)?)).await;
+    let row = crate::merge::or_merged::<R, _>(&state, ws, &id_copy, true, found).await?;
     if R::is_archived(&row) && !archived {
         return Err(ApiError::NotFound);
     }
@@ -452,15 +460,16 @@ pub async fn patch<R: Record>(
     let expected = if_match.0;
     let retries = if expected.is_none() { 3 } else { 0 };
     let mut attempt = 0;
+    let ws = p.workspace;
     let row = loop {
-        let (p, id, patch) = (p.clone(), id.clone(), patch.clone());
+        let (p, row_id, patch) = (p.clone(), id.clone(), patch.clone());
         let result = state
             .tx(move |c| {
                 let mut changes = Vec::new();
                 let row = patch_in::<R>(
                     c,
                     &p,
-                    &id,
+                    &row_id,
                     expected,
                     &patch,
                     &mut changes,
@@ -472,7 +481,7 @@ pub async fn patch<R: Record>(
             .await;
         match result {
             Err(ApiError::PreconditionFailed(_)) if attempt < retries => attempt += 1,
-            other => break other?,
+            other => break crate::merge::or_merged::<R, _>(&state, ws, &id, false, other).await?,
         }
     };
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
@@ -491,7 +500,8 @@ pub async fn delete<R: Record>(
     if permanent {
         p.require(Permission::RecordsPurge)?;
     }
-    state
+    let (ws, path_id) = (p.workspace, id.clone());
+    let result = state
         .tx(move |c| {
             let mut changes = Vec::new();
             if permanent {
@@ -503,7 +513,8 @@ pub async fn delete<R: Record>(
             }
             flush::<R>(c, &p, changes)
         })
-        .await?;
+        .await;
+    crate::merge::or_merged::<R, _>(&state, ws, &path_id, false, result).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -513,7 +524,8 @@ pub async fn restore<R: Record>(
     id: String,
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
-    let row = state
+    let (ws, path_id) = (p.workspace, id.clone());
+    let result = state
         .tx(move |c| {
             let before = R::get(c, p.workspace, &id)?;
             // Restoring a record that is not archived changes nothing and answers with it,
@@ -527,7 +539,8 @@ pub async fn restore<R: Record>(
             flush::<R>(c, &p, changes)?;
             Ok(after)
         })
-        .await?;
+        .await;
+    let row = crate::merge::or_merged::<R, _>(&state, ws, &path_id, false, result).await?;
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
 }
 

@@ -600,6 +600,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    record_merges (workspace_id, object_type, merged_id) {
+        workspace_id -> Text,
+        object_type -> Text,
+        merged_id -> Text,
+        survivor_id -> Text,
+        merged_at -> Timestamp,
+        merged_by -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     lead_status_changes,
     quotas,

@@ -14,6 +14,7 @@ mod forecast;
 mod imports;
 mod leads;
 mod lists;
+mod merge;
 mod platform;
 mod products;
 mod quotes;

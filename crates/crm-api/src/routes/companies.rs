@@ -93,6 +93,37 @@ impl Record for Companies {
             write: |c, p, rows| Ok(crm_db::repo::bulk::write_companies(c, p.workspace, rows)?),
         })
     }
+    fn merge() -> Option<crate::merge::Merge> {
+        Some(crate::merge::Merge {
+            absorb: |_, _, _| {},
+            relink: relink_company,
+            find: crate::duplicates::company_candidates,
+        })
+    }
+}
+
+/// Repoints what names company `from` at `to`: its contacts, deals, activities and the
+/// leads converted into it.
+fn relink_company(
+    c: &mut DbConnection,
+    p: &Principal,
+    from: &str,
+    to: &str,
+    events: &mut Vec<crm_db::models::EventRow>,
+) -> ApiResult<()> {
+    use crate::merge::{move_links, relink_activities, repoint};
+    move_links(
+        c,
+        p,
+        &super::contacts::COMPANY_LINKS,
+        "company_id",
+        from,
+        to,
+        events,
+    )?;
+    repoint::<super::deals::Deals>(c, p, "company_id", from, to, events)?;
+    repoint::<super::leads::Leads>(c, p, "converted_company_id", from, to, events)?;
+    relink_activities::<super::activities::Activities>(c, p, "companies", from, to, events)
 }
 
 record_handlers! {
@@ -102,8 +133,10 @@ record_handlers! {
     ///
     /// Filters come as query parameters: `industry=Retail`, `annual_revenue[gte]=1000000`,
     /// `contacts.lifecycle_stage=mature`, `custom.segment=enterprise`.
+    duplicates company_duplicates;
     list list_companies; batch batch_companies; search search_companies; create create_company;
-    get get_company; update update_company; delete delete_company; restore restore_company;
+    get get_company { merged }; update update_company; delete delete_company;
+    restore restore_company; merge merge_companies;
 }
 
 /// The contacts linked to a company.

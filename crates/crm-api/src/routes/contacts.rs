@@ -127,19 +127,114 @@ impl Record for Contacts {
             },
         })
     }
+    fn merge() -> Option<crate::merge::Merge> {
+        Some(crate::merge::Merge {
+            absorb: absorb_contact,
+            relink: relink_contact,
+            find: crate::duplicates::contact_candidates,
+        })
+    }
+}
+
+/// What a merged contact keeps of both: the e-mail address and phone number not kept as
+/// the main one join the additional ones, and either's `do_not_contact` stands.
+fn absorb_contact(merged: &mut Map<String, Value>, a: &Map<String, Value>, b: &Map<String, Value>) {
+    keep_both(merged, "email", "additional_emails", a, b, |e| {
+        e.to_lowercase()
+    });
+    keep_both(
+        merged,
+        "phone",
+        "additional_phones",
+        a,
+        b,
+        crm_domain::values::phone_digits,
+    );
+    let dnc = |m: &Map<String, Value>| m["consent"]["do_not_contact"].as_bool() == Some(true);
+    if dnc(a) || dnc(b) {
+        if let Some(Value::Object(consent)) = merged.get_mut("consent") {
+            consent.insert("do_not_contact".into(), Value::Bool(true));
+        }
+    }
+}
+
+/// Adds the `main` values of `a` and `b` that the merged record does not keep as its main
+/// one to its `more` list, unless there already (compared by `key`).
+fn keep_both(
+    merged: &mut Map<String, Value>,
+    main: &str,
+    more: &str,
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+    key: fn(&str) -> String,
+) {
+    let kept = merged.get(main).and_then(Value::as_str).map(key);
+    let mut list: Vec<Value> = match merged.get(more) {
+        Some(Value::Array(l)) => l.clone(),
+        _ => Vec::new(),
+    };
+    let known = |list: &[Value], k: &str| {
+        kept.as_deref() == Some(k)
+            || list
+                .iter()
+                .any(|v| v.as_str().map(key).as_deref() == Some(k))
+    };
+    list.retain(|v| v.as_str().map(key) != kept);
+    for side in [a, b] {
+        if let Some(v) = side.get(main).and_then(Value::as_str) {
+            if !known(&list, &key(v)) {
+                list.push(Value::String(v.to_string()));
+            }
+        }
+    }
+    merged.insert(more.to_string(), Value::Array(list));
+}
+
+/// Repoints what names contact `from` at `to`: its companies, deals, activities, the
+/// leads converted into it and its lifecycle history.
+fn relink_contact(
+    c: &mut DbConnection,
+    p: &Principal,
+    from: &str,
+    to: &str,
+    events: &mut Vec<crm_db::models::EventRow>,
+) -> ApiResult<()> {
+    use crate::merge::{move_links, relink_activities, repoint};
+    move_links(c, p, &COMPANY_LINKS, "contact_id", from, to, events)?;
+    move_links(
+        c,
+        p,
+        &super::deals::CONTACT_LINKS,
+        "contact_id",
+        from,
+        to,
+        events,
+    )?;
+    relink_activities::<super::activities::Activities>(c, p, "contacts", from, to, events)?;
+    repoint::<super::leads::Leads>(c, p, "converted_contact_id", from, to, events)?;
+    crm_db::repo::merges::repoint(
+        c,
+        p.workspace,
+        "contact_lifecycle_changes",
+        "contact_id",
+        from,
+        to,
+    )?;
+    Ok(())
 }
 
 record_handlers! {
     Contacts { dto: Contact, input: ContactInput, path: "/contacts", tag: "contacts",
                plural: "contacts", singular: "contact", a: "a contact" }
+    duplicates contact_duplicates;
     /// List contacts.
     ///
     /// Filters come as query parameters: `lifecycle_stage=mature`, `created_at[gte]=2026-01-01`,
     /// `tags[contains]=vip`, `companies.industry=Retail`, `custom.score[gt]=3`.
     list list_contacts; batch batch_contacts; search search_contacts; create create_contact;
-    get get_contact;
+    get get_contact { merged };
     update update_contact { if_match: "The ETag last read; 412 if the contact changed since" };
-    delete delete_contact; restore restore_contact;
+    delete delete_contact; restore restore_contact; merge merge_contacts;
 }
 
 /// Every lifecycle stage the contact has been in, oldest first.

@@ -301,20 +301,71 @@ pub fn unlink_record(
     table: &str,
     id: &str,
 ) -> RepoResult<()> {
+    relink_record(conn, ws, table, id, None).map(|_| ())
+}
+
+/// The ids of the activities linked to the record `id` of `table`, in id order.
+pub fn linked_activities(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    table: &str,
+    id: &str,
+) -> RepoResult<Vec<String>> {
     let Some(link) = LINK_TYPES.iter().find(|l| l.table == table) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    let linked = || {
+    Ok(activity_links::table
+        .filter(activity_links::workspace_id.eq(ws.as_string()))
+        .filter(activity_links::record_type.eq(link.record_type))
+        .filter(activity_links::record_id.eq(id.to_string()))
+        .select(activity_links::activity_id)
+        .order(activity_links::activity_id)
+        .load(conn)?)
+}
+
+/// Moves every link of activities to the record `from` of `table` over to `to` (merged
+/// into it), or drops them with `to` = `None`: the link rows and the id in each activity's
+/// `links` (an activity linked to both keeps one link), whose version goes up. The ids of
+/// the activities changed, in id order.
+pub fn relink_record(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    table: &str,
+    from: &str,
+    to: Option<&str>,
+) -> RepoResult<Vec<String>> {
+    let Some(link) = LINK_TYPES.iter().find(|l| l.table == table) else {
+        return Ok(Vec::new());
+    };
+    let linked = |id: &str| {
         activity_links::table
             .filter(activity_links::workspace_id.eq(ws.as_string()))
             .filter(activity_links::record_type.eq(link.record_type))
             .filter(activity_links::record_id.eq(id.to_string()))
     };
-    let activity_ids: Vec<String> = linked().select(activity_links::activity_id).load(conn)?;
-    if activity_ids.is_empty() {
-        return Ok(());
+    let moved: Vec<ActivityLinkRow> = linked(from)
+        .select(ActivityLinkRow::as_select())
+        .order(activity_links::activity_id)
+        .load(conn)?;
+    if moved.is_empty() {
+        return Ok(Vec::new());
     }
-    diesel::delete(linked()).execute(conn)?;
+    let activity_ids: Vec<String> = moved.iter().map(|l| l.activity_id.clone()).collect();
+    diesel::delete(linked(from)).execute(conn)?;
+    if let Some(to) = to {
+        let has: Vec<String> = linked(to)
+            .filter(activity_links::activity_id.eq_any(&activity_ids))
+            .select(activity_links::activity_id)
+            .load(conn)?;
+        for l in moved.into_iter().filter(|l| !has.contains(&l.activity_id)) {
+            diesel::insert_into(activity_links::table)
+                .values(ActivityLinkRow {
+                    record_id: to.to_string(),
+                    ..l
+                })
+                .execute(conn)?;
+        }
+    }
     let rows: Vec<(String, String, i32)> = activities::table
         .filter(activities::workspace_id.eq(ws.as_string()))
         .filter(activities::id.eq_any(&activity_ids))
@@ -325,7 +376,15 @@ pub fn unlink_record(
         let mut map: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&links).unwrap_or_default();
         if let Some(serde_json::Value::Array(ids)) = map.get_mut(link.record_type) {
-            ids.retain(|v| v.as_str() != Some(id));
+            let had_to = to.is_some_and(|to| ids.iter().any(|v| v.as_str() == Some(to)));
+            match to {
+                Some(to) if !had_to => {
+                    for v in ids.iter_mut().filter(|v| v.as_str() == Some(from)) {
+                        *v = serde_json::Value::String(to.to_string());
+                    }
+                }
+                _ => ids.retain(|v| v.as_str() != Some(from)),
+            }
         }
         diesel::update(
             activities::table
@@ -339,5 +398,5 @@ pub fn unlink_record(
         ))
         .execute(conn)?;
     }
-    Ok(())
+    Ok(activity_ids)
 }

@@ -108,6 +108,32 @@ pub fn lock_rows<T>(
 where
     T: QueryableByName<crate::conn::MultiBackend> + 'static,
 {
+    read_rows(conn, table, ws, ids, true)
+}
+
+/// The rows of `table` with these ids, in id order, not locked.
+pub fn rows_by_id<T>(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> RepoResult<Vec<T>>
+where
+    T: QueryableByName<crate::conn::MultiBackend> + 'static,
+{
+    read_rows(conn, table, ws, ids, false)
+}
+
+fn read_rows<T>(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    ids: &[String],
+    lock: bool,
+) -> RepoResult<Vec<T>>
+where
+    T: QueryableByName<crate::conn::MultiBackend> + 'static,
+{
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut b = SqlBuf::new(conn.dialect());
@@ -121,7 +147,7 @@ where
             b.bind(Bind::Text(id.clone()));
         }
         b.push(") ORDER BY id");
-        if conn.dialect() == Dialect::Postgres {
+        if lock && conn.dialect() == Dialect::Postgres {
             b.push(" FOR UPDATE");
         }
         out.extend(b.load::<T>(conn)?);

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod leads;
 pub mod links;
+pub mod merges;
 pub mod pipelines;
 pub mod quotas;
 pub mod quotes;

@@ -1,0 +1,549 @@
+//! Duplicate candidates (`GET /{resource}/duplicates`): pairs of live records that share a
+//! normalised value (an e-mail address, a phone number, a name at the same company, a
+//! domain), each pair scored by the evidence it has. The resource's records are read a page
+//! at a time, only the columns that matter, and matched by hashed keys, so a million
+//! contacts take one pass and a few tens of megabytes.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryPairs;
+use crate::listing::Page;
+use crate::records::Record;
+use crate::state::AppState;
+use actix_web::web;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use crm_db::DbConnection;
+use crm_domain::WorkspaceId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use utoipa::{IntoParams, ToSchema};
+
+/// Records read per query while scanning.
+const SCAN_PAGE: i64 = 5000;
+/// A value shared by more records than this (a switchboard number, a catch-all address)
+/// says nothing about any two of them.
+const MAX_GROUP: usize = 25;
+
+/// Two records that may be the same, with the evidence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Duplicate<T: ToSchema> {
+    /// 0–1: how likely the two are one (1 − Π(1 − weight) over the reasons, where e-mail
+    /// weighs 0.9, domain 0.9, name at the same company 0.7, company name 0.7 and phone 0.6).
+    #[schema(minimum = 0, maximum = 1, example = 0.96)]
+    pub score: f64,
+    /// What the two share: `email` (an address, compared case-blind, without `+tags`,
+    /// and for Gmail without dots), `phone` (the last 9 digits), `name_company` (first and
+    /// last name, with the same primary company or, failing that, the same e-mail domain
+    /// outside the free-mail providers), `domain`, `name` (the company name without legal
+    /// suffixes such as Inc or GmbH).
+    pub reasons: Vec<String>,
+    /// The pair, the older record first (the usual survivor of a merge).
+    pub records: Vec<T>,
+}
+
+/// The query of a duplicates list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DuplicateParams {
+    /// Pairs per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only pairs scoring at least this, 0–1.
+    #[param(minimum = 0, maximum = 1)]
+    min_score: Option<f64>,
+    /// Only the pairs this record is part of.
+    record_id: Option<String>,
+}
+
+/// A pair before its records are read: ids in order (`a` < `b`) and the reasons by index
+/// into the resource's weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub a: String,
+    pub b: String,
+    pub score: f64,
+    pub reasons: Vec<&'static str>,
+}
+
+/// Collects each record's keys, then pairs the records that share one.
+pub struct Finder {
+    reasons: &'static [(&'static str, f64)],
+    ids: Vec<String>,
+    /// (hash of reason and key, record index, reason index)
+    keys: Vec<(u64, u32, u8)>,
+}
+
+impl Finder {
+    pub fn new(reasons: &'static [(&'static str, f64)]) -> Self {
+        Finder {
+            reasons,
+            ids: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// Starts the next record; its keys follow with [`Finder::key`].
+    pub fn record(&mut self, id: String) {
+        self.ids.push(id);
+    }
+
+    /// A key of the last record for reason `reason` (an index into the weights).
+    pub fn key(&mut self, reason: u8, key: &str) {
+        let mut h = DefaultHasher::new();
+        reason.hash(&mut h);
+        key.hash(&mut h);
+        let index = self.ids.len().saturating_sub(1) as u32;
+        self.keys.push((h.finish(), index, reason));
+    }
+
+    /// Every pair sharing at least one key, best first (score, then ids).
+    pub fn pairs(mut self) -> Vec<Candidate> {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        let mut found: HashMap<(u32, u32), u8> = HashMap::new();
+        let mut start = 0;
+        while start < self.keys.len() {
+            let (hash, _, reason) = self.keys[start];
+            let end = start
+                + self.keys[start..]
+                    .iter()
+                    .take_while(|k| k.0 == hash && k.2 == reason)
+                    .count();
+            let group = &self.keys[start..end];
+            if group.len() > 1 && group.len() <= MAX_GROUP {
+                for (i, x) in group.iter().enumerate() {
+                    for y in &group[i + 1..] {
+                        if x.1 != y.1 {
+                            let pair = (x.1.min(y.1), x.1.max(y.1));
+                            *found.entry(pair).or_default() |= 1 << reason;
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+        let mut out: Vec<Candidate> = found
+            .into_iter()
+            .map(|((i, j), mask)| {
+                let (a, b) = (&self.ids[i as usize], &self.ids[j as usize]);
+                let (a, b) = if a < b { (a, b) } else { (b, a) };
+                let mut miss = 1.0;
+                let mut reasons = Vec::new();
+                for (n, (name, weight)) in self.reasons.iter().enumerate() {
+                    if mask & (1 << n) != 0 {
+                        miss *= 1.0 - weight;
+                        reasons.push(*name);
+                    }
+                }
+                Candidate {
+                    a: a.clone(),
+                    b: b.clone(),
+                    score: ((1.0 - miss) * 100.0).round() / 100.0,
+                    reasons,
+                }
+            })
+            .collect();
+        out.sort_by(|x, y| {
+            y.score
+                .total_cmp(&x.score)
+                .then_with(|| x.a.cmp(&y.a))
+                .then_with(|| x.b.cmp(&y.b))
+        });
+        out
+    }
+}
+
+/// How a resource finds its duplicate candidates.
+pub type FindFn = fn(&mut DbConnection, WorkspaceId) -> ApiResult<Vec<Candidate>>;
+
+/// Where a page of candidates ends.
+#[derive(Serialize, Deserialize)]
+struct After {
+    s: f64,
+    a: String,
+    b: String,
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::field(field, "invalid_value", message)
+}
+
+/// The query of a duplicates list, checked.
+struct Query {
+    limit: usize,
+    after: Option<After>,
+    min_score: f64,
+    record_id: Option<String>,
+}
+
+fn query(q: &QueryPairs) -> ApiResult<Query> {
+    let mut out = Query {
+        limit: 20,
+        after: None,
+        min_score: 0.0,
+        record_id: None,
+    };
+    for (k, v) in &q.0 {
+        match k.as_str() {
+            "limit" => {
+                out.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| invalid("limit", "must be an integer from 1 to 100"))?
+            }
+            "min_score" => {
+                out.min_score = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.0..=1.0).contains(s))
+                    .ok_or_else(|| invalid("min_score", "must be a number from 0 to 1"))?
+            }
+            "cursor" => {
+                let bad = || {
+                    ApiError::field(
+                        "cursor",
+                        "invalid_cursor",
+                        "the cursor is not valid for this list",
+                    )
+                };
+                let bytes = URL_SAFE_NO_PAD.decode(v).map_err(|_| bad())?;
+                out.after = Some(serde_json::from_slice(&bytes).map_err(|_| bad())?);
+            }
+            "record_id" => out.record_id = Some(v.clone()),
+            other => {
+                return Err(ApiError::field(
+                    other,
+                    "unknown_parameter",
+                    "not a parameter of this list; use limit, cursor, min_score or record_id",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /{resource}/duplicates`.
+pub async fn list<R: Record>(
+    state: web::Data<AppState>,
+    p: Principal,
+    q: QueryPairs,
+) -> ApiResult<web::Json<Page<Duplicate<R::Dto>>>> {
+    p.require(R::READ)?;
+    let find = R::merge().ok_or(ApiError::NotFound)?.find;
+    let q = query(&q)?;
+    let ws = p.workspace;
+    let (page, rows, next) = state
+        .db(move |c| {
+            let all = find(c, ws)?;
+            let after = |x: &Candidate| match &q.after {
+                None => true,
+                Some(a) => {
+                    x.score < a.s || (x.score == a.s && (x.a.as_str(), x.b.as_str()) > (&a.a, &a.b))
+                }
+            };
+            let mut page: Vec<Candidate> = all
+                .into_iter()
+                .filter(|x| x.score >= q.min_score)
+                .filter(|x| {
+                    q.record_id
+                        .as_ref()
+                        .is_none_or(|id| &x.a == id || &x.b == id)
+                })
+                .filter(after)
+                .take(q.limit + 1)
+                .collect();
+            let next = if page.len() > q.limit {
+                page.truncate(q.limit);
+                page.last().map(|x| After {
+                    s: x.score,
+                    a: x.a.clone(),
+                    b: x.b.clone(),
+                })
+            } else {
+                None
+            };
+            let mut ids: Vec<String> = page
+                .iter()
+                .flat_map(|x| [x.a.clone(), x.b.clone()])
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let rows: Vec<R::Row> = crm_db::repo::bulk::rows_by_id(c, R::TABLE, ws, &ids)?;
+            Ok((page, rows, next))
+        })
+        .await?;
+    let mut by_id: HashMap<String, R::Row> = HashMap::new();
+    for row in rows {
+        let shown = crate::records::shown::<R>(&row)?;
+        let id = shown["id"].as_str().unwrap_or_default().to_string();
+        by_id.insert(id, row);
+    }
+    let mut data = Vec::with_capacity(page.len());
+    for x in page {
+        // A record erased since the scan drops its pairs from the page.
+        let (Some(a), Some(b)) = (by_id.get(&x.a), by_id.get(&x.b)) else {
+            continue;
+        };
+        data.push(Duplicate {
+            score: x.score,
+            reasons: x.reasons.iter().map(|r| r.to_string()).collect(),
+            records: vec![R::Dto::from(a.clone()), R::Dto::from(b.clone())],
+        });
+    }
+    let next_cursor = next
+        .map(|a| serde_json::to_vec(&a).map(|v| URL_SAFE_NO_PAD.encode(v)))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    Ok(web::Json(Page {
+        data,
+        next_cursor,
+        total: None,
+    }))
+}
+
+/// Mail providers whose domain says nothing about the company a person works for.
+const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "proton.me",
+    "protonmail.com",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+];
+
+/// An e-mail address as duplicates compare it: lower case, without a `+tag`, and for
+/// Gmail without dots in the local part.
+pub fn email_key(email: &str) -> Option<String> {
+    let email = email.trim().to_lowercase();
+    let (local, domain) = email.rsplit_once('@')?;
+    let local = local.split('+').next().unwrap_or(local);
+    if domain == "gmail.com" || domain == "googlemail.com" {
+        return Some(format!("{}@gmail.com", local.replace('.', "")));
+    }
+    Some(format!("{local}@{domain}"))
+}
+
+/// A phone number as duplicates compare it: its last 9 digits (a national number without
+/// its country or trunk prefix), or all of them when there are 7 or 8; shorter: none.
+pub fn phone_key(phone: &str) -> Option<String> {
+    let digits = crm_domain::values::phone_digits(phone);
+    match digits.len() {
+        0..=6 => None,
+        7..=9 => Some(digits),
+        n => Some(digits[n - 9..].to_string()),
+    }
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Legal forms left off company names.
+const LEGAL: &[&str] = &[
+    "inc",
+    "incorporated",
+    "llc",
+    "ltd",
+    "limited",
+    "gmbh",
+    "ag",
+    "sa",
+    "sas",
+    "sarl",
+    "bv",
+    "nv",
+    "plc",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "srl",
+    "spa",
+    "oy",
+    "ab",
+    "kg",
+    "pty",
+    "llp",
+];
+
+/// A company name as duplicates compare it: its words in lower case, without the legal
+/// forms at its end ("ACME, Inc." → "acme").
+pub fn company_name_key(name: &str) -> Option<String> {
+    let mut w = words(name);
+    while w.len() > 1 && w.last().is_some_and(|l| LEGAL.contains(&l.as_str())) {
+        w.pop();
+    }
+    (!w.is_empty()).then(|| w.join(" "))
+}
+
+fn list_of(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// The reasons contact pairs are found by, with their weights.
+static CONTACT_REASONS: &[(&str, f64)] = &[("email", 0.9), ("phone", 0.6), ("name_company", 0.7)];
+
+/// Candidate pairs of live contacts.
+pub fn contact_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Vec<Candidate>> {
+    let mut f = Finder::new(CONTACT_REASONS);
+    let mut after: Option<String> = None;
+    loop {
+        let rows = crm_db::repo::merges::contact_signals(c, ws, after.as_deref(), SCAN_PAGE)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        let full = rows.len() as i64 == SCAN_PAGE;
+        for r in rows {
+            let emails: Vec<String> = r
+                .email
+                .iter()
+                .cloned()
+                .chain(list_of(&r.additional_emails))
+                .collect();
+            let phones: Vec<String> = r
+                .phone
+                .iter()
+                .cloned()
+                .chain(list_of(&r.additional_phones))
+                .collect();
+            f.record(r.id);
+            for e in &emails {
+                if let Some(k) = email_key(e) {
+                    f.key(0, &k);
+                }
+            }
+            for ph in &phones {
+                if let Some(k) = phone_key(ph) {
+                    f.key(1, &k);
+                }
+            }
+            let name = words(&format!(
+                "{} {}",
+                r.first_name.as_deref().unwrap_or(""),
+                r.last_name.as_deref().unwrap_or("")
+            ));
+            let named = r
+                .first_name
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+                && r.last_name.as_deref().is_some_and(|s| !s.trim().is_empty());
+            let company = r.company_id.clone().or_else(|| {
+                let domain = r.email.as_deref()?.rsplit_once('@')?.1.to_lowercase();
+                (!FREE_MAIL.contains(&domain.as_str())).then(|| format!("@{domain}"))
+            });
+            if let (true, Some(company)) = (named, company) {
+                f.key(2, &format!("{}|{company}", name.join(" ")));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(f.pairs())
+}
+
+static COMPANY_REASONS: &[(&str, f64)] = &[("domain", 0.9), ("name", 0.7)];
+
+/// Candidate pairs of live companies.
+pub fn company_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Vec<Candidate>> {
+    let mut f = Finder::new(COMPANY_REASONS);
+    let mut after: Option<String> = None;
+    loop {
+        let rows = crm_db::repo::merges::company_signals(c, ws, after.as_deref(), SCAN_PAGE)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        let full = rows.len() as i64 == SCAN_PAGE;
+        for r in rows {
+            f.record(r.id);
+            if let Some(d) = r.domain.as_deref().filter(|d| !d.is_empty()) {
+                f.key(0, &d.to_lowercase());
+            }
+            if let Some(k) = company_name_key(&r.name) {
+                f.key(1, &k);
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(f.pairs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_normalise_what_people_type_differently() {
+        assert_eq!(
+            email_key(" Ada.Lovelace+crm@GoogleMail.com").as_deref(),
+            Some("adalovelace@gmail.com")
+        );
+        assert_eq!(
+            email_key("ada+x@example.com").as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(phone_key("+44 20 7946 0018"), phone_key("020 7946 0018"));
+        assert_eq!(phone_key("123"), None);
+        assert_eq!(company_name_key("ACME, Inc.").as_deref(), Some("acme"));
+        assert_eq!(
+            company_name_key("Acme GmbH & Co. KG").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(company_name_key("Inc").as_deref(), Some("inc"));
+    }
+
+    #[test]
+    fn pairs_are_scored_by_their_evidence_and_big_groups_ignored() {
+        let mut f = Finder::new(CONTACT_REASONS);
+        f.record("a".into());
+        f.key(0, "x@example.com");
+        f.key(1, "207946001");
+        f.record("b".into());
+        f.key(0, "x@example.com");
+        f.key(1, "207946001");
+        f.record("c".into());
+        f.key(1, "207946001");
+        for i in 0..30 {
+            f.record(format!("z{i:02}"));
+            f.key(1, "000000000");
+        }
+        let pairs = f.pairs();
+        assert_eq!(pairs.len(), 3, "{pairs:?}");
+        assert_eq!(
+            pairs[0],
+            Candidate {
+                a: "a".into(),
+                b: "b".into(),
+                score: 0.96,
+                reasons: vec!["email", "phone"],
+            }
+        );
+        assert_eq!(pairs[1].score, 0.6);
+        assert_eq!((pairs[1].a.as_str(), pairs[1].b.as_str()), ("a", "c"));
+        assert_eq!((pairs[2].a.as_str(), pairs[2].b.as_str()), ("b", "c"));
+    }
+}
