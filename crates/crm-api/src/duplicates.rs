@@ -18,6 +18,7 @@ use crm_domain::WorkspaceId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use utoipa::{IntoParams, ToSchema};
 
 /// Records read per query while scanning.
@@ -161,6 +162,66 @@ impl Finder {
 /// How a resource finds its duplicate candidates.
 pub type FindFn = fn(&mut DbConnection, WorkspaceId) -> ApiResult<Vec<Candidate>>;
 
+/// Scans kept per process, for this many (workspace, resource) pairs.
+const CACHE_ENTRIES: usize = 32;
+
+/// A scan's candidates, valid while the workspace's change feed stands at `seq`: every
+/// write that could change them (a record or a company link created, changed, archived,
+/// erased, merged) writes an event in its own transaction, so a feed that has not moved
+/// means the same candidates. Paging through a long list thus scans once.
+struct Scan {
+    seq: i64,
+    at: std::time::Instant,
+    candidates: Arc<Vec<Candidate>>,
+}
+
+type ScanCache = Mutex<HashMap<(String, &'static str), Scan>>;
+
+fn scans() -> &'static ScanCache {
+    static SCANS: OnceLock<ScanCache> = OnceLock::new();
+    SCANS.get_or_init(Default::default)
+}
+
+/// The candidates of a workspace's records, scanned now or kept from a scan made when the
+/// change feed stood where it stands.
+fn candidates(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &'static str,
+    find: FindFn,
+) -> ApiResult<Arc<Vec<Candidate>>> {
+    // Read before the scan: a write landing during it moves the feed on, so the next
+    // request scans again rather than trusting a result that may predate the write.
+    let seq = crm_db::repo::events::last_seq(c, ws)?;
+    let key = (ws.as_string(), object);
+    {
+        let kept = scans().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(scan) = kept.get(&key).filter(|s| s.seq == seq) {
+            return Ok(scan.candidates.clone());
+        }
+    }
+    let found = Arc::new(find(c, ws)?);
+    let mut kept = scans().lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() >= CACHE_ENTRIES && !kept.contains_key(&key) {
+        if let Some(oldest) = kept
+            .iter()
+            .min_by_key(|(_, s)| s.at)
+            .map(|(k, _)| k.clone())
+        {
+            kept.remove(&oldest);
+        }
+    }
+    kept.insert(
+        key,
+        Scan {
+            seq,
+            at: std::time::Instant::now(),
+            candidates: found.clone(),
+        },
+    );
+    Ok(found)
+}
+
 /// Where a page of candidates ends.
 #[derive(Serialize, Deserialize)]
 struct After {
@@ -240,7 +301,7 @@ pub async fn list<R: Record>(
     let ws = p.workspace;
     let (page, rows, next) = state
         .db(move |c| {
-            let all = find(c, ws)?;
+            let all = candidates(c, ws, R::OBJECT, find)?;
             let after = |x: &Candidate| match &q.after {
                 None => true,
                 Some(a) => {
@@ -248,15 +309,16 @@ pub async fn list<R: Record>(
                 }
             };
             let mut page: Vec<Candidate> = all
-                .into_iter()
+                .iter()
                 .filter(|x| x.score >= q.min_score)
                 .filter(|x| {
                     q.record_id
                         .as_ref()
                         .is_none_or(|id| &x.a == id || &x.b == id)
                 })
-                .filter(after)
+                .filter(|x| after(x))
                 .take(q.limit + 1)
+                .cloned()
                 .collect();
             let next = if page.len() > q.limit {
                 page.truncate(q.limit);

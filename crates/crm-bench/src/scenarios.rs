@@ -189,6 +189,10 @@ impl Inputs {
         self.target
             .request(Method::GET, "/api/v1/exports/contacts?format=csv", None)
     }
+    fn duplicates(&self) -> Req {
+        self.target
+            .request(Method::GET, "/api/v1/contacts/duplicates?limit=20", None)
+    }
     fn post(&self, path: &str, body: serde_json::Value) -> Req {
         self.target.request(
             Method::POST,
@@ -329,6 +333,18 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
                 {
                     let i = i.clone();
                     Arc::new(move |_: &mut StdRng, _: u64| i.export())
+                },
+            )
+        },
+        Scenario {
+            max_concurrency: 1,
+            rows_per_request: Some(seeded.contacts as u64),
+            ..scenario(
+                "contact_duplicates",
+                "GET /contacts/duplicates?limit=20: every seeded contact scanned for candidate pairs",
+                {
+                    let i = i.clone();
+                    Arc::new(move |_: &mut StdRng, _: u64| i.duplicates())
                 },
             )
         },

@@ -429,6 +429,31 @@ async fn merged_contact_takes_the_other_email_and_converted_leads_follow() {
         (m["last_name"].as_str(), m["external_id"].as_str()),
         (Some("Hopper"), Some("crm-1"))
     );
+    // A merge that would break a rule writes nothing: 11 further addresses are too many.
+    let many: Vec<String> = (0..10).map(|i| format!("grace{i}@example.com")).collect();
+    let full = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "G", "email": "g@example.com", "additional_emails": many}),
+    )
+    .await;
+    let (st, v) = app
+        .post(
+            &format!("/api/v1/contacts/{full}/merge"),
+            &a.token,
+            json!({"other_id": survivor}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("additional_emails")),
+        "{v}"
+    );
+    let (st, v) = app
+        .get(&format!("/api/v1/contacts/{survivor}"), &a.token)
+        .await;
+    assert_eq!((st, v["version"].as_i64()), (StatusCode::OK, Some(2)));
     let (_, l) = app.get(&format!("/api/v1/leads/{lead_id}"), &a.token).await;
     assert_eq!(l["converted_contact_id"], survivor.as_str());
     let updated = events(&app, &a, "lead.updated").await;
@@ -563,6 +588,25 @@ async fn duplicate_contacts_are_found_by_normalised_values_and_scored() {
         }
     }
     assert_eq!(seen, got.iter().map(|g| g.0.clone()).collect::<Vec<_>>());
+    // Writes show at once: a new look-alike pairs with both, an archived contact drops out.
+    let p6 = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "A.", "email": "a.da.lovelace@gmail.com"}),
+    )
+    .await;
+    let (_, v) = app.get("/api/v1/contacts/duplicates", &a.token).await;
+    let pairs: Vec<(String, String)> = v["data"].as_array().unwrap().iter().map(pair).collect();
+    assert_eq!(pairs.len(), 5, "{v}");
+    assert!(pairs.contains(&(p1.clone(), p6.clone())) && pairs.contains(&(p2.clone(), p6.clone())));
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{p3}"), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (_, v) = app.get("/api/v1/contacts/duplicates", &a.token).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 4, "{v}");
     for bad in ["limit=0", "min_score=2", "cursor=nope", "colour=red"] {
         let (st, v) = app
             .get(&format!("/api/v1/contacts/duplicates?{bad}"), &a.token)
