@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use utoipa::{IntoParams, ToSchema};
 
 /// Records read per query while scanning.
-const SCAN_PAGE: i64 = 5000;
+const SCAN_PAGE: i64 = 20_000;
 /// A value shared by more records than this (a switchboard number, a catch-all address)
 /// says nothing about any two of them.
 const MAX_GROUP: usize = 25;
@@ -74,7 +74,8 @@ pub struct Candidate {
 /// Collects each record's keys, then pairs the records that share one.
 pub struct Finder {
     reasons: &'static [(&'static str, f64)],
-    ids: Vec<String>,
+    /// The records' ids (UUIDs), compactly.
+    ids: Vec<u128>,
     /// (hash of reason and key, record index, reason index)
     keys: Vec<(u64, u32, u8)>,
 }
@@ -88,9 +89,16 @@ impl Finder {
         }
     }
 
-    /// Starts the next record; its keys follow with [`Finder::key`].
-    pub fn record(&mut self, id: String) {
-        self.ids.push(id);
+    /// Starts the next record; its keys follow with [`Finder::key`]. False (and nothing
+    /// to follow) for an id that is not a UUID, which no record has.
+    pub fn record(&mut self, id: &str) -> bool {
+        match uuid::Uuid::parse_str(id) {
+            Ok(u) => {
+                self.ids.push(u.as_u128());
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// A key of the last record for reason `reason` (an index into the weights).
@@ -131,8 +139,8 @@ impl Finder {
         let mut out: Vec<Candidate> = found
             .into_iter()
             .map(|((i, j), mask)| {
-                let (a, b) = (&self.ids[i as usize], &self.ids[j as usize]);
-                let (a, b) = if a < b { (a, b) } else { (b, a) };
+                let (a, b) = (self.ids[i as usize], self.ids[j as usize]);
+                let (a, b) = (a.min(b), a.max(b));
                 let mut miss = 1.0;
                 let mut reasons = Vec::new();
                 for (n, (name, weight)) in self.reasons.iter().enumerate() {
@@ -142,8 +150,8 @@ impl Finder {
                     }
                 }
                 Candidate {
-                    a: a.clone(),
-                    b: b.clone(),
+                    a: uuid::Uuid::from_u128(a).to_string(),
+                    b: uuid::Uuid::from_u128(b).to_string(),
                     score: ((1.0 - miss) * 100.0).round() / 100.0,
                     reasons,
                 }
@@ -463,6 +471,9 @@ pub fn company_name_key(name: &str) -> Option<String> {
 }
 
 fn list_of(json: &str) -> Vec<String> {
+    if json == "[]" {
+        return Vec::new();
+    }
     serde_json::from_str(json).unwrap_or_default()
 }
 
@@ -491,7 +502,9 @@ pub fn contact_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Ve
                 .cloned()
                 .chain(list_of(&r.additional_phones))
                 .collect();
-            f.record(r.id);
+            if !f.record(&r.id) {
+                continue;
+            }
             for e in &emails {
                 if let Some(k) = email_key(e) {
                     f.key(0, &k);
@@ -539,7 +552,9 @@ pub fn company_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Ve
         after = Some(last.id.clone());
         let full = rows.len() as i64 == SCAN_PAGE;
         for r in rows {
-            f.record(r.id);
+            if !f.record(&r.id) {
+                continue;
+            }
             if let Some(d) = r.domain.as_deref().filter(|d| !d.is_empty()) {
                 f.key(0, &d.to_lowercase());
             }
@@ -580,17 +595,19 @@ mod tests {
 
     #[test]
     fn pairs_are_scored_by_their_evidence_and_big_groups_ignored() {
+        let id = |n: u128| uuid::Uuid::from_u128(n).to_string();
         let mut f = Finder::new(CONTACT_REASONS);
-        f.record("a".into());
+        assert!(f.record(&id(1)));
         f.key(0, "x@example.com");
         f.key(1, "207946001");
-        f.record("b".into());
+        assert!(f.record(&id(2)));
         f.key(0, "x@example.com");
         f.key(1, "207946001");
-        f.record("c".into());
+        assert!(f.record(&id(3)));
         f.key(1, "207946001");
+        assert!(!f.record("not-a-uuid"));
         for i in 0..30 {
-            f.record(format!("z{i:02}"));
+            assert!(f.record(&id(100 + i)));
             f.key(1, "000000000");
         }
         let pairs = f.pairs();
@@ -598,14 +615,14 @@ mod tests {
         assert_eq!(
             pairs[0],
             Candidate {
-                a: "a".into(),
-                b: "b".into(),
+                a: id(1),
+                b: id(2),
                 score: 0.96,
                 reasons: vec!["email", "phone"],
             }
         );
         assert_eq!(pairs[1].score, 0.6);
-        assert_eq!((pairs[1].a.as_str(), pairs[1].b.as_str()), ("a", "c"));
-        assert_eq!((pairs[2].a.as_str(), pairs[2].b.as_str()), ("b", "c"));
+        assert_eq!((pairs[1].a.clone(), pairs[1].b.clone()), (id(1), id(3)));
+        assert_eq!((pairs[2].a.clone(), pairs[2].b.clone()), (id(2), id(3)));
     }
 }

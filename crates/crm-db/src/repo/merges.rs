@@ -240,7 +240,16 @@ fn page_after(b: &mut SqlBuf, alias: &str, after: Option<&str>, limit: i64) {
     b.bind(Bind::Int(limit));
 }
 
-/// Live contacts after `after` in id order, at most `limit`.
+#[derive(QueryableByName)]
+struct PrimaryLink {
+    #[diesel(sql_type = Text)]
+    contact_id: String,
+    #[diesel(sql_type = Text)]
+    company_id: String,
+}
+
+/// Live contacts after `after` in id order, at most `limit`, with their primary company
+/// (read by a second range query over the same ids: cheaper than a lookup per contact).
 pub fn contact_signals(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -250,14 +259,35 @@ pub fn contact_signals(
     let mut b = SqlBuf::new(conn.dialect());
     b.push(
         "SELECT c.id, c.first_name, c.last_name, c.email, c.additional_emails, c.phone, \
-         c.additional_phones, (SELECT MIN(cc.company_id) FROM contact_companies cc \
-         WHERE cc.workspace_id = c.workspace_id AND cc.contact_id = c.id AND cc.is_primary = ",
+         c.additional_phones, NULL AS company_id FROM contacts c WHERE c.workspace_id = ",
     );
-    b.bind(Bind::Bool(true));
-    b.push(") AS company_id FROM contacts c WHERE c.workspace_id = ");
     b.bind(Bind::Text(ws.as_string()));
     page_after(&mut b, "c", after, limit);
-    Ok(b.load(conn)?)
+    let mut rows: Vec<ContactSignals> = b.load(conn)?;
+    let Some(last) = rows.last().map(|r| r.id.clone()) else {
+        return Ok(rows);
+    };
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("SELECT contact_id, company_id FROM contact_companies");
+    where_ws(&mut b, ws);
+    if let Some(after) = after {
+        b.push(" AND contact_id > ");
+        b.bind(Bind::Text(after.to_string()));
+    }
+    b.push(" AND contact_id <= ");
+    b.bind(Bind::Text(last));
+    b.push(" AND is_primary = ");
+    b.bind(Bind::Bool(true));
+    b.push(" ORDER BY contact_id, company_id");
+    let links: Vec<PrimaryLink> = b.load(conn)?;
+    let mut links = links.into_iter().peekable();
+    for r in &mut rows {
+        while links.next_if(|l| l.contact_id < r.id).is_some() {}
+        if let Some(l) = links.next_if(|l| l.contact_id == r.id) {
+            r.company_id = Some(l.company_id);
+        }
+    }
+    Ok(rows)
 }
 
 /// Live companies after `after` in id order, at most `limit`.
