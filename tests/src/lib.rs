@@ -101,6 +101,9 @@ impl TestApp {
             import_max_attempts: 8,
             import_abandon_secs: 3600,
             import_poll_ms: 50,
+            housekeeping_secs: 600,
+            delivery_retention_days: 30,
+            event_retention_days: 0,
         }
     }
 

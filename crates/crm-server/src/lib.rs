@@ -1,6 +1,7 @@
 //! The `crm` server: configuration, start-up and the command line.
 
 pub mod client;
+pub mod housekeeping;
 pub mod imports;
 pub mod webhooks;
 
@@ -222,6 +223,33 @@ pub struct Settings {
     /// How often an idle import worker looks for queued jobs, in ms.
     #[arg(long, env = "CRM_IMPORT_POLL_MS", default_value_t = 500, global = true)]
     pub import_poll_ms: u64,
+    /// Seconds between housekeeping sweeps (expired idempotency keys, old deliveries and
+    /// events).
+    #[arg(
+        long,
+        env = "CRM_HOUSEKEEPING_SECS",
+        default_value_t = 600,
+        global = true,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub housekeeping_secs: u64,
+    /// Days finished webhook deliveries and their attempts are kept (0: for ever).
+    #[arg(
+        long,
+        env = "CRM_DELIVERY_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub delivery_retention_days: u64,
+    /// Days events (the change feed and audit log) are kept (0, the default: for ever).
+    /// Events a webhook has yet to deliver, or a stored delivery names, are kept anyway.
+    #[arg(
+        long,
+        env = "CRM_EVENT_RETENTION_DAYS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub event_retention_days: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,12 +344,26 @@ impl Settings {
         }
     }
 
-    /// Starts the background workers: webhook delivery and imports.
+    pub fn retention(&self) -> housekeeping::Retention {
+        let days = |d: u64| (d > 0).then(|| std::time::Duration::from_secs(d * 86_400));
+        housekeeping::Retention {
+            every: std::time::Duration::from_secs(self.housekeeping_secs),
+            deliveries: days(self.delivery_retention_days),
+            events: days(self.event_retention_days),
+        }
+    }
+
+    /// Starts the background workers: webhook delivery, imports and housekeeping.
     pub fn spawn_workers(&self, pool: &crm_db::Pool) -> Result<Background, StartError> {
         let webhooks = webhooks::spawn(pool.clone(), self.worker_settings()?)
             .map_err(|e| StartError::Config(e.to_string()))?;
         let imports = imports::spawn(pool.clone(), self.import_settings());
-        Ok(Background { webhooks, imports })
+        let housekeeping = housekeeping::spawn(pool.clone(), self.retention());
+        Ok(Background {
+            webhooks,
+            imports,
+            housekeeping,
+        })
     }
 
     pub fn database(&self) -> Result<DatabaseUrl, StartError> {
@@ -334,12 +376,14 @@ impl Settings {
 pub struct Background {
     webhooks: webhooks::Workers,
     imports: imports::Worker,
+    housekeeping: housekeeping::Worker,
 }
 
 impl Background {
     pub async fn shutdown(self) {
         self.imports.shutdown().await;
         self.webhooks.shutdown().await;
+        self.housekeeping.shutdown().await;
     }
 }
 

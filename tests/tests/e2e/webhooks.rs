@@ -349,3 +349,122 @@ async fn private_destinations_are_refused_unless_allowed() {
         assert_eq!(v["errors"][0]["code"], "not_allowed", "{url}");
     }
 }
+
+/// Polls a count until it answers `want` (housekeeping runs in the background).
+async fn eventually(app: &TestApp, what: &str, want: i64, count: String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = app.sql_count(&count);
+        if n == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {n}, expected {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn housekeeping_removes_expired_keys_old_deliveries_and_events_no_webhook_needs() {
+    let app = TestApp::spawn_with(|s| {
+        s.housekeeping_secs = 1;
+        s.event_retention_days = 30;
+    })
+    .await;
+    let a = app.workspace("Acme").await;
+    let (url, inbox) = receiver(0);
+    subscribe(&app, &a, json!({"url": url, "events": ["contact.*"]})).await;
+    for i in 0..3 {
+        let res = app
+            .client
+            .post(format!("{}/api/v1/contacts", app.base))
+            .bearer_auth(&a.token)
+            .header("Idempotency-Key", format!("create-{i}"))
+            .json(&json!({"first_name": "Old", "email": format!("old{i}@example.com")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    inbox.wait_for(3).await;
+    let ws = &a.workspace_id;
+    eventually(
+        &app,
+        "deliveries finished",
+        3,
+        format!("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE workspace_id = '{ws}' AND status = 'succeeded'"),
+    )
+    .await;
+    let last = app.sql_count(&format!(
+        "SELECT MAX(event_seq) AS n FROM webhook_deliveries WHERE workspace_id = '{ws}'"
+    ));
+
+    // Everything becomes two months old, and the last delivery is to be sent again (later).
+    app.sql(&format!(
+        "UPDATE events SET occurred_at = '2020-01-01 00:00:00' WHERE workspace_id = '{ws}';
+         UPDATE webhook_deliveries SET updated_at = '2020-01-01 00:00:00' WHERE workspace_id = '{ws}';
+         UPDATE idempotency_keys SET created_at = '2020-01-01 00:00:00' WHERE workspace_id = '{ws}';
+         UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = '2999-01-01 00:00:00'
+           WHERE workspace_id = '{ws}' AND event_seq = {last};"
+    ));
+    eventually(
+        &app,
+        "idempotency keys",
+        0,
+        format!("SELECT COUNT(*) AS n FROM idempotency_keys WHERE workspace_id = '{ws}'"),
+    )
+    .await;
+    eventually(
+        &app,
+        "finished deliveries",
+        0,
+        format!("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE workspace_id = '{ws}' AND status <> 'pending'"),
+    )
+    .await;
+    eventually(
+        &app,
+        "events before the one a delivery still needs",
+        0,
+        format!("SELECT COUNT(*) AS n FROM events WHERE workspace_id = '{ws}' AND seq < {last}"),
+    )
+    .await;
+    let kept = |sql: &str| app.sql_count(&format!("{sql} WHERE workspace_id = '{ws}'"));
+    assert_eq!(kept("SELECT COUNT(*) AS n FROM webhook_deliveries"), 1);
+    assert_eq!(
+        kept("SELECT COUNT(*) AS n FROM webhook_attempts"),
+        1,
+        "the pending delivery keeps its attempt"
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT COUNT(*) AS n FROM events WHERE workspace_id = '{ws}' AND seq = {last}"
+        )),
+        1,
+        "the event a delivery still needs stays"
+    );
+
+    // Once it is done, it goes, and then its event; a new event stays, numbered on.
+    app.sql(&format!(
+        "UPDATE webhook_deliveries SET status = 'succeeded', next_attempt_at = NULL WHERE workspace_id = '{ws}'"
+    ));
+    eventually(
+        &app,
+        "old events",
+        0,
+        format!("SELECT COUNT(*) AS n FROM events WHERE workspace_id = '{ws}'"),
+    )
+    .await;
+    assert_eq!(kept("SELECT COUNT(*) AS n FROM webhook_attempts"), 0);
+    let (st, v) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "New"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, feed) = app.get("/api/v1/events", &a.token).await;
+    let seqs: Vec<i64> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![last + 1], "{feed}");
+}

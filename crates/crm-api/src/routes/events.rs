@@ -49,7 +49,11 @@ fn seq_named(
     id: &str,
 ) -> ApiResult<i64> {
     repo::seq_of(c, ws, id)?.ok_or_else(|| {
-        ApiError::field(param, "not_found", "no event with this id in the workspace")
+        ApiError::field(
+            param,
+            "not_found",
+            "no event with this id in the workspace (events older than the server's event retention are removed)",
+        )
     })
 }
 

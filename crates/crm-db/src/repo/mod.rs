@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod deals;
 pub mod events;
 pub mod fields;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod imports;
 pub mod leads;

@@ -1,0 +1,184 @@
+//! Removing what has served its time: idempotency keys past their 24 hours, finished
+//! webhook deliveries (with their attempts) past their retention, and, when configured,
+//! events past theirs. Every statement names one workspace and removes at most
+//! [`CHUNK`] rows, so a sweep never holds long locks and each query is routed by
+//! `workspace_id` on a sharded database.
+
+use crate::conn::DbConnection;
+use crate::error::RepoResult;
+use crate::query::{Bind, SqlBuf};
+use chrono::NaiveDateTime;
+use crm_domain::WorkspaceId;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use diesel::QueryableByName;
+
+/// Rows removed per statement.
+pub const CHUNK: i64 = 5000;
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+/// Every workspace's id.
+pub fn workspaces(conn: &mut DbConnection) -> RepoResult<Vec<String>> {
+    let b = {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("SELECT id FROM workspaces ORDER BY id");
+        b
+    };
+    Ok(b.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect())
+}
+
+fn ws_text(b: &mut SqlBuf, ws: WorkspaceId) {
+    b.bind(Bind::Text(ws.as_string()));
+}
+
+/// Deletes chunks of the workspace's idempotency keys made before `before`; how many.
+pub fn prune_idempotency_keys(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    before: NaiveDateTime,
+) -> RepoResult<usize> {
+    let mut total = 0;
+    loop {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("DELETE FROM idempotency_keys WHERE workspace_id = ");
+        ws_text(&mut b, ws);
+        b.push(" AND idempotency_key IN (SELECT idempotency_key FROM idempotency_keys WHERE workspace_id = ");
+        ws_text(&mut b, ws);
+        b.push(" AND created_at < ");
+        b.bind(Bind::Ts(before));
+        b.push(" LIMIT ");
+        b.bind(Bind::Int(CHUNK));
+        b.push(")");
+        let n = b.execute(conn)?;
+        total += n;
+        if (n as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes the workspace's finished (succeeded or failed) webhook deliveries last changed
+/// before `before`, with their attempts; how many deliveries.
+pub fn prune_deliveries(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    before: NaiveDateTime,
+) -> RepoResult<usize> {
+    let mut total = 0;
+    loop {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("SELECT id FROM webhook_deliveries WHERE workspace_id = ");
+        ws_text(&mut b, ws);
+        b.push(" AND status <> 'pending' AND updated_at < ");
+        b.bind(Bind::Ts(before));
+        b.push(" LIMIT ");
+        b.bind(Bind::Int(CHUNK));
+        let ids: Vec<String> = b.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect();
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        for table in ["webhook_attempts", "webhook_deliveries"] {
+            let column = if table == "webhook_attempts" {
+                "delivery_id"
+            } else {
+                "id"
+            };
+            for part in ids.chunks(500) {
+                let mut b = SqlBuf::new(conn.dialect());
+                b.push(&format!("DELETE FROM {table} WHERE workspace_id = "));
+                ws_text(&mut b, ws);
+                b.push(&format!(" AND {column} IN ("));
+                for (i, id) in part.iter().enumerate() {
+                    if i > 0 {
+                        b.push(", ");
+                    }
+                    b.bind(Bind::Text(id.clone()));
+                }
+                b.push(")");
+                b.execute(conn)?;
+            }
+        }
+        total += ids.len();
+        if (ids.len() as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Bound {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct EventAt {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Timestamp)]
+    occurred_at: NaiveDateTime,
+}
+
+/// The first event webhooks may still need: the lowest cursor of any subscription (it
+/// resumes from there, even when paused) and the lowest event of any stored delivery (it
+/// may be sent or replayed). None: nothing needs any.
+fn needed_from(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Option<i64>> {
+    let mut lowest: Option<i64> = None;
+    for sql in [
+        "SELECT MIN(cursor_seq) + 1 AS seq FROM webhooks WHERE workspace_id = ",
+        "SELECT MIN(event_seq) AS seq FROM webhook_deliveries WHERE workspace_id = ",
+    ] {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(sql);
+        ws_text(&mut b, ws);
+        if let Some(seq) = b
+            .load::<Bound>(conn)?
+            .into_iter()
+            .next()
+            .and_then(|r| r.seq)
+        {
+            lowest = Some(lowest.map_or(seq, |l| l.min(seq)));
+        }
+    }
+    Ok(lowest)
+}
+
+/// Deletes the workspace's events that occurred before `before` and that no webhook still
+/// needs, oldest first; how many. Walks the events in sequence order a chunk at a time (the
+/// primary key; no index on time), stopping at the first that must stay.
+pub fn prune_events(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    before: NaiveDateTime,
+) -> RepoResult<usize> {
+    let keep_from = needed_from(conn, ws)?;
+    let mut total = 0;
+    loop {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("SELECT seq, occurred_at FROM events WHERE workspace_id = ");
+        ws_text(&mut b, ws);
+        b.push(" ORDER BY seq LIMIT ");
+        b.bind(Bind::Int(CHUNK));
+        let rows: Vec<EventAt> = b.load(conn)?;
+        let old = rows
+            .iter()
+            .take_while(|e| e.occurred_at < before && keep_from.is_none_or(|k| e.seq < k))
+            .count();
+        let Some(last) = old.checked_sub(1).map(|i| rows[i].seq) else {
+            return Ok(total);
+        };
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("DELETE FROM events WHERE workspace_id = ");
+        ws_text(&mut b, ws);
+        b.push(" AND seq <= ");
+        b.bind(Bind::Int(last));
+        total += b.execute(conn)?;
+        if old < rows.len() || (rows.len() as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,2 @@
+DROP INDEX webhook_deliveries_finished;
+DROP INDEX idempotency_keys_created;
