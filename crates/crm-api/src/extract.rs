@@ -226,6 +226,38 @@ impl FromRequest for RawJson {
     }
 }
 
+/// A JSON body that may be left out: a request with neither a `Content-Type` nor a body is
+/// `None`; any other is read as [`RawJson`] reads it (415 for another type, 413 past the
+/// limit).
+pub struct OptionalJson(pub Option<web::Bytes>);
+
+impl FromRequest for OptionalJson {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let length = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+            if !req.headers().contains_key(header::CONTENT_TYPE)
+                && !chunked
+                && length.unwrap_or(0) == 0
+            {
+                return Ok(OptionalJson(None));
+            }
+            read_json_bytes(&req, &mut payload)
+                .await
+                .map(|b| OptionalJson(Some(b)))
+        })
+    }
+}
+
 /// A page size: 1 to 500.
 pub fn limit_param(v: &str) -> ApiResult<i64> {
     v.parse()

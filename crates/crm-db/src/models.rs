@@ -304,6 +304,10 @@ pub struct WebhookRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i32,
+    /// The secret replaced by the last rotation, which signs deliveries too until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]

@@ -193,7 +193,8 @@ fn dispatch(c: &mut DbConnection, ws: WorkspaceId, hook_id: &str) -> WorkResult<
 struct Job {
     delivery: DeliveryRow,
     url: String,
-    secret: String,
+    /// The current secret, then the replaced one while it still signs.
+    secrets: Vec<String>,
     body: Vec<u8>,
 }
 
@@ -225,9 +226,13 @@ async fn send_due(
                 continue;
             };
             let body = serde_json::to_vec(&Event::from(e.clone())).map_err(ApiError::internal)?;
+            let previous = h
+                .previous_secret
+                .clone()
+                .filter(|_| h.previous_secret_expires_at.is_some_and(|at| at > t));
             jobs.push(Job {
                 url: h.url.clone(),
-                secret: h.secret.clone(),
+                secrets: std::iter::once(h.secret.clone()).chain(previous).collect(),
                 body,
                 delivery: d,
             });
@@ -298,7 +303,13 @@ async fn send(client: &reqwest::Client, s: &WorkerSettings, j: &Job) -> Result<i
     let url = url::Url::parse(&j.url).map_err(|e| e.to_string())?;
     check_destination(&url, s.allow_private).await?;
     let ts = chrono::Utc::now().timestamp();
-    let sig = signature(&j.secret, &j.delivery.id, ts, &j.body)?;
+    // Standard Webhooks: space-separated signatures, any of which a verifier accepts.
+    let sig = j
+        .secrets
+        .iter()
+        .map(|secret| signature(secret, &j.delivery.id, ts, &j.body))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
     let res = client
         .post(url)
         .header("content-type", "application/json")

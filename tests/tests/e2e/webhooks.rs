@@ -204,8 +204,13 @@ async fn deliveries_are_signed_retried_in_order_per_record_logged_and_replayable
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let new_secret = rotated["secret"].as_str().unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, secret);
+    assert!(
+        rotated["previous_secret_expires_at"].is_string(),
+        "{rotated}"
+    );
+    // For a day, deliveries carry both signatures: receivers on either secret accept them.
     assert_eq!(
         app.delete(&format!("/api/v1/contacts/{id}"), &a.token)
             .await,
@@ -213,10 +218,57 @@ async fn deliveries_are_signed_retried_in_order_per_record_logged_and_replayable
     );
     inbox.wait_for(5).await;
     let (headers, body, _) = inbox.all().pop().unwrap();
-    standardwebhooks::Webhook::new(new_secret)
+    let signatures = headers["webhook-signature"].to_str().unwrap().to_string();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    standardwebhooks::Webhook::new(&new_secret)
         .unwrap()
         .verify(&body, &headers)
         .unwrap();
+    verifier.verify(&body, &headers).unwrap();
+
+    let path = format!("/api/v1/webhooks/{hook_id}/rotate-secret");
+    let (s, v) = app
+        .post(&path, &a.token, json!({"expire_previous_after": 700000}))
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("expire_previous_after")
+        )
+    );
+    // Retired at once: only the newest secret signs.
+    let (s, newest) = app
+        .post(&path, &a.token, json!({"expire_previous_after": 0}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{newest}");
+    assert_eq!(newest["previous_secret_expires_at"], Value::Null);
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/contacts/{id}/restore"),
+            &a.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    inbox.wait_for(6).await;
+    let (headers, body, _) = inbox.all().pop().unwrap();
+    assert_eq!(
+        headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        1
+    );
+    standardwebhooks::Webhook::new(newest["secret"].as_str().unwrap())
+        .unwrap()
+        .verify(&body, &headers)
+        .unwrap();
+    assert!(standardwebhooks::Webhook::new(&new_secret)
+        .unwrap()
+        .verify(&body, &headers)
+        .is_err());
     assert!(verifier.verify(&body, &headers).is_err());
 }
 

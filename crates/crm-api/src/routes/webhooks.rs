@@ -4,7 +4,7 @@
 use crate::auth::{Auth, Principal};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
-use crate::extract::{etag, parse_json, IfMatch, QueryPairs, RawJson};
+use crate::extract::{etag, parse_json, IfMatch, OptionalJson, QueryPairs, RawJson};
 use crate::state::AppState;
 use crate::webhooks::{check_destination, new_secret, valid_secret};
 use actix_web::http::StatusCode;
@@ -80,6 +80,9 @@ pub struct Webhook {
     #[schema(value_type = Option<crate::listing::Filter>)]
     pub filter: Option<Value>,
     pub active: bool,
+    /// Until then, deliveries also carry a signature made with the secret the last rotation
+    /// replaced (null: signed with the current secret alone).
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i32,
@@ -97,6 +100,10 @@ impl From<WebhookRow> for Webhook {
             url: r.url,
             description: r.description,
             active: r.active,
+            previous_secret_expires_at: r
+                .previous_secret_expires_at
+                .filter(|t| *t > now())
+                .map(utc),
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
             version: r.version,
@@ -297,6 +304,8 @@ pub async fn create_webhook(
         created_at: t,
         updated_at: t,
         version: 1,
+        previous_secret: None,
+        previous_secret_expires_at: None,
     };
     let row = state
         .tx(move |c| {
@@ -414,23 +423,64 @@ pub async fn update_webhook(
         .json(Webhook::from(row)))
 }
 
-/// Replace the signing secret; the old one stops at once.
+/// Replace the signing secret.
+///
+/// The replaced secret goes on signing deliveries next to the new one for
+/// `expire_previous_after` seconds (default a day), so a receiver can switch to the new
+/// secret without refusing a delivery; rotating again retires it at once.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", operation_id = "rotate_webhook_secret", params(("id" = String, Path)),
+    request_body(content = Option<RotateSecret>, description = "Optional; without a body the replaced secret signs for 24 more hours"),
     responses((status = 200, description = "The subscription with its new secret", body = WebhookWithSecret, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
 #[post("/webhooks/{id}/rotate-secret")]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     Auth(p): Auth,
     id: web::Path<String>,
+    body: OptionalJson,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::WebhooksManage)?;
+    let input: RotateSecret = match &body.0 {
+        // `null`, as the document allows, says no more than no body.
+        Some(b) if b.trim_ascii() != b"null" => parse_json(b)?,
+        _ => RotateSecret::default(),
+    };
+    let overlap = input.expire_previous_after.unwrap_or(DEFAULT_OVERLAP_SECS);
+    if overlap > MAX_OVERLAP_SECS {
+        return Err(ApiError::field(
+            "expire_previous_after",
+            "out_of_range",
+            format!("must be between 0 and {MAX_OVERLAP_SECS} seconds (7 days)"),
+        ));
+    }
     let secret = new_secret();
-    let row = change(&state, p, id.into_inner(), None, move |cur| WebhookRow {
-        secret,
-        ..cur
+    let row = change(&state, p, id.into_inner(), None, move |cur| {
+        let expires = now() + chrono::Duration::seconds(overlap as i64);
+        WebhookRow {
+            previous_secret: (overlap > 0).then(|| cur.secret.clone()),
+            previous_secret_expires_at: (overlap > 0).then_some(expires),
+            secret,
+            ..cur
+        }
     })
     .await?;
     Ok(with_secret(StatusCode::OK, row))
+}
+
+/// How long a replaced secret keeps signing by default: a day.
+const DEFAULT_OVERLAP_SECS: u32 = 86_400;
+/// And at most: a week.
+const MAX_OVERLAP_SECS: u32 = 7 * 86_400;
+
+/// How a rotation treats the secret it replaces.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// Seconds the replaced secret goes on signing deliveries next to the new one (each
+    /// delivery then carries both signatures in `webhook-signature`, which Standard
+    /// Webhooks verifiers accept), so receivers can switch without refusing one. 0 retires
+    /// it at once; default 86400 (a day), at most 604800 (a week).
+    #[schema(minimum = 0, maximum = 604800)]
+    pub expire_previous_after: Option<u32>,
 }
 
 /// Delete a subscription and its delivery log.

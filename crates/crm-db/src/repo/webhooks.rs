@@ -47,6 +47,8 @@ pub fn update(conn: &mut DbConnection, ws: WorkspaceId, row: &WebhookRow) -> Rep
         webhooks::event_types.eq(&row.event_types),
         webhooks::filter.eq(&row.filter),
         webhooks::secret.eq(&row.secret),
+        webhooks::previous_secret.eq(&row.previous_secret),
+        webhooks::previous_secret_expires_at.eq(row.previous_secret_expires_at),
         webhooks::active.eq(row.active),
         webhooks::updated_at.eq(row.updated_at),
         webhooks::version.eq(row.version),
