@@ -480,93 +480,100 @@ fn list_of(json: &str) -> Vec<String> {
 /// The reasons contact pairs are found by, with their weights.
 static CONTACT_REASONS: &[(&str, f64)] = &[("email", 0.9), ("phone", 0.6), ("name_company", 0.7)];
 
-/// Candidate pairs of live contacts.
-pub fn contact_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Vec<Candidate>> {
-    let mut f = Finder::new(CONTACT_REASONS);
+/// A page of records after an id, at most so many, in id order.
+type PageFn<T> =
+    fn(&mut DbConnection, WorkspaceId, Option<&str>, i64) -> Result<Vec<T>, crm_db::RepoError>;
+
+/// Reads every record a page at a time, giving each to `keys` once [`Finder::record`]
+/// has taken its id, and pairs them.
+fn scan<T>(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    reasons: &'static [(&'static str, f64)],
+    page: PageFn<T>,
+    id: fn(&T) -> &str,
+    keys: fn(&mut Finder, &T),
+) -> ApiResult<Vec<Candidate>> {
+    let mut f = Finder::new(reasons);
     let mut after: Option<String> = None;
     loop {
-        let rows = crm_db::repo::merges::contact_signals(c, ws, after.as_deref(), SCAN_PAGE)?;
+        let rows = page(c, ws, after.as_deref(), SCAN_PAGE)?;
         let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        let full = rows.len() as i64 == SCAN_PAGE;
-        for r in rows {
-            let emails: Vec<String> = r
-                .email
-                .iter()
-                .cloned()
-                .chain(list_of(&r.additional_emails))
-                .collect();
-            let phones: Vec<String> = r
-                .phone
-                .iter()
-                .cloned()
-                .chain(list_of(&r.additional_phones))
-                .collect();
-            if !f.record(&r.id) {
-                continue;
-            }
-            for e in &emails {
-                if let Some(k) = email_key(e) {
-                    f.key(0, &k);
-                }
-            }
-            for ph in &phones {
-                if let Some(k) = phone_key(ph) {
-                    f.key(1, &k);
-                }
-            }
-            let name = words(&format!(
-                "{} {}",
-                r.first_name.as_deref().unwrap_or(""),
-                r.last_name.as_deref().unwrap_or("")
-            ));
-            let named = r
-                .first_name
-                .as_deref()
-                .is_some_and(|s| !s.trim().is_empty())
-                && r.last_name.as_deref().is_some_and(|s| !s.trim().is_empty());
-            let company = r.company_id.clone().or_else(|| {
-                let domain = r.email.as_deref()?.rsplit_once('@')?.1.to_lowercase();
-                (!FREE_MAIL.contains(&domain.as_str())).then(|| format!("@{domain}"))
-            });
-            if let (true, Some(company)) = (named, company) {
-                f.key(2, &format!("{}|{company}", name.join(" ")));
+        after = Some(id(last).to_string());
+        for r in &rows {
+            if f.record(id(r)) {
+                keys(&mut f, r);
             }
         }
-        if !full {
+        if (rows.len() as i64) < SCAN_PAGE {
             break;
         }
     }
     Ok(f.pairs())
 }
 
+/// Candidate pairs of live contacts.
+pub fn contact_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Vec<Candidate>> {
+    scan(
+        c,
+        ws,
+        CONTACT_REASONS,
+        crm_db::repo::merges::contact_signals,
+        |r| &r.id,
+        contact_keys,
+    )
+}
+
+fn contact_keys(f: &mut Finder, r: &crm_db::repo::merges::ContactSignals) {
+    let additional = list_of(&r.additional_emails);
+    for e in r.email.iter().chain(&additional) {
+        if let Some(k) = email_key(e) {
+            f.key(0, &k);
+        }
+    }
+    let additional = list_of(&r.additional_phones);
+    for ph in r.phone.iter().chain(&additional) {
+        if let Some(k) = phone_key(ph) {
+            f.key(1, &k);
+        }
+    }
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+    if !(given(&r.first_name) && given(&r.last_name)) {
+        return;
+    }
+    let company = r.company_id.clone().or_else(|| {
+        let domain = r.email.as_deref()?.rsplit_once('@')?.1.to_lowercase();
+        (!FREE_MAIL.contains(&domain.as_str())).then(|| format!("@{domain}"))
+    });
+    if let Some(company) = company {
+        let name = words(&format!(
+            "{} {}",
+            r.first_name.as_deref().unwrap_or(""),
+            r.last_name.as_deref().unwrap_or("")
+        ));
+        f.key(2, &format!("{}|{company}", name.join(" ")));
+    }
+}
+
 static COMPANY_REASONS: &[(&str, f64)] = &[("domain", 0.9), ("name", 0.7)];
 
 /// Candidate pairs of live companies.
 pub fn company_candidates(c: &mut DbConnection, ws: WorkspaceId) -> ApiResult<Vec<Candidate>> {
-    let mut f = Finder::new(COMPANY_REASONS);
-    let mut after: Option<String> = None;
-    loop {
-        let rows = crm_db::repo::merges::company_signals(c, ws, after.as_deref(), SCAN_PAGE)?;
-        let Some(last) = rows.last() else { break };
-        after = Some(last.id.clone());
-        let full = rows.len() as i64 == SCAN_PAGE;
-        for r in rows {
-            if !f.record(&r.id) {
-                continue;
-            }
+    scan(
+        c,
+        ws,
+        COMPANY_REASONS,
+        crm_db::repo::merges::company_signals,
+        |r| &r.id,
+        |f, r| {
             if let Some(d) = r.domain.as_deref().filter(|d| !d.is_empty()) {
                 f.key(0, &d.to_lowercase());
             }
             if let Some(k) = company_name_key(&r.name) {
                 f.key(1, &k);
             }
-        }
-        if !full {
-            break;
-        }
-    }
-    Ok(f.pairs())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -35,14 +35,26 @@ fn ws_text(b: &mut SqlBuf, ws: WorkspaceId) {
     b.bind(Bind::Text(ws.as_string()));
 }
 
-/// Deletes chunks of the workspace's idempotency keys made before `before`; how many.
+/// Runs `step` (which removes at most [`CHUNK`] rows and says how many) until a step
+/// removes fewer; the total.
+fn in_chunks(mut step: impl FnMut() -> RepoResult<usize>) -> RepoResult<usize> {
+    let mut total = 0;
+    loop {
+        let n = step()?;
+        total += n;
+        if (n as i64) < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes the workspace's idempotency keys made before `before`; how many.
 pub fn prune_idempotency_keys(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     before: NaiveDateTime,
 ) -> RepoResult<usize> {
-    let mut total = 0;
-    loop {
+    in_chunks(|| {
         let mut b = SqlBuf::new(conn.dialect());
         b.push("DELETE FROM idempotency_keys WHERE workspace_id = ");
         ws_text(&mut b, ws);
@@ -53,12 +65,8 @@ pub fn prune_idempotency_keys(
         b.push(" LIMIT ");
         b.bind(Bind::Int(CHUNK));
         b.push(")");
-        let n = b.execute(conn)?;
-        total += n;
-        if (n as i64) < CHUNK {
-            return Ok(total);
-        }
-    }
+        Ok(b.execute(conn)?)
+    })
 }
 
 /// Deletes the workspace's finished (succeeded or failed) webhook deliveries last changed
@@ -68,8 +76,7 @@ pub fn prune_deliveries(
     ws: WorkspaceId,
     before: NaiveDateTime,
 ) -> RepoResult<usize> {
-    let mut total = 0;
-    loop {
+    in_chunks(|| {
         let mut b = SqlBuf::new(conn.dialect());
         b.push("SELECT id FROM webhook_deliveries WHERE workspace_id = ");
         ws_text(&mut b, ws);
@@ -78,15 +85,10 @@ pub fn prune_deliveries(
         b.push(" LIMIT ");
         b.bind(Bind::Int(CHUNK));
         let ids: Vec<String> = b.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect();
-        if ids.is_empty() {
-            return Ok(total);
-        }
-        for table in ["webhook_attempts", "webhook_deliveries"] {
-            let column = if table == "webhook_attempts" {
-                "delivery_id"
-            } else {
-                "id"
-            };
+        for (table, column) in [
+            ("webhook_attempts", "delivery_id"),
+            ("webhook_deliveries", "id"),
+        ] {
             for part in ids.chunks(500) {
                 let mut b = SqlBuf::new(conn.dialect());
                 b.push(&format!("DELETE FROM {table} WHERE workspace_id = "));
@@ -102,11 +104,8 @@ pub fn prune_deliveries(
                 b.execute(conn)?;
             }
         }
-        total += ids.len();
-        if (ids.len() as i64) < CHUNK {
-            return Ok(total);
-        }
-    }
+        Ok(ids.len())
+    })
 }
 
 #[derive(QueryableByName)]
