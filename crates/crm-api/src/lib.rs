@@ -24,12 +24,10 @@ pub mod webhooks;
 
 use actix_web::{middleware, web, HttpRequest, HttpResponse};
 pub use state::{ApiConfig, AppState};
-use utoipa::OpenApi;
 
 /// Mounts the whole API on an actix `App`.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        let spec = openapi::ApiDoc::openapi();
         cfg.app_data(web::Data::new(state))
             .app_data(
                 web::PathConfig::default()
@@ -66,7 +64,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .default_service(web::to(not_found)),
             )
             .service(
-                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", spec),
+                // The page loads the document from the API's own route; no worker keeps
+                // a copy of it.
+                utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api/v1/openapi.json")),
             )
             .service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(not_found));

@@ -245,10 +245,15 @@ impl Modify for ExportObjects {
 pub struct ApiDoc;
 
 /// The document as pretty JSON, as checked in at `api-spec/openapi.json`.
-pub fn json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+pub fn json() -> &'static str {
+    // Made once per process: building the document allocates megabytes, which every
+    // request (and every HTTP worker) would otherwise repeat.
+    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        ApiDoc::openapi()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    });
+    &JSON
 }
 
 /// The documented paths as segment templates (`{…}` matches any one segment), each with
