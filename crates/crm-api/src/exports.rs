@@ -335,17 +335,43 @@ impl Plan {
             }
             (Format::Csv, cols) => {
                 let cols = cols.as_deref().unwrap_or_default();
+                let layout = crate::cells::Layout {
+                    fields: cols
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, c)| match c {
+                            Column::Field(f) => Some((f.clone(), i)),
+                            Column::Custom(_) => None,
+                        })
+                        .collect(),
+                };
+                let mut cells = vec![String::new(); cols.len()];
                 let mut w = Self::csv_writer(out);
                 let mut record = csv::ByteRecord::new();
-                for row in rows {
-                    let shown =
-                        serde_json::to_value(R::Dto::from(row)).map_err(ApiError::internal)?;
+                for (i, row) in rows.into_iter().enumerate() {
+                    let dto = R::Dto::from(row);
+                    cells.iter_mut().for_each(String::clear);
+                    let custom = crate::cells::fill(&dto, &layout, &mut cells)
+                        .map_err(ApiError::internal)?;
                     record.clear();
-                    for col in cols {
-                        record.push_field(cell(col.value(&shown)).as_bytes());
+                    for (cell_text, col) in cells.iter().zip(cols) {
+                        match col {
+                            Column::Field(_) => record.push_field(cell_text.as_bytes()),
+                            Column::Custom(c) => record.push_field(
+                                cell(
+                                    custom
+                                        .as_ref()
+                                        .and_then(|m| m.get(c))
+                                        .unwrap_or(&Value::Null),
+                                )
+                                .as_bytes(),
+                            ),
+                        }
                     }
                     w.write_byte_record(&record).map_err(ApiError::internal)?;
-                    last = Some(shown);
+                    if i + 1 == count {
+                        last = Some(serde_json::to_value(&dto).map_err(ApiError::internal)?);
+                    }
                 }
                 w.flush().map_err(ApiError::internal)?;
             }

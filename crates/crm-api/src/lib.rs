@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod batch;
+pub(crate) mod cells;
 pub mod dto;
 pub mod duplicates;
 pub mod error;
