@@ -96,11 +96,15 @@ impl SerializeStruct for Top<'_> {
     }
 }
 
+fn not_a_struct() -> CellError {
+    CellError::Other("an exported record is a struct".into())
+}
+
 /// Refuses whatever is not the record's struct itself.
 macro_rules! not_a_record {
     ($($name:ident($($arg:ty),*)),* $(,)?) => {
         $(fn $name(self, $(_: $arg),*) -> Result<Self::Ok, CellError> {
-            Err(CellError::Other("an exported record is a struct".into()))
+            Err(not_a_struct())
         })*
     };
 }
@@ -158,20 +162,20 @@ impl<'a> Serializer for Top<'a> {
         _: &'static str,
         _: &T,
     ) -> Result<(), CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_tuple_struct(
         self,
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleStruct, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_tuple_variant(
         self,
@@ -180,10 +184,10 @@ impl<'a> Serializer for Top<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
     fn serialize_struct_variant(
         self,
@@ -192,12 +196,21 @@ impl<'a> Serializer for Top<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, CellError> {
-        Err(CellError::Other("an exported record is a struct".into()))
+        Err(not_a_struct())
     }
 }
 
 /// A scalar as its cell text; `Compound` for anything else.
 struct Scalar;
+
+/// Scalars whose cell is their `Display` (which is also how JSON writes them, unquoted).
+macro_rules! displayed {
+    ($($name:ident($arg:ty)),* $(,)?) => {
+        $(fn $name(self, v: $arg) -> Result<String, CellError> {
+            Ok(v.to_string())
+        })*
+    };
+}
 
 fn json<T: Serialize>(v: T) -> Result<String, CellError> {
     serde_json::to_string(&v).map_err(|e| CellError::Other(e.to_string()))
@@ -214,44 +227,24 @@ impl Serializer for Scalar {
     type SerializeStruct = Impossible<String, CellError>;
     type SerializeStructVariant = Impossible<String, CellError>;
 
-    fn serialize_bool(self, v: bool) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i8(self, v: i8) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
+    displayed!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_char(char),
+        serialize_str(&str),
+    );
     fn serialize_f32(self, v: f32) -> Result<String, CellError> {
         json(v)
     }
     fn serialize_f64(self, v: f64) -> Result<String, CellError> {
         json(v)
-    }
-    fn serialize_char(self, v: char) -> Result<String, CellError> {
-        Ok(v.to_string())
-    }
-    fn serialize_str(self, v: &str) -> Result<String, CellError> {
-        Ok(v.to_string())
     }
     fn serialize_bytes(self, _: &[u8]) -> Result<String, CellError> {
         Err(CellError::Compound)

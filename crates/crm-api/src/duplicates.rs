@@ -350,9 +350,7 @@ pub async fn list<R: Record>(
         .await?;
     let mut by_id: HashMap<String, R::Row> = HashMap::new();
     for row in rows {
-        let shown = crate::records::shown::<R>(&row)?;
-        let id = shown["id"].as_str().unwrap_or_default().to_string();
-        by_id.insert(id, row);
+        by_id.insert(crate::records::id_of::<R>(&row)?, row);
     }
     let mut data = Vec::with_capacity(page.len());
     for x in page {

@@ -236,25 +236,19 @@ impl FromRequest for OptionalJson {
     type Future = Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let length = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-            if !req.headers().contains_key(header::CONTENT_TYPE)
-                && !chunked
-                && length.unwrap_or(0) == 0
-            {
-                return Ok(OptionalJson(None));
-            }
-            read_json_bytes(&req, &mut payload)
-                .await
-                .map(|b| OptionalJson(Some(b)))
-        })
+        let h = req.headers();
+        let length = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let absent = !h.contains_key(header::CONTENT_TYPE)
+            && !h.contains_key(header::TRANSFER_ENCODING)
+            && length.unwrap_or(0) == 0;
+        if absent {
+            return Box::pin(std::future::ready(Ok(OptionalJson(None))));
+        }
+        let body = RawJson::from_request(req, payload);
+        Box::pin(async move { body.await.map(|b| OptionalJson(Some(b.0))) })
     }
 }
 

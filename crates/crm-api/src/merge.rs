@@ -7,9 +7,9 @@
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{etag, parse_json, RawJson};
+use crate::extract::{parse_json, RawJson};
 use crate::links::{Changed, LinkKind};
-use crate::records::{check_references, shown, Known, Record};
+use crate::records::{check_references, id_of, respond, shown, Known, Record};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use crm_db::models::EventRow;
@@ -240,7 +240,7 @@ pub async fn merge<R: Record>(
             let mut survivor = None;
             let mut other = None;
             for row in locked {
-                if shown::<R>(&row)?["id"].as_str() == Some(id.as_str()) {
+                if id_of::<R>(&row)? == id {
                     survivor = Some(row);
                 } else {
                     other = Some(row);
@@ -291,10 +291,7 @@ pub async fn merge<R: Record>(
         })
         .await;
     let row = or_merged::<R, _>(&state, ws, &path_id, false, result).await?;
-    let version = R::version(&row);
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(version))
-        .json(R::Dto::from(row)))
+    Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
 }
 
 /// Repoints the reference column `column` of `T`'s records from `from` to `to` (a deal's

@@ -263,7 +263,7 @@ pub(crate) fn flush<R: Record>(
     Ok(())
 }
 
-fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {
+pub(crate) fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {
     Ok(shown::<R>(row)?["id"]
         .as_str()
         .unwrap_or_default()
@@ -375,7 +375,7 @@ pub(crate) fn archive_in<R: Record>(
     Ok(())
 }
 
-fn respond<R: Record>(
+pub(crate) fn respond<R: Record>(
     status: actix_web::http::StatusCode,
     row: R::Row,
     location: bool,
