@@ -9,8 +9,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, RawJson};
 use crate::records::{
-    archive_in, check_patch, check_references, flush, insert_in, merged, patch_in, shown, Change,
-    Known, Record,
+    archive_in, check_patch, check_references, event_rows, flush, insert_in, merged, patch_in,
+    shown, Change, Known, Record,
 };
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -324,7 +324,7 @@ pub async fn batch<R: Record>(
     let atomic = req.atomic;
     let outcome = state
         .db(move |c| {
-            let run = crm_db::write_tx(c, |c| run_all::<R>(c, &p, &req, atomic));
+            let run = crm_db::write_tx(c, |c| run_all::<R>(c, &p, &req, atomic, true));
             match run {
                 Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
                 Err(Abort::Api(e)) => Err(e),
@@ -384,13 +384,14 @@ impl From<diesel::result::Error> for Abort {
 }
 
 /// Runs the operations of a non-atomic batch in the caller's transaction (imports feed
-/// their rows through here, so they write exactly as batches do).
+/// their rows through here, so they write exactly as batches do). The results carry no
+/// records: an import reports counts and errors only.
 pub(crate) fn run_rows<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
     req: &BatchRequest,
 ) -> ApiResult<Vec<BatchResult>> {
-    match run_all::<R>(c, p, req, false) {
+    match run_all::<R>(c, p, req, false, false) {
         Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
         Err(Abort::Api(e)) => Err(e),
     }
@@ -401,9 +402,10 @@ fn run_all<R: Record>(
     p: &Principal,
     req: &BatchRequest,
     atomic: bool,
+    with_data: bool,
 ) -> Result<Vec<BatchResult>, Abort> {
     let mut ahead = Ahead::read::<R>(c, p, req).map_err(Abort::Api)?;
-    if let Some(results) = run_fast::<R>(c, p, req, atomic, &mut ahead)? {
+    if let Some(results) = run_fast::<R>(c, p, req, atomic, with_data, &mut ahead)? {
         crate::observe::batch_items(R::OBJECT, true, results.len());
         return Ok(results);
     }
@@ -428,7 +430,7 @@ fn run_all<R: Record>(
                 results.push(BatchResult {
                     index: i,
                     status: status.as_u16(),
-                    data,
+                    data: data.filter(|_| with_data),
                     error: None,
                 });
             }
@@ -468,6 +470,7 @@ fn run_fast<R: Record>(
     p: &Principal,
     req: &BatchRequest,
     atomic: bool,
+    with_data: bool,
     ahead: &mut Ahead,
 ) -> Result<Option<Vec<BatchResult>>, Abort> {
     let Some(bulk) = R::bulk() else {
@@ -562,6 +565,12 @@ fn run_fast<R: Record>(
             Some(_) => ("updated", StatusCode::OK),
             None => ("created", StatusCode::CREATED),
         };
+        results.push(BatchResult {
+            index,
+            status: status.as_u16(),
+            data: with_data.then(|| after.clone()),
+            error: None,
+        });
         changes.push(Change {
             verb,
             id: (bulk.id)(&next).to_string(),
@@ -570,22 +579,25 @@ fn run_fast<R: Record>(
                 .map(shown::<R>)
                 .transpose()
                 .map_err(Abort::Api)?,
-            after: Some(after.clone()),
-        });
-        results.push(BatchResult {
-            index,
-            status: status.as_u16(),
-            data: Some(after),
-            error: None,
+            after: Some(after),
         });
         writes.push((before, next));
     }
-    // In a savepoint, so that a declined write leaves nothing behind.
-    match c.transaction(|c| (bulk.write)(c, p, writes)) {
+    // In a savepoint, so that a declined write leaves nothing behind; the events are made
+    // (and the changes dropped) on a second thread meanwhile, as the database works.
+    let (written, events) = std::thread::scope(|s| {
+        let events = s.spawn(move || event_rows::<R>(p, &changes));
+        let written = c.transaction(|c| (bulk.write)(c, p, writes));
+        (written, events.join())
+    });
+    match written {
         Ok(()) => {}
         Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(Abort::Api(e)),
         Err(_) => return Ok(None),
     }
-    flush::<R>(c, p, changes).map_err(Abort::Api)?;
+    let events = events
+        .map_err(|_| Abort::Api(ApiError::internal("making a batch's events failed")))?
+        .map_err(Abort::Api)?;
+    crm_db::repo::events::append_many(c, p.workspace, events).map_err(|e| Abort::Api(e.into()))?;
     Ok(Some(results))
 }

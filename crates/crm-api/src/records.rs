@@ -246,7 +246,17 @@ pub(crate) fn flush<R: Record>(
     p: &Principal,
     changes: Vec<Change>,
 ) -> ApiResult<()> {
-    let rows = changes
+    let rows = event_rows::<R>(p, &changes)?;
+    crm_db::repo::events::append_many(c, p.workspace, rows)?;
+    Ok(())
+}
+
+/// The event rows of `changes`, in order.
+pub(crate) fn event_rows<R: Record>(
+    p: &Principal,
+    changes: &[Change],
+) -> ApiResult<Vec<crm_db::models::EventRow>> {
+    changes
         .iter()
         .map(|ch| {
             crate::events::event_row(
@@ -258,9 +268,7 @@ pub(crate) fn flush<R: Record>(
                 ch.after.as_ref(),
             )
         })
-        .collect::<ApiResult<Vec<_>>>()?;
-    crm_db::repo::events::append_many(c, p.workspace, rows)?;
-    Ok(())
+        .collect()
 }
 
 pub(crate) fn id_of<R: Record>(row: &R::Row) -> ApiResult<String> {

@@ -185,7 +185,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "CRM_IMPORT_BATCH_ROWS",
-        default_value_t = 500,
+        default_value_t = 1000,
         global = true,
         value_parser = clap::value_parser!(u64).range(1..=1000)
     )]

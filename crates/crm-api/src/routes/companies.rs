@@ -90,7 +90,7 @@ impl Record for Companies {
                     Some(current) => current.changed(changes, crm_domain::values_time::now()),
                 })
             },
-            write: |c, p, rows| Ok(crm_db::repo::bulk::write_companies(c, p.workspace, rows)?),
+            write: |c, _, rows| Ok(crm_db::repo::bulk::write_companies(c, rows)?),
         })
     }
     fn merge() -> Option<crate::merge::Merge> {

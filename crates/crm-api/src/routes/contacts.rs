@@ -118,12 +118,7 @@ impl Record for Contacts {
             },
             write: |c, p, rows| {
                 let actor = Some(p.actor_id());
-                Ok(crm_db::repo::bulk::write_contacts(
-                    c,
-                    p.workspace,
-                    rows,
-                    actor,
-                )?)
+                Ok(crm_db::repo::bulk::write_contacts(c, rows, actor)?)
             },
         })
     }

@@ -2,8 +2,8 @@
 //! statement, each call in one write transaction. A contact gets its first lifecycle-history
 //! row exactly as [`super::contacts::insert_contact`] writes it. The seeding inserts leave
 //! uniqueness to the unique indexes (a duplicate e-mail or external id fails the whole
-//! call); the batch writes ([`write_contacts`], [`write_companies`]) check it first and
-//! answer Conflict.
+//! call); so do the batch writes ([`write_contacts`], [`write_companies`]), which check
+//! only that no two of their own rows share a value and answer a violation with Conflict.
 
 use crate::conn::{write_tx, DbConnection, Dialect};
 use crate::error::RepoResult;
@@ -280,12 +280,11 @@ record_writes!(CompanyRow, CompanyChanges, companies, upsert_companies,
 pub type RowWrite<T> = (Option<T>, T);
 
 /// Writes a batch of new and changed contacts in the caller's transaction: the unique
-/// e-mails and external ids checked in one query per column, the new rows in multi-row
+/// e-mails and external ids left to the unique indexes, the new rows in multi-row
 /// inserts, the changed ones in upserts, and a lifecycle-history row for each new contact
 /// and each change of stage. A conflict fails the whole call and writes nothing.
 pub fn write_contacts(
     conn: &mut DbConnection,
-    ws: WorkspaceId,
     rows: Vec<RowWrite<ContactRow>>,
     actor: Option<&str>,
 ) -> RepoResult<()> {
@@ -297,7 +296,7 @@ pub fn write_contacts(
                 .filter_map(|(column, v)| v.as_deref().map(|v| (r.id.as_str(), column, v)))
         })
         .collect();
-    super::records::ensure_unique_many(conn, "contacts", ws, &claims)?;
+    super::records::ensure_distinct(&claims)?;
     let history: Vec<LifecycleChangeRow> = rows
         .iter()
         .filter(|(cur, next)| {
@@ -327,11 +326,7 @@ pub fn write_contacts(
 
 /// Writes a batch of new and changed companies in the caller's transaction (see
 /// [`write_contacts`]).
-pub fn write_companies(
-    conn: &mut DbConnection,
-    ws: WorkspaceId,
-    rows: Vec<RowWrite<CompanyRow>>,
-) -> RepoResult<()> {
+pub fn write_companies(conn: &mut DbConnection, rows: Vec<RowWrite<CompanyRow>>) -> RepoResult<()> {
     let claims: Vec<(&str, &'static str, &str)> = rows
         .iter()
         .filter_map(|(_, r)| {
@@ -340,7 +335,7 @@ pub fn write_companies(
                 .map(|v| (r.id.as_str(), "external_id", v))
         })
         .collect();
-    super::records::ensure_unique_many(conn, "companies", ws, &claims)?;
+    super::records::ensure_distinct(&claims)?;
     let (created, changed) = split(rows);
     let written = (|| -> diesel::QueryResult<()> {
         insert_chunks!(conn, companies::table, &created);

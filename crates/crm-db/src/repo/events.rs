@@ -26,8 +26,8 @@ pub fn append(conn: &mut DbConnection, ws: WorkspaceId, mut row: EventRow) -> Re
 }
 
 /// Appends events in the caller's transaction, in order, as [`append`] does one by one:
-/// their sequence numbers are taken from the counter in one step, and the rows written a
-/// hundred per statement.
+/// their sequence numbers are taken from the counter in one step, and the rows written up
+/// to [`super::bulk::ROWS_PER_STATEMENT`] per statement.
 pub fn append_many(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -39,26 +39,28 @@ pub fn append_many(
     let n = rows.len() as i64;
     let last = super::records::reserve_in_counter(conn, "event_sequences", "last_seq", ws, n)?;
     let mut seq = last - n;
-    for chunk in rows.chunks(100) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk = rows.by_ref().take(super::bulk::ROWS_PER_STATEMENT);
         let mut b = SqlBuf::new(conn.dialect());
         b.push(
             "INSERT INTO events (workspace_id, seq, id, event_type, record_type, record_id, \
              actor_type, actor_id, data, changes, occurred_at) VALUES ",
         );
-        for (i, r) in chunk.iter().enumerate() {
+        for (i, r) in chunk.enumerate() {
             seq += 1;
             b.push(if i == 0 { "(" } else { ", (" });
             let values = [
-                Bind::Text(r.workspace_id.clone()),
+                Bind::Text(r.workspace_id),
                 Bind::Int(seq),
-                Bind::Text(r.id.clone()),
-                Bind::Text(r.event_type.clone()),
-                Bind::Text(r.record_type.clone()),
-                Bind::Text(r.record_id.clone()),
-                Bind::Text(r.actor_type.clone()),
-                Bind::Text(r.actor_id.clone()),
-                Bind::Text(r.data.clone()),
-                Bind::Text(r.changes.clone()),
+                Bind::Text(r.id),
+                Bind::Text(r.event_type),
+                Bind::Text(r.record_type),
+                Bind::Text(r.record_id),
+                Bind::Text(r.actor_type),
+                Bind::Text(r.actor_id),
+                Bind::Text(r.data),
+                Bind::Text(r.changes),
                 Bind::Ts(r.occurred_at),
             ];
             for (j, v) in values.into_iter().enumerate() {

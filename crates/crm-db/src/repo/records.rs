@@ -246,15 +246,10 @@ pub fn ensure_unique(
 }
 
 /// Fails with Conflict when two of `claims` (record id, column, value) give one value of a
-/// unique column to different records, or a value is held in `table` by a record other
-/// than the one claiming it: the check of [`ensure_unique`] for many records at once, in
-/// one query per column.
-pub fn ensure_unique_many(
-    conn: &mut DbConnection,
-    table: &'static str,
-    ws: WorkspaceId,
-    claims: &[(&str, &'static str, &str)],
-) -> RepoResult<()> {
+/// unique column to different records. What the stored records hold is left to the unique
+/// indexes, which the write itself meets ([`on_unique_race`] names the field): a batch
+/// write answers a conflict by declining, and its items then run one by one.
+pub fn ensure_distinct(claims: &[(&str, &'static str, &str)]) -> RepoResult<()> {
     let mut columns: Vec<(&'static str, std::collections::HashMap<&str, &str>)> = Vec::new();
     for &(id, column, value) in claims {
         let at = match columns.iter().position(|(c, _)| *c == column) {
@@ -272,18 +267,6 @@ pub fn ensure_unique_many(
                 ),
                 existing_id: None,
             });
-        }
-    }
-    for (column, claimed) in columns {
-        let values: Vec<String> = claimed.keys().map(|v| v.to_string()).collect();
-        for (value, holder, _) in find_many_by(conn, table, column, ws, &values)? {
-            if claimed.get(value.as_str()).is_some_and(|id| *id != holder) {
-                return Err(RepoError::Conflict {
-                    field: column.to_string(),
-                    message: format!("another record ({holder}) already has {column} `{value}`"),
-                    existing_id: Some(holder),
-                });
-            }
         }
     }
     Ok(())
