@@ -547,57 +547,70 @@ fn run_fast<R: Record>(
             Ok(next) => prepared.push(Ok((before, next))),
         }
     }
-    // Answers and events are made from the rows in memory before the write, which then
-    // takes the rows; a declined write drops them.
+    // The write takes copies of the rows while a second thread makes the records as the
+    // API shows them, and from those the answers and the events, from the rows in memory:
+    // the database and the processor work at once. The write is in a savepoint, so that a
+    // declined one leaves nothing behind.
     let mut results = Vec::with_capacity(prepared.len());
-    let mut changes = Vec::with_capacity(prepared.len());
-    let mut writes = Vec::with_capacity(prepared.len());
+    let mut pairs = Vec::with_capacity(prepared.len());
     for (index, item) in prepared.into_iter().enumerate() {
-        let (before, next) = match item {
-            Ok(pair) => pair,
-            Err(e) => {
-                results.push(failure(index, &e));
-                continue;
+        match item {
+            Ok((before, next)) => {
+                let status = match before {
+                    Some(_) => StatusCode::OK,
+                    None => StatusCode::CREATED,
+                };
+                results.push(BatchResult {
+                    index,
+                    status: status.as_u16(),
+                    data: None,
+                    error: None,
+                });
+                pairs.push((index, before, next));
             }
-        };
-        let after = shown::<R>(&next).map_err(Abort::Api)?;
-        let (verb, status) = match before {
-            Some(_) => ("updated", StatusCode::OK),
-            None => ("created", StatusCode::CREATED),
-        };
-        results.push(BatchResult {
-            index,
-            status: status.as_u16(),
-            data: with_data.then(|| after.clone()),
-            error: None,
-        });
-        changes.push(Change {
-            verb,
-            id: (bulk.id)(&next).to_string(),
-            before: before
-                .as_ref()
-                .map(shown::<R>)
-                .transpose()
-                .map_err(Abort::Api)?,
-            after: Some(after),
-        });
-        writes.push((before, next));
+            Err(e) => results.push(failure(index, &e)),
+        }
     }
-    // In a savepoint, so that a declined write leaves nothing behind; the events are made
-    // (and the changes dropped) on a second thread meanwhile, as the database works.
-    let (written, events) = std::thread::scope(|s| {
-        let events = s.spawn(move || event_rows::<R>(p, &changes));
+    let writes: Vec<_> = pairs
+        .iter()
+        .map(|(_, before, next)| (before.clone(), next.clone()))
+        .collect();
+    let (written, shown_rows) = std::thread::scope(|s| {
+        let made = s.spawn(|| -> ApiResult<_> {
+            let mut changes = Vec::with_capacity(pairs.len());
+            let mut answers = Vec::new();
+            for (index, before, next) in &pairs {
+                let after = shown::<R>(next)?;
+                if with_data {
+                    answers.push((*index, after.clone()));
+                }
+                changes.push(Change {
+                    verb: if before.is_some() {
+                        "updated"
+                    } else {
+                        "created"
+                    },
+                    id: (bulk.id)(next).to_string(),
+                    before: before.as_ref().map(shown::<R>).transpose()?,
+                    after: Some(after),
+                });
+            }
+            Ok((event_rows::<R>(p, &changes)?, answers))
+        });
         let written = c.transaction(|c| (bulk.write)(c, p, writes));
-        (written, events.join())
+        (written, made.join())
     });
     match written {
         Ok(()) => {}
         Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(Abort::Api(e)),
         Err(_) => return Ok(None),
     }
-    let events = events
+    let (events, answers) = shown_rows
         .map_err(|_| Abort::Api(ApiError::internal("making a batch's events failed")))?
         .map_err(Abort::Api)?;
+    for (index, data) in answers {
+        results[index].data = Some(data);
+    }
     crm_db::repo::events::append_many(c, p.workspace, events).map_err(|e| Abort::Api(e.into()))?;
     Ok(Some(results))
 }

@@ -39,7 +39,7 @@ pub trait Record: 'static {
     const WRITE: Permission;
     /// The resource's own read-only fields, besides the ones every record has.
     const READ_ONLY: &'static [&'static str] = &[];
-    type Row: diesel::QueryableByName<crm_db::conn::MultiBackend> + Clone + Send + 'static;
+    type Row: diesel::QueryableByName<crm_db::conn::MultiBackend> + Clone + Send + Sync + 'static;
     type Input: DeserializeOwned
         + Serialize
         + ToSchema
