@@ -129,6 +129,37 @@ type Holder = Option<(String, bool)>;
 struct Ahead {
     known: Known,
     matches: HashMap<(&'static str, String), Holder>,
+    /// The matched values no record holds but a record merged away did: their holder is
+    /// the survivor, whose own value an upsert keeps.
+    aliased: HashSet<(&'static str, String)>,
+}
+
+/// The holders of `values` in `column`: the records holding them, else (for a resource
+/// that merges) the survivors of merged-away records that held them; (value, id, archived,
+/// whether through a merge).
+fn holders<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    column: &'static str,
+    values: &[String],
+) -> ApiResult<Vec<(String, String, bool, bool)>> {
+    let found = crm_db::repo::records::find_many_by(c, R::TABLE, column, p.workspace, values)?;
+    let mut out: Vec<_> = found
+        .into_iter()
+        .map(|(v, id, a)| (v, id, a, false))
+        .collect();
+    if R::merge().is_some() && out.len() < values.len() {
+        let held: HashSet<&str> = out.iter().map(|(v, ..)| v.as_str()).collect();
+        let missing: Vec<String> = values
+            .iter()
+            .filter(|v| !held.contains(v.as_str()))
+            .cloned()
+            .collect();
+        let merged =
+            crm_db::repo::merges::aliases(c, R::TABLE, R::OBJECT, column, p.workspace, &missing)?;
+        out.extend(merged.into_iter().map(|(v, id, a)| (v, id, a, true)));
+    }
+    Ok(out)
 }
 
 impl Ahead {
@@ -152,21 +183,28 @@ impl Ahead {
             }
         }
         let mut matches = HashMap::new();
+        let mut aliased = HashSet::new();
         for (column, mut values) in wanted {
             values.sort();
             values.dedup();
-            let found =
-                crm_db::repo::records::find_many_by(c, R::TABLE, column, p.workspace, &values)?;
+            let found = holders::<R>(c, p, column, &values)?;
             for v in values {
                 matches.insert((column, v), None);
             }
-            for (value, id, archived) in found {
+            for (value, id, archived, merged) in found {
+                if merged {
+                    aliased.insert((column, value.clone()));
+                }
                 matches.insert((column, value), Some((id, archived)));
             }
         }
         let mut known = Known::default();
         known.prefetch_owners(c, p.workspace, owners)?;
-        Ok(Ahead { known, matches })
+        Ok(Ahead {
+            known,
+            matches,
+            aliased,
+        })
     }
 
     /// The record holding `value` in `column`, from what was read ahead (or, for a value
@@ -182,18 +220,21 @@ impl Ahead {
         if let Some(h) = self.matches.get(&key) {
             return Ok(h.clone());
         }
-        let found = crm_db::repo::records::find_many_by(
-            c,
-            R::TABLE,
-            column,
-            p.workspace,
-            std::slice::from_ref(&key.1),
-        )?
-        .into_iter()
-        .next()
-        .map(|(_, id, archived)| (id, archived));
+        let found = holders::<R>(c, p, column, std::slice::from_ref(&key.1))?
+            .into_iter()
+            .next();
+        if found.as_ref().is_some_and(|(.., merged)| *merged) {
+            self.aliased.insert(key.clone());
+        }
+        let found = found.map(|(_, id, archived, _)| (id, archived));
         self.matches.insert(key, found.clone());
         Ok(found)
+    }
+
+    /// Whether the upsert key in `data` leads to its record through a merge.
+    fn is_alias<R: Record>(&self, match_on: &str, data: &Value) -> bool {
+        !self.aliased.is_empty()
+            && match_key::<R>(match_on, data).is_ok_and(|key| self.aliased.contains(&key))
     }
 
     /// After an item succeeded: record `id` now holds the match values of `row`, or was
@@ -203,6 +244,15 @@ impl Ahead {
             let now = row.and_then(|r| r.get(column)).and_then(Value::as_str);
             for ((c, v), held) in self.matches.iter_mut() {
                 if *c != column || held.as_ref().is_none_or(|(i, _)| i != id) {
+                    continue;
+                }
+                if self.aliased.contains(&(column, v.clone())) {
+                    // Held through a merge, whatever the survivor's own value.
+                    if row.is_none() {
+                        if let Some((_, archived)) = held {
+                            *archived = true;
+                        }
+                    }
                     continue;
                 }
                 match row {
@@ -216,6 +266,7 @@ impl Ahead {
                 }
             }
             if let (Some(_), Some(v)) = (row, now) {
+                self.aliased.remove(&(column, v.to_string()));
                 self.matches
                     .insert((column, v.to_string()), Some((id.to_string(), false)));
             }
@@ -287,9 +338,18 @@ fn run_one<R: Record>(
             Ok((StatusCode::NO_CONTENT, None))
         }
         BatchOp::Upsert => {
-            let data = data()?;
-            match find_match::<R>(c, p, upsert_match_on::<R>(op), &data, ahead)? {
-                Some(id) => updated(c, changes, &mut ahead.known, &id, data),
+            let mut data = data()?;
+            let match_on = upsert_match_on::<R>(op);
+            match find_match::<R>(c, p, match_on, &data, ahead)? {
+                Some(id) => {
+                    if ahead.is_alias::<R>(match_on, &data) {
+                        // The survivor of a merge keeps its own value.
+                        if let Some(fields) = data.as_object_mut() {
+                            fields.remove(match_on);
+                        }
+                    }
+                    updated(c, changes, &mut ahead.known, &id, data)
+                }
                 None => created(c, changes, &mut ahead.known, data),
             }
         }
@@ -447,7 +507,17 @@ fn run_all<R: Record>(
                 out[i] = failure(i, &e);
                 return Err(Abort::Rolled(out));
             }
-            Err(e) => results.push(failure(i, &e)),
+            Err(e) => {
+                // An update or delete of a merged-away id points at the survivor, as the
+                // record's own endpoints do.
+                let e = match (&e, &op.id) {
+                    (ApiError::NotFound, Some(id)) if R::merge().is_some() => {
+                        crate::merge::pointer::<R>(c, p.workspace, id, false).map_err(Abort::Api)?
+                    }
+                    _ => e,
+                };
+                results.push(failure(i, &e))
+            }
         }
     }
     flush::<R>(c, p, changes).map_err(Abort::Api)?;
@@ -495,7 +565,9 @@ fn run_fast<R: Record>(
                 let Ok((column, value)) = match_key::<R>(upsert_match_on::<R>(op), data) else {
                     return Ok(None);
                 };
-                if !keys.insert((column, value.clone())) {
+                if !keys.insert((column, value.clone()))
+                    || ahead.aliased.contains(&(column, value.clone()))
+                {
                     return Ok(None);
                 }
                 match ahead.holder::<R>(c, p, column, value).map_err(Abort::Api)? {

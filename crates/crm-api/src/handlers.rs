@@ -36,7 +36,9 @@ pub const MERGE_DESCRIPTION: &str =
     "The record of the path survives: it keeps its values, takes the other's where it has\n\
 none (or where `prefer` picks the other's) and joins their lists; every link, activity and\n\
 deal of the other moves to it. The other is erased: its id then answers `GET` with 301 to\n\
-the survivor and other requests with 404, both naming it in `merged_into`. Events: the\n\
+the survivor and other requests (batch items too) with 404, both naming it in\n\
+`merged_into`; an upsert on the other's `external_id` (or a contact's `email`) that no\n\
+record holds updates the survivor, which keeps its own. Events: the\n\
 survivor's `merged` (with `merged_from`), the other's `deleted` (with `merged_into`), and\n\
 an `updated` or `links_changed` for each record whose links moved.";
 

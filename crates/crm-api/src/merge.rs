@@ -182,18 +182,29 @@ pub(crate) async fn merged_away<R: Record>(
     id: String,
     read: bool,
 ) -> ApiError {
-    let found = state
-        .db(move |c| Ok(crm_db::repo::merges::survivor(c, ws, R::OBJECT, &id)?))
-        .await;
-    match found {
-        Ok(Some(survivor)) => ApiError::Merged {
-            location: format!("/api/v1/{}/{survivor}", R::OBJECT),
-            survivor,
-            redirect: read,
-        },
-        Ok(None) => ApiError::NotFound,
-        Err(e) => e,
+    match state.db(move |c| pointer::<R>(c, ws, &id, read)).await {
+        Ok(e) | Err(e) => e,
     }
+}
+
+/// The 404 (or, for a read, the 301) for `id`: pointing at the record it was merged into,
+/// if it was.
+pub(crate) fn pointer<R: Record>(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    read: bool,
+) -> ApiResult<ApiError> {
+    Ok(
+        match crm_db::repo::merges::survivor(c, ws, R::OBJECT, id)? {
+            Some(survivor) => ApiError::Merged {
+                location: format!("/api/v1/{}/{survivor}", R::OBJECT),
+                survivor,
+                redirect: read,
+            },
+            None => ApiError::NotFound,
+        },
+    )
 }
 
 /// Answers `result`, with a pointer to the survivor when it is a 404 for a merged-away id
@@ -266,8 +277,27 @@ pub async fn merge<R: Record>(
             let mut events = Vec::new();
             (m.relink)(c, &p, &req.other_id, &id, &mut events)?;
             crm_db::repo::records::purge(c, R::TABLE, ws, &req.other_id, None)?;
-            crm_db::repo::merges::remember(c, ws, R::OBJECT, &req.other_id, &id, p.actor_id())?;
             let after = R::update(c, &p, &survivor, input, custom)?;
+            let shown_after = shown::<R>(&after)?;
+            // The match values the merged-away record held and the survivor does not keep
+            // lead upserts to the survivor from now on.
+            let keys: Vec<(&str, &str)> = R::MATCH_ON
+                .iter()
+                .filter_map(|column| {
+                    let held = ow.get(*column)?.as_str()?;
+                    let kept = shown_after.get(*column).and_then(Value::as_str);
+                    (kept != Some(held)).then_some((*column, held))
+                })
+                .collect();
+            crm_db::repo::merges::remember(
+                c,
+                ws,
+                R::OBJECT,
+                &req.other_id,
+                &id,
+                p.actor_id(),
+                &keys,
+            )?;
             events.push(crate::events::event_row_noting(
                 &p,
                 R::EVENT,
@@ -283,7 +313,7 @@ pub async fn merge<R: Record>(
                 "merged",
                 &id,
                 Some(&shown::<R>(&survivor)?),
-                Some(&shown::<R>(&after)?),
+                Some(&shown_after),
                 Some(("merged_from", Value::String(req.other_id.clone()))),
             )?);
             crm_db::repo::events::append_many(c, ws, events)?;

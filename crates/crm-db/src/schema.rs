@@ -603,6 +603,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    record_merge_keys (workspace_id, object_type, match_column, value) {
+        workspace_id -> Text,
+        object_type -> Text,
+        match_column -> Text,
+        value -> Text,
+        survivor_id -> Text,
+    }
+}
+
+diesel::table! {
     record_merges (workspace_id, object_type, merged_id) {
         workspace_id -> Text,
         object_type -> Text,

@@ -751,3 +751,127 @@ async fn duplicate_companies_merge_with_their_deals_and_contacts() {
         .await;
     assert_eq!(v["data"][0]["records"][0]["id"], k1.as_str());
 }
+
+/// After a merge, what integrations knew the merged-away record by still reaches its
+/// survivor: an upsert on its external id or e-mail updates the survivor (which keeps its
+/// own values), an update or delete of its id answers 404 naming the survivor; the merge
+/// chains on, and a record that takes the value for itself wins over the merge.
+#[tokio::test]
+async fn upserts_and_batch_items_naming_a_merged_away_record_reach_the_survivor() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Other").await;
+    let keep = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "Ada", "email": "ada@example.com", "external_id": "erp-ada"}),
+    )
+    .await;
+    let gone = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "A.", "email": "a.king@example.com", "external_id": "erp-king"}),
+    )
+    .await;
+    let (st, v) = app
+        .post(
+            &format!("/api/v1/contacts/{keep}/merge"),
+            &a.token,
+            json!({"other_id": gone}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    let (st, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-king", "job_title": "Countess"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "A.King@example.com", "last_name": "King"}},
+                {"op": "update", "id": gone, "data": {"job_title": "Analyst"}},
+                {"op": "delete", "id": gone},
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().unwrap();
+    let statuses: Vec<u64> = r.iter().map(|x| x["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [200, 200, 404, 404], "{v}");
+    for x in &r[..2] {
+        assert_eq!(x["data"]["id"], keep.as_str(), "{v}");
+        assert_eq!(x["data"]["external_id"], "erp-ada", "{v}");
+        assert_eq!(x["data"]["email"], "ada@example.com", "{v}");
+    }
+    assert_eq!(r[1]["data"]["job_title"], "Countess");
+    assert_eq!(r[1]["data"]["last_name"], "King");
+    for x in &r[2..] {
+        assert_eq!(x["error"]["merged_into"], keep.as_str(), "{v}");
+    }
+    let (_, list) = app.get("/api/v1/contacts?count=true", &a.token).await;
+    assert_eq!(list["total"], 1, "nothing created again: {list}");
+
+    // Another workspace's values are its own.
+    let (st, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &b.token,
+            json!({"operations": [{"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-king", "first_name": "Other"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["results"][0]["status"].as_u64()),
+        (StatusCode::OK, Some(201)),
+        "{v}"
+    );
+
+    // The survivor merged on: the old values follow to the last survivor.
+    let last = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "Augusta", "external_id": "erp-augusta"}),
+    )
+    .await;
+    let (st, v) = app
+        .post(
+            &format!("/api/v1/contacts/{last}/merge"),
+            &a.token,
+            json!({"other_id": keep}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for key in ["erp-king", "erp-ada"] {
+        let (st, v) = app
+            .post(
+                "/api/v1/contacts/batch",
+                &a.token,
+                json!({"operations": [{"op": "upsert", "match_on": "external_id", "data": {"external_id": key, "tags": [key]}}]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["results"][0]["status"], 200, "{v}");
+        assert_eq!(v["results"][0]["data"]["id"], last.as_str(), "{v}");
+        assert_eq!(v["results"][0]["data"]["external_id"], "erp-augusta", "{v}");
+    }
+
+    // A record that holds the value itself wins over the merge.
+    let fresh = make(
+        &app,
+        &a,
+        "contacts",
+        json!({"first_name": "New", "external_id": "erp-king"}),
+    )
+    .await;
+    let (st, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [{"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-king", "job_title": "Fresh"}}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"]["id"], fresh.as_str(), "{v}");
+}

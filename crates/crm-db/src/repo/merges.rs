@@ -143,8 +143,9 @@ pub fn move_links(
     Ok(())
 }
 
-/// Remembers that `merged_id` was merged into `survivor_id`; ids merged into `merged_id`
-/// before now point at `survivor_id` too.
+/// Remembers that `merged_id` was merged into `survivor_id`, and the match values (column,
+/// value) it held that the survivor does not; ids and values merged into `merged_id` before
+/// now point at `survivor_id` too.
 pub fn remember(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -152,14 +153,32 @@ pub fn remember(
     merged_id: &str,
     survivor_id: &str,
     by: &str,
+    keys: &[(&str, &str)],
 ) -> RepoResult<()> {
-    let mut b = SqlBuf::new(conn.dialect());
-    b.push("UPDATE record_merges SET survivor_id = ");
-    b.bind(Bind::Text(survivor_id.to_string()));
-    where_ws(&mut b, ws);
-    eq(&mut b, "object_type", object);
-    eq(&mut b, "survivor_id", merged_id);
-    b.execute(conn)?;
+    for table in ["record_merges", "record_merge_keys"] {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(&format!("UPDATE {table} SET survivor_id = "));
+        b.bind(Bind::Text(survivor_id.to_string()));
+        where_ws(&mut b, ws);
+        eq(&mut b, "object_type", object);
+        eq(&mut b, "survivor_id", merged_id);
+        b.execute(conn)?;
+    }
+    for (column, value) in keys {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("INSERT INTO record_merge_keys (workspace_id, object_type, match_column, value, survivor_id) VALUES (");
+        for (i, v) in [&ws.as_string(), object, column, value, survivor_id]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.bind(Bind::Text(v.to_string()));
+        }
+        b.push(") ON CONFLICT (workspace_id, object_type, match_column, value) DO UPDATE SET survivor_id = excluded.survivor_id");
+        b.execute(conn)?;
+    }
     let mut b = SqlBuf::new(conn.dialect());
     b.push("INSERT INTO record_merges (workspace_id, object_type, merged_id, survivor_id, merged_at, merged_by) VALUES (");
     for (i, v) in [&ws.as_string(), object, merged_id, survivor_id]
@@ -178,6 +197,32 @@ pub fn remember(
     b.push(")");
     b.execute(conn)?;
     Ok(())
+}
+
+/// The live or archived records of `table` that absorbed records holding one of `values` in
+/// `column` (see [`remember`]): (value, survivor id, archived), like
+/// [`super::records::find_many_by`].
+pub fn aliases(
+    conn: &mut DbConnection,
+    table: &'static str,
+    object: &'static str,
+    column: &'static str,
+    ws: WorkspaceId,
+    values: &[String],
+) -> RepoResult<Vec<(String, String, bool)>> {
+    super::records::holders(conn, values, "k.value", &|b| {
+        b.push(&format!(
+            "SELECT k.value AS value, t.id AS id, t.archived_at AS archived_at \
+             FROM record_merge_keys k JOIN {table} t \
+             ON t.workspace_id = k.workspace_id AND t.id = k.survivor_id \
+             WHERE k.workspace_id = "
+        ));
+        b.bind(Bind::Text(ws.as_string()));
+        b.push(" AND k.object_type = ");
+        b.bind(Bind::Text(object.to_string()));
+        b.push(" AND k.match_column = ");
+        b.bind(Bind::Text(column.to_string()));
+    })
 }
 
 /// The record `id` was merged into, if it was.

@@ -189,6 +189,22 @@ pub fn find_many_by(
     ws: WorkspaceId,
     values: &[String],
 ) -> RepoResult<Vec<(String, String, bool)>> {
+    holders(conn, values, column, &|b| {
+        b.push(&format!(
+            "SELECT {column} AS value, id, archived_at FROM {table} WHERE workspace_id = "
+        ));
+        b.bind(Bind::Text(ws.as_string()));
+    })
+}
+
+/// (value, id, archived) for each of `values` that `head`'s query (a `SELECT value, id,
+/// archived_at … WHERE …`) finds with `column IN (…)`, in one query per 500 values.
+pub(crate) fn holders(
+    conn: &mut DbConnection,
+    values: &[String],
+    column: &str,
+    head: &dyn Fn(&mut SqlBuf),
+) -> RepoResult<Vec<(String, String, bool)>> {
     #[derive(QueryableByName)]
     struct Found {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -201,10 +217,7 @@ pub fn find_many_by(
     let mut out = Vec::with_capacity(values.len());
     for chunk in values.chunks(IN_CHUNK) {
         let mut b = SqlBuf::new(conn.dialect());
-        b.push(&format!(
-            "SELECT {column} AS value, id, archived_at FROM {table} WHERE workspace_id = "
-        ));
-        b.bind(Bind::Text(ws.as_string()));
+        head(&mut b);
         b.push(&format!(" AND {column} IN ("));
         for (i, v) in chunk.iter().enumerate() {
             if i > 0 {
