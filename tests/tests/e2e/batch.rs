@@ -612,3 +612,116 @@ async fn concurrent_bulk_batches_claiming_the_same_values_conflict_per_item() {
         50
     );
 }
+
+/// A batch of deletes archives its records together: each live record's item is a 204 with
+/// its `archived` event, an id of no live record is its own 404 (naming the survivor of a
+/// merge), and an atomic batch with such an id archives nothing.
+#[tokio::test]
+async fn batches_of_deletes_archive_in_bulk_and_answer_each_item() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Other").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let c = contact(
+            &app,
+            &a.token,
+            json!({"email": format!("d{i}@example.com")}),
+        )
+        .await;
+        ids.push(c["id"].as_str().unwrap().to_string());
+    }
+    let theirs = contact(&app, &b.token, json!({"email": "theirs@example.com"})).await;
+    let s = app
+        .delete(&format!("/api/v1/contacts/{}", ids[1]), &a.token)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/contacts/{}/merge", ids[3]),
+            &a.token,
+            json!({"other_id": ids[2]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Atomic, with an archived record among them: nothing is archived.
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "delete", "id": ids[0]},
+                {"op": "delete", "id": ids[1]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [424, 404]);
+    let (s, _) = app
+        .get(&format!("/api/v1/contacts/{}", ids[0]), &a.token)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let before = batch_items(&app, "contacts").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "delete", "id": ids[0]},
+                {"op": "delete", "id": ids[1]},
+                {"op": "delete", "id": ids[2]},
+                {"op": "delete", "id": theirs["id"]},
+                {"op": "delete", "id": ids[3]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [204, 404, 404, 404, 204]);
+    assert_eq!(
+        v["results"][2]["error"]["merged_into"],
+        ids[3].as_str(),
+        "{v}"
+    );
+    assert!(v["results"][3]["error"].get("merged_into").is_none(), "{v}");
+    let after = batch_items(&app, "contacts").await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (5, 0),
+        "written in bulk"
+    );
+    for id in [&ids[0], &ids[3]] {
+        let (s, _) = app.get(&format!("/api/v1/contacts/{id}"), &a.token).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let (s, _) = app
+        .get(
+            &format!("/api/v1/contacts/{}", theirs["id"].as_str().unwrap()),
+            &b.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "another workspace's record stands");
+    let (_, feed) = app
+        .get("/api/v1/events?types=contact.archived&limit=100", &a.token)
+        .await;
+    let archived: Vec<&str> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["record_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        archived,
+        [ids[1].as_str(), ids[0].as_str(), ids[3].as_str()]
+    );
+    let (_, restored) = app
+        .post(
+            &format!("/api/v1/contacts/{}/restore", ids[0]),
+            &a.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(restored["id"], ids[0].as_str(), "{restored}");
+    assert!(restored["archived_at"].is_null(), "{restored}");
+}
