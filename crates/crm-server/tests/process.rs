@@ -67,6 +67,14 @@ struct Server {
     port: u16,
 }
 
+/// A test that fails part-way leaves no server running behind it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A fresh database for one test, on the backend `CRM_TEST_DB` names: its URL, and the
 /// temporary directory (SQLite) that must outlive the servers using it.
 fn database() -> (String, tempfile::TempDir) {
