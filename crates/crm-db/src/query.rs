@@ -43,6 +43,16 @@ impl SqlBuf {
         self.sql.push_str(s);
         self
     }
+    /// Binds each value, separated by commas (the inside of an `IN (…)` or `VALUES (…)`).
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Bind>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
     pub fn bind(&mut self, b: Bind) -> &mut Self {
         self.binds.push(b);
         match self.dialect {

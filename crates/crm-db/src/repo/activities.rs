@@ -139,12 +139,7 @@ pub fn missing_records(
     ));
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.bind(Bind::Text(id.clone()));
-    }
+    b.bind_list(ids.iter().map(|id| Bind::Text(id.clone())));
     b.push(")");
     let found: Vec<String> = b.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect();
     Ok(ids.iter().filter(|i| !found.contains(i)).cloned().collect())
@@ -271,12 +266,7 @@ pub fn calendar(
     b.push("SELECT a.* FROM activities a WHERE a.workspace_id = ");
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND a.archived_at IS NULL AND a.status <> 'cancelled' AND a.assignee_id IN (");
-    for (i, u) in users.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.bind(Bind::Text(u.clone()));
-    }
+    b.bind_list(users.iter().map(|u| Bind::Text(u.clone())));
     b.push(") AND ((a.activity_type = 'meeting' AND a.start_at < ");
     b.bind(Bind::Ts(to));
     b.push(" AND (a.end_at > ");

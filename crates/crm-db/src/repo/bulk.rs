@@ -140,12 +140,7 @@ where
         b.push(&format!("SELECT * FROM {table} WHERE workspace_id = "));
         b.bind(Bind::Text(ws.as_string()));
         b.push(" AND id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Bind::Text(id.clone()));
-        }
+        b.bind_list(chunk.iter().map(|id| Bind::Text(id.clone())));
         b.push(") ORDER BY id");
         if lock && conn.dialect() == Dialect::Postgres {
             b.push(" FOR UPDATE");

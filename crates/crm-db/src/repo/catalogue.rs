@@ -73,12 +73,7 @@ pub fn products_by_ids(
     b.push("SELECT * FROM products WHERE workspace_id = ");
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.bind(Bind::Text(id.clone()));
-    }
+    b.bind_list(ids.iter().map(|id| Bind::Text(id.clone())));
     b.push(")");
     Ok(b.load(conn)?)
 }

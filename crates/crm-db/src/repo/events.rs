@@ -63,12 +63,7 @@ pub fn append_many(
                 Bind::Text(r.changes),
                 Bind::Ts(r.occurred_at),
             ];
-            for (j, v) in values.into_iter().enumerate() {
-                if j > 0 {
-                    b.push(", ");
-                }
-                b.bind(v);
-            }
+            b.bind_list(values);
             b.push(")");
         }
         b.execute(conn)?;

@@ -94,12 +94,7 @@ pub fn prune_deliveries(
                 b.push(&format!("DELETE FROM {table} WHERE workspace_id = "));
                 ws_text(&mut b, ws);
                 b.push(&format!(" AND {column} IN ("));
-                for (i, id) in part.iter().enumerate() {
-                    if i > 0 {
-                        b.push(", ");
-                    }
-                    b.bind(Bind::Text(id.clone()));
-                }
+                b.bind_list(part.iter().map(|id| Bind::Text(id.clone())));
                 b.push(")");
                 b.execute(conn)?;
             }

@@ -167,29 +167,21 @@ pub fn remember(
     for (column, value) in keys {
         let mut b = SqlBuf::new(conn.dialect());
         b.push("INSERT INTO record_merge_keys (workspace_id, object_type, match_column, value, survivor_id) VALUES (");
-        for (i, v) in [&ws.as_string(), object, column, value, survivor_id]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Bind::Text(v.to_string()));
-        }
+        b.bind_list(
+            [&ws.as_string(), object, column, value, survivor_id]
+                .into_iter()
+                .map(|v| Bind::Text(v.to_string())),
+        );
         b.push(") ON CONFLICT (workspace_id, object_type, match_column, value) DO UPDATE SET survivor_id = excluded.survivor_id");
         b.execute(conn)?;
     }
     let mut b = SqlBuf::new(conn.dialect());
     b.push("INSERT INTO record_merges (workspace_id, object_type, merged_id, survivor_id, merged_at, merged_by) VALUES (");
-    for (i, v) in [&ws.as_string(), object, merged_id, survivor_id]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            b.push(", ");
-        }
-        b.bind(Bind::Text(v.to_string()));
-    }
+    b.bind_list(
+        [&ws.as_string(), object, merged_id, survivor_id]
+            .into_iter()
+            .map(|v| Bind::Text(v.to_string())),
+    );
     b.push(", ");
     b.bind(Bind::Ts(crm_domain::values_time::now()));
     b.push(", ");

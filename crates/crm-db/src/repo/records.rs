@@ -107,12 +107,7 @@ pub fn archive_many(
         b.push(", version = version + 1 WHERE workspace_id = ");
         b.bind(Bind::Text(ws.as_string()));
         b.push(" AND archived_at IS NULL AND id IN (");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Bind::Text(id.clone()));
-        }
+        b.bind_list(chunk.iter().map(|id| Bind::Text(id.clone())));
         b.push(")");
         archived += b.execute(conn)?;
     }
@@ -250,12 +245,7 @@ pub(crate) fn holders(
         let mut b = SqlBuf::new(conn.dialect());
         head(&mut b);
         b.push(&format!(" AND {column} IN ("));
-        for (i, v) in chunk.iter().enumerate() {
-            if i > 0 {
-                b.push(", ");
-            }
-            b.bind(Bind::Text(v.clone()));
-        }
+        b.bind_list(chunk.iter().map(|v| Bind::Text(v.clone())));
         b.push(")");
         let rows: Vec<Found> = b.load(conn)?;
         out.extend(
