@@ -193,7 +193,7 @@ impl Modify for ExportObjects {
         assignment_rules::list_assignment_rules, assignment_rules::create_assignment_rule, assignment_rules::get_assignment_rule,
         assignment_rules::update_assignment_rule, assignment_rules::delete_assignment_rule,
         pipelines::list_pipelines, pipelines::create_pipeline, pipelines::get_pipeline, pipelines::update_pipeline,
-        pipelines::delete_pipeline, pipelines::create_stage, pipelines::update_stage, pipelines::order_stages,
+        pipelines::delete_pipeline, pipelines::restore_pipeline, pipelines::create_stage, pipelines::update_stage, pipelines::order_stages,
         pipelines::delete_stage, pipelines::pipeline_board,
         deals::list_deals, deals::batch_deals, deals::search_deals, deals::create_deal, deals::get_deal,
         deals::update_deal, deals::delete_deal, deals::restore_deal, deals::stage_history,

@@ -173,6 +173,25 @@ async fn a_new_workspace_has_a_default_pipeline_and_deals_start_in_its_first_sta
         StatusCode::OK,
         "deals of an archived pipeline stay readable"
     );
+
+    // Restored, it takes deals again; it is not live twice, nor restored from another
+    // workspace.
+    let restore = format!("/api/v1/pipelines/{}/restore", p["id"].as_str().unwrap());
+    let b = app.workspace("Other").await;
+    let (s, _) = app.post(&restore, &b.token, json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = app.post(&restore, &a.token, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["archived_at"].is_null(), "{v}");
+    assert_eq!(v["is_default"], false, "{v}");
+    let late = create_deal(&app, &a, json!({"name": "Late", "pipeline_id": p["id"]})).await;
+    assert_eq!(late["pipeline_id"], p["id"]);
+    let (s, _) = app.post(&restore, &a.token, json!({})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, feed) = app
+        .get("/api/v1/events?types=pipeline.restored", &a.token)
+        .await;
+    assert_eq!(feed["data"][0]["record_id"], p["id"], "{feed}");
 }
 
 #[tokio::test]

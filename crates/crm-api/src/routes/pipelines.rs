@@ -227,11 +227,27 @@ async fn change_pipeline(
         + Send
         + 'static,
 ) -> ApiResult<Pipeline> {
+    change_pipeline_in(state, p, id, if_match, verb, false, change).await
+}
+
+/// [`change_pipeline`] of a live pipeline, or (`archived`) of an archived one; 404 for the
+/// other.
+async fn change_pipeline_in(
+    state: &AppState,
+    p: Principal,
+    id: String,
+    if_match: IfMatch,
+    verb: &'static str,
+    archived: bool,
+    change: impl FnOnce(&mut DbConnection, &Principal, &PipelineRow) -> ApiResult<Vec<Change>>
+        + Send
+        + 'static,
+) -> ApiResult<Pipeline> {
     p.require(Permission::PipelinesWrite)?;
     state
         .tx(move |c| {
             let current = repo::get(c, p.workspace, &id)?;
-            if current.archived_at.is_some() {
+            if current.archived_at.is_some() != archived {
                 return Err(ApiError::NotFound);
             }
             crm_db::repo::records::check_version(current.version, if_match.0)?;
@@ -477,6 +493,34 @@ pub async fn delete_pipeline(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Restore an archived pipeline: deals can move into it again. It comes back as it was
+/// archived, not the default (404 for a live pipeline).
+#[utoipa::path(post, path = "/api/v1/pipelines/{id}/restore", tag = "pipelines", operation_id = "restore_pipeline",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The restored pipeline", body = Pipeline, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
+#[post("/pipelines/{id}/restore")]
+pub async fn restore_pipeline(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    id: web::Path<String>,
+    if_match: IfMatch,
+) -> ApiResult<HttpResponse> {
+    let pipeline = change_pipeline_in(
+        &state,
+        p,
+        id.into_inner(),
+        if_match,
+        "restored",
+        true,
+        |c, p, cur| {
+            repo::update(c, p.workspace, cur, &cur.name, cur.is_default, None)?;
+            Ok(Vec::new())
+        },
+    )
+    .await?;
+    Ok(respond(actix_web::http::StatusCode::OK, pipeline))
 }
 
 /// Renumbers stages 0..n in the given order.
@@ -932,6 +976,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_pipeline)
         .service(update_pipeline)
         .service(delete_pipeline)
+        .service(restore_pipeline)
         .service(create_stage)
         .service(order_stages)
         .service(update_stage)
