@@ -1047,3 +1047,50 @@ async fn a_deal_timeline_holds_its_activities_and_stage_changes_newest_first() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// A stage that turns won or lost closes the deals in it as of when each entered it, and
+/// opens them again when it turns open; deals in other stages are left alone.
+#[tokio::test]
+async fn changing_a_stages_kind_closes_or_reopens_its_deals() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, pl) = app
+        .post(
+            "/api/v1/pipelines",
+            &a.token,
+            json!({"name": "Renewals", "stages": [{"name": "Intro", "probability": 10}, {"name": "Review", "probability": 60}, {"name": "Signed", "probability": 100, "kind": "won"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{pl}");
+    let pid = pl["id"].as_str().unwrap().to_string();
+    let review = stage_id(&pl, "Review");
+    let intro = stage_id(&pl, "Intro");
+    let inside = create_deal(&app, &a, json!({"name": "In review", "stage_id": review})).await;
+    let outside = create_deal(&app, &a, json!({"name": "Early", "stage_id": intro})).await;
+    let stage = format!("/api/v1/pipelines/{pid}/stages/{review}");
+    let deal = |d: &Value| format!("/api/v1/deals/{}", d["id"].as_str().unwrap());
+
+    let (s, v) = app.patch(&stage, &a.token, json!({"kind": "won"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, got) = app.get(&deal(&inside), &a.token).await;
+    assert_eq!(got["closed_at"], got["stage_changed_at"], "{got}");
+    assert!(got["closed_at"].is_string(), "{got}");
+    let (_, early) = app.get(&deal(&outside), &a.token).await;
+    assert_eq!(early, outside, "a deal of another stage is left alone");
+    let (_, feed) = app.get("/api/v1/events?types=deal.updated", &a.token).await;
+    let ev = &feed["data"][0];
+    assert_eq!(ev["record_id"], inside["id"], "{feed}");
+    assert!(ev["changes"]["closed_at"]["old"].is_null(), "{ev}");
+    assert_eq!(ev["changes"]["closed_at"]["new"], got["closed_at"], "{ev}");
+
+    // Won to lost: still closed, as of the same time.
+    let (s, v) = app.patch(&stage, &a.token, json!({"kind": "lost"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, lost) = app.get(&deal(&inside), &a.token).await;
+    assert_eq!(lost, got, "unchanged");
+
+    let (s, v) = app.patch(&stage, &a.token, json!({"kind": "open"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, open) = app.get(&deal(&inside), &a.token).await;
+    assert!(open["closed_at"].is_null(), "{open}");
+}

@@ -17,7 +17,8 @@ use crate::routes::deals::Deals;
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, put, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_db::models::{PipelineRow, StageRow};
+use crm_db::models::{DealRow, PipelineRow, StageRow};
+use crm_db::repo::bulk::rows_by_id;
 use crm_db::repo::deals::BoardFilter;
 use crm_db::repo::pipelines as repo;
 use crm_db::DbConnection;
@@ -27,6 +28,7 @@ use crm_domain::{new_id, FieldError, Permission, WorkspaceId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use utoipa::ToSchema;
 use validator::Validate;
 
@@ -622,6 +624,10 @@ pub async fn create_stage(
 }
 
 /// Rename, re-weight, re-kind, archive or restore a stage (merge-patch).
+///
+/// A stage whose `kind` turns from `open` to `won` or `lost` closes its deals: each one's
+/// `closed_at` becomes the time it entered the stage. Turned back to `open`, its deals' `closed_at`
+/// is cleared. Each deal changed gets a `deal.updated` event.
 #[utoipa::path(patch, path = "/api/v1/pipelines/{id}/stages/{stage_id}", tag = "pipelines", operation_id = "update_stage",
     request_body(content = UpdateStage, content_type = "application/merge-patch+json"),
     params(("id" = String, Path), ("stage_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The pipeline's ETag")),
@@ -644,6 +650,8 @@ pub async fn update_stage(
     let (id, stage_id) = path.into_inner();
     let pipeline = change_pipeline(&state, p, id, if_match, "updated", move |c, p, cur| {
         let mut s = stage_in(c, p.workspace, &cur.id, &stage_id)?;
+        let closed = |s: &StageRow| StageKind::parse(&s.kind).is_some_and(|k| k.is_closed());
+        let was_closed = closed(&s);
         let t = now();
         if let Some(n) = name {
             s.name = n;
@@ -671,7 +679,31 @@ pub async fn update_stage(
                 "a pipeline needs at least one live open stage",
             ));
         }
-        Ok(Vec::new())
+        if closed(&s) == was_closed {
+            return Ok(Vec::new());
+        }
+        // Its deals close (as of when each entered the stage) or open again.
+        let ws = p.workspace;
+        let ids: Vec<String> = crm_db::repo::deals::ids_in_stage(c, ws, &s.id)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let before: HashMap<String, DealRow> = rows_by_id::<DealRow>(c, "deals", ws, &ids)?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        let changed = crm_db::repo::deals::reclose_stage(c, ws, &s.id, closed(&s))?;
+        let mut changes = Vec::with_capacity(changed.len());
+        for after in rows_by_id::<DealRow>(c, "deals", ws, &changed)? {
+            let was = before.get(&after.id);
+            changes.push(records::change::<Deals>(
+                "updated",
+                &after.id,
+                was,
+                Some(&after),
+            )?);
+        }
+        Ok(changes)
     })
     .await?;
     Ok(respond(actix_web::http::StatusCode::OK, pipeline))

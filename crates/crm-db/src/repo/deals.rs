@@ -206,6 +206,52 @@ pub fn ids_in_stage(
     Ok(rows.into_iter().map(|(id, a)| (id, a.is_some())).collect())
 }
 
+/// After stage `stage_id` turned closed (won or lost) or open again: its deals' `closed_at`
+/// becomes the time each entered the stage, or none. Returns the ids of the deals changed,
+/// in id order.
+pub fn reclose_stage(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    stage_id: &str,
+    closed: bool,
+) -> RepoResult<Vec<String>> {
+    let changed: Vec<String> = deals::table
+        .filter(deals::workspace_id.eq(ws.as_string()))
+        .filter(deals::stage_id.eq(stage_id))
+        .filter(deals::closed_at.is_null().eq(closed))
+        .select(deals::id)
+        .order(deals::id.asc())
+        .load(conn)?;
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    let now = crm_domain::values_time::now();
+    let target = diesel::update(
+        deals::table
+            .filter(deals::workspace_id.eq(ws.as_string()))
+            .filter(deals::stage_id.eq(stage_id))
+            .filter(deals::closed_at.is_null().eq(closed)),
+    );
+    if closed {
+        target
+            .set((
+                deals::closed_at.eq(deals::stage_changed_at.nullable()),
+                deals::updated_at.eq(now),
+                deals::version.eq(deals::version + 1),
+            ))
+            .execute(conn)?;
+    } else {
+        target
+            .set((
+                deals::closed_at.eq(None::<NaiveDateTime>),
+                deals::updated_at.eq(now),
+                deals::version.eq(deals::version + 1),
+            ))
+            .execute(conn)?;
+    }
+    Ok(changed)
+}
+
 /// Moves an archived deal to another stage of its pipeline, recording the change; live
 /// deals move through the record update so they also emit their events.
 pub fn move_archived(
