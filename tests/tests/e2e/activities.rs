@@ -323,6 +323,28 @@ async fn calendar_for_a_user_and_a_team() {
         )
         .await;
     assert_eq!(ids(&cal), vec![id(&meeting), id(&theirs), id(&call)]);
+    assert_eq!(cal["truncated"], false);
+    assert!(cal.get("next_cursor").is_none(), "{cal}");
+
+    // Page by page, the same activities in the same order.
+    let team_q = format!("{range}&team_id={}", team["id"].as_str().unwrap());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..4 {
+        let q = match &cursor {
+            Some(c) => format!("{team_q}&limit=2&cursor={c}"),
+            None => format!("{team_q}&limit=2"),
+        };
+        let (s, page) = app.get(&format!("/api/v1/calendar?{q}"), &a.token).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        seen.extend(ids(&page));
+        cursor = page["next_cursor"].as_str().map(String::from);
+        assert_eq!(page["truncated"], cursor.is_some(), "{page}");
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, vec![id(&meeting), id(&theirs), id(&call)]);
 
     // Range checks.
     for (q, field) in [
@@ -337,6 +359,14 @@ async fn calendar_for_a_user_and_a_team() {
         (
             "from=2026-12-02T00:00:00Z&to=2026-12-03T00:00:00Z&week=1",
             "week",
+        ),
+        (
+            "from=2026-12-02T00:00:00Z&to=2026-12-03T00:00:00Z&limit=0",
+            "limit",
+        ),
+        (
+            "from=2026-12-02T00:00:00Z&to=2026-12-03T00:00:00Z&cursor=nonsense",
+            "cursor",
         ),
     ] {
         let (s, v) = app.get(&format!("/api/v1/calendar?{q}"), &a.token).await;

@@ -420,6 +420,9 @@ pub struct CalendarPage {
     pub to: DateTime<Utc>,
     /// Meetings overlapping the range and tasks and calls due in it, by time.
     pub data: Vec<Activity>,
-    /// True when the range held more than the 2000 activities shown.
+    /// True when the range holds more than this page.
     pub truncated: bool,
+    /// Gives the next page as `cursor` (same range and calendar); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

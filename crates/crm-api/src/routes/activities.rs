@@ -260,12 +260,15 @@ fn time_param(name: &str, v: Option<&String>) -> ApiResult<NaiveDateTime> {
 /// Meetings assigned to the user (or to the team's members) that overlap `[from, to)` and
 /// tasks and calls due in it, by time; cancelled and archived activities are left out. The
 /// range spans at most 92 days. Without `user_id` or `team_id`, the caller's calendar.
+/// A page holds `limit` activities (at most 2000); `next_cursor` gives the next.
 #[utoipa::path(get, path = "/api/v1/calendar", tag = "activities", operation_id = "get_calendar",
     params(
         ("from" = String, Query, description = "Start of the range (RFC 3339)", max_length = 64),
         ("to" = String, Query, description = "End of the range, exclusive (RFC 3339), at most 92 days after `from`", max_length = 64),
         ("user_id" = Option<String>, Query, description = "Whose calendar (default: the caller)", max_length = 36),
-        ("team_id" = Option<String>, Query, description = "A team: its members' calendars together", max_length = 36)),
+        ("team_id" = Option<String>, Query, description = "A team: its members' calendars together", max_length = 36),
+        ("limit" = Option<i64>, Query, description = "Activities per page (default and most: 2000)", minimum = 1, maximum = 2000),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the page before", max_length = 4096)),
     responses((status = 200, description = "The calendar", body = CalendarPage), ReadErrors), security(("bearer" = [])))]
 #[get("/calendar")]
 pub async fn get_calendar(
@@ -275,15 +278,39 @@ pub async fn get_calendar(
 ) -> ApiResult<web::Json<CalendarPage>> {
     p.require(Permission::ActivitiesRead)?;
     let mut params: Map<String, Value> = Map::new();
+    let mut limit = CALENDAR_MAX;
+    let mut after = None;
     for (k, v) in &q.0 {
-        if !matches!(k.as_str(), "from" | "to" | "user_id" | "team_id") {
-            return Err(ApiError::field(
-                k,
-                "unknown_parameter",
-                format!("unknown parameter `{k}`"),
-            ));
+        match k.as_str() {
+            "from" | "to" | "user_id" | "team_id" => {
+                params.insert(k.clone(), Value::from(v.clone()));
+            }
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=CALENDAR_MAX).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "limit",
+                            "out_of_range",
+                            format!("must be between 1 and {CALENDAR_MAX}"),
+                        )
+                    })?
+            }
+            "cursor" => {
+                let (at, key) = cursor_key(v)?;
+                let id = string(&key, "id").ok_or_else(bad_cursor)?;
+                after = Some((at, id));
+            }
+            _ => {
+                return Err(ApiError::field(
+                    k,
+                    "unknown_parameter",
+                    format!("unknown parameter `{k}`"),
+                ))
+            }
         }
-        params.insert(k.clone(), Value::from(v.clone()));
     }
     let get = |k: &str| params.get(k).and_then(Value::as_str).map(String::from);
     let from = time_param("from", get("from").as_ref())?;
@@ -306,7 +333,7 @@ pub async fn get_calendar(
     if team_id.is_some() {
         p.require(Permission::TeamsRead)?;
     }
-    let rows = state
+    let mut rows = state
         .db(move |c| {
             let users = match (user_id, team_id) {
                 (Some(_), Some(_)) => {
@@ -359,22 +386,24 @@ pub async fn get_calendar(
                 c,
                 p.workspace,
                 &users,
-                from,
-                to,
-                CALENDAR_MAX + 1,
+                (from, to),
+                after,
+                limit + 1,
             )?)
         })
         .await?;
-    let truncated = rows.len() as i64 > CALENDAR_MAX;
+    let truncated = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = rows.last().filter(|_| truncated).map(|r| {
+        let at = r.start_at.or(r.due_at).unwrap_or(from);
+        URL_SAFE_NO_PAD.encode(json!({"at": rfc3339(at), "id": r.id}).to_string())
+    });
     Ok(web::Json(CalendarPage {
         from: crate::dto::common::utc(from),
         to: crate::dto::common::utc(to),
-        data: rows
-            .into_iter()
-            .take(CALENDAR_MAX as usize)
-            .map(Activity::from)
-            .collect(),
+        data: rows.into_iter().map(Activity::from).collect(),
         truncated,
+        next_cursor,
     }))
 }
 
@@ -505,22 +534,31 @@ fn encode_cursor(r: &TimelineRow) -> String {
     URL_SAFE_NO_PAD.encode(json!({"at": rfc3339(r.at), "k": r.kind, "id": r.id}).to_string())
 }
 
-fn decode_cursor(s: &str) -> ApiResult<TimelineKey> {
-    let bad = || ApiError::field("cursor", "invalid_cursor", "the cursor is not valid");
+fn bad_cursor() -> ApiError {
+    ApiError::field("cursor", "invalid_cursor", "the cursor is not valid")
+}
+
+/// A cursor's time (`at`) and the rest of its key.
+fn cursor_key(s: &str) -> ApiResult<(NaiveDateTime, Value)> {
     if s.len() > crate::listing::MAX_CURSOR_CHARS {
-        return Err(bad());
+        return Err(bad_cursor());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad_cursor())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad_cursor())?;
     let at = v
         .get("at")
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .ok_or_else(bad)?;
+        .ok_or_else(bad_cursor)?;
+    Ok((at.naive_utc(), v))
+}
+
+fn decode_cursor(s: &str) -> ApiResult<TimelineKey> {
+    let (at, v) = cursor_key(s)?;
     Ok(TimelineKey {
-        at: at.naive_utc(),
-        kind: string(&v, "k").ok_or_else(bad)?,
-        id: string(&v, "id").ok_or_else(bad)?,
+        at,
+        kind: string(&v, "k").ok_or_else(bad_cursor)?,
+        id: string(&v, "id").ok_or_else(bad_cursor)?,
     })
 }
 

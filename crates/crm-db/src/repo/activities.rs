@@ -250,13 +250,14 @@ pub fn update_activity(
 }
 
 /// Live, not cancelled activities assigned to `users` that belong in `[from, to)`:
-/// meetings overlapping it, tasks and calls due in it; by time, then id.
+/// meetings overlapping it, tasks and calls due in it; by time (`start_at`, else `due_at`),
+/// then id; after the (time, id) `after`, when given.
 pub fn calendar(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     users: &[String],
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    after: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> RepoResult<Vec<ActivityRow>> {
     if users.is_empty() {
@@ -277,7 +278,17 @@ pub fn calendar(
     b.bind(Bind::Ts(from));
     b.push(" AND a.due_at < ");
     b.bind(Bind::Ts(to));
-    b.push(")) ORDER BY COALESCE(a.start_at, a.due_at), a.id LIMIT ");
+    b.push("))");
+    if let Some((at, id)) = after {
+        b.push(" AND (COALESCE(a.start_at, a.due_at) > ");
+        b.bind(Bind::Ts(at));
+        b.push(" OR (COALESCE(a.start_at, a.due_at) = ");
+        b.bind(Bind::Ts(at));
+        b.push(" AND a.id > ");
+        b.bind(Bind::Text(id));
+        b.push("))");
+    }
+    b.push(" ORDER BY COALESCE(a.start_at, a.due_at), a.id LIMIT ");
     b.bind(Bind::Int(limit));
     Ok(b.load(conn)?)
 }
