@@ -515,7 +515,7 @@ fn run_all<R: Record>(
                 // An update or delete of a merged-away id points at the survivor, as the
                 // record's own endpoints do.
                 let e = match (&e, &op.id) {
-                    (ApiError::NotFound, Some(id)) if R::merge().is_some() => {
+                    (ApiError::NotFound, Some(id)) => {
                         crate::merge::pointer::<R>(c, p.workspace, id, false).map_err(Abort::Api)?
                     }
                     _ => e,
@@ -760,11 +760,8 @@ fn run_deletes<R: Record>(
                 });
             }
             _ => {
-                let e = if R::merge().is_some() {
-                    crate::merge::pointer::<R>(c, p.workspace, id, false).map_err(Abort::Api)?
-                } else {
-                    ApiError::NotFound
-                };
+                let e =
+                    crate::merge::pointer::<R>(c, p.workspace, id, false).map_err(Abort::Api)?;
                 results.push(failure(index, &e));
             }
         }
