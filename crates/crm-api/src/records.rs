@@ -335,6 +335,9 @@ pub(crate) fn patch_in<R: Record>(
     changes: &mut Vec<Change>,
     known: &mut Known,
 ) -> ApiResult<R::Row> {
+    // Locked as read, so that concurrent patches of a record queue rather than fail the
+    // version check of the update (a 412 the caller, without If-Match, did not ask for).
+    crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
     let current = R::get(c, p.workspace, id)?;
     if R::is_archived(&current) {
         return Err(ApiError::NotFound);
@@ -463,35 +466,24 @@ pub async fn patch<R: Record>(
     p.require(R::WRITE)?;
     let patch: Value = parse_json(&body.0)?;
     check_patch::<R>(&patch)?;
-    // Without If-Match the caller set no precondition: a write that lands between this
-    // request's read and its update is retried rather than answered with 412.
-    let expected = if_match.0;
-    let retries = if expected.is_none() { 3 } else { 0 };
-    let mut attempt = 0;
-    let ws = p.workspace;
-    let row = loop {
-        let (p, row_id, patch) = (p.clone(), id.clone(), patch.clone());
-        let result = state
-            .tx(move |c| {
-                let mut changes = Vec::new();
-                let row = patch_in::<R>(
-                    c,
-                    &p,
-                    &row_id,
-                    expected,
-                    &patch,
-                    &mut changes,
-                    &mut Known::default(),
-                )?;
-                flush::<R>(c, &p, changes)?;
-                Ok(row)
-            })
-            .await;
-        match result {
-            Err(ApiError::PreconditionFailed(_)) if attempt < retries => attempt += 1,
-            other => break crate::merge::or_merged::<R, _>(&state, ws, &id, false, other).await?,
-        }
-    };
+    let (ws, expected, row_id) = (p.workspace, if_match.0, id.clone());
+    let result = state
+        .tx(move |c| {
+            let mut changes = Vec::new();
+            let row = patch_in::<R>(
+                c,
+                &p,
+                &row_id,
+                expected,
+                &patch,
+                &mut changes,
+                &mut Known::default(),
+            )?;
+            flush::<R>(c, &p, changes)?;
+            Ok(row)
+        })
+        .await;
+    let row = crate::merge::or_merged::<R, _>(&state, ws, &id, false, result).await?;
     Ok(respond::<R>(actix_web::http::StatusCode::OK, row, false))
 }
 

@@ -37,6 +37,28 @@ pub fn state(
         .ok_or(RepoError::NotFound)
 }
 
+/// Locks a record's row until the caller's transaction ends (PostgreSQL; SQLite's write
+/// transaction already holds the database), so that a read-modify-write of it is not
+/// overtaken by another. A missing row locks nothing and is not an error here.
+pub fn lock(
+    conn: &mut DbConnection,
+    table: &'static str,
+    ws: WorkspaceId,
+    id: &str,
+) -> RepoResult<()> {
+    if conn.dialect() == crate::conn::Dialect::Sqlite {
+        return Ok(());
+    }
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!("SELECT 1 FROM {table} WHERE workspace_id = "));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND id = ");
+    b.bind(Bind::Text(id.to_string()));
+    b.push(" FOR UPDATE");
+    b.execute(conn)?;
+    Ok(())
+}
+
 /// Checks `If-Match` against the current version.
 pub fn check_version(current: i32, expected: Option<i32>) -> RepoResult<()> {
     match expected {
