@@ -104,8 +104,12 @@ fn uuid_of(id: &str) -> WorkResult<uuid::Uuid> {
     id.parse().map_err(ApiError::internal)
 }
 
-/// Queues deliveries for every active subscription; returns the workspaces that have one.
+/// Numbers every pending event (see `crm_db::repo::events::settle`), then queues deliveries
+/// for every active subscription; returns the workspaces that have one.
 fn dispatch_all(c: &mut DbConnection) -> WorkResult<Vec<WorkspaceId>> {
+    for ws in events::pending_workspaces(c)? {
+        events::settle(c, ws_of(&ws)?)?;
+    }
     let mut out = Vec::new();
     for ws in repo::workspaces_with_active(c)? {
         let ws = ws_of(&ws)?;

@@ -281,3 +281,110 @@ async fn concurrent_writes_get_gap_free_sequences_and_api_keys_are_actors() {
         StatusCode::OK
     );
 }
+
+/// Single writes and large batches change one contact concurrently while a reader follows
+/// the feed: the reader sees every event exactly once, numbered without gaps, and the
+/// contact's changes in the order they were made (each `old` is the previous `new`).
+#[tokio::test]
+async fn a_follower_of_the_feed_sees_concurrent_changes_once_and_in_order() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let a = app.workspace("Acme").await;
+    let (s, shared) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Shared", "job_title": "start"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{shared}");
+    let shared = shared["id"].as_str().unwrap().to_string();
+    let mut others = Vec::new();
+    for i in 0..80 {
+        let (s, c) = app
+            .post(
+                "/api/v1/contacts",
+                &a.token,
+                json!({"first_name": format!("O{i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        others.push(c["id"].as_str().unwrap().to_string());
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let (app, token, id) = (app.clone(), a.token.clone(), shared.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..8 {
+                let (s, v) = app
+                    .patch(
+                        &format!("/api/v1/contacts/{id}"),
+                        &token,
+                        json!({"job_title": format!("w{w}-{i}")}),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        }));
+    }
+    // Batches above the pending size: numbered from the counter while patches go pending.
+    let (app_b, token_b, id_b, others_b) = (app.clone(), a.token.clone(), shared.clone(), others);
+    writers.push(tokio::spawn(async move {
+        for round in 0..4 {
+            let mut ops = vec![json!({"op": "update", "id": id_b, "data": {"job_title": format!("batch-{round}")}})];
+            ops.extend(others_b.iter().map(
+                |o| json!({"op": "update", "id": o, "data": {"job_title": format!("b{round}")}}),
+            ));
+            let (s, v) = app_b
+                .post("/api/v1/contacts/batch", &token_b, json!({"operations": ops}))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+    }));
+    let reader = {
+        let (app, token, done) = (app.clone(), a.token.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut seen, mut after) = (Vec::<Value>::new(), String::new());
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = feed(&app, &token, &format!("?limit=37{after}")).await;
+                seen.extend(page["data"].as_array().unwrap().iter().cloned());
+                if let Some(c) = page["next_cursor"].as_str() {
+                    after = format!("&after={c}");
+                }
+                if finished && page["has_more"] == false {
+                    return seen;
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    // 81 creations, 24 patches, 4 batches of 81 updates.
+    let total = 81 + 24 + 4 * 81;
+    let seqs: Vec<i64> = seen
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<_>>());
+    let titles: Vec<(&str, &str)> = seen
+        .iter()
+        .filter(|e| e["record_id"] == shared.as_str() && e["type"] == "contact.updated")
+        .map(|e| {
+            let ch = &e["changes"]["job_title"];
+            (ch["old"].as_str().unwrap(), ch["new"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(titles.len(), 28);
+    assert_eq!(titles[0].0, "start");
+    for pair in titles.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "changes out of order: {titles:?}");
+    }
+    let (_, last) = app
+        .get(&format!("/api/v1/contacts/{shared}"), &a.token)
+        .await;
+    assert_eq!(last["job_title"], titles[27].1);
+}

@@ -91,6 +91,7 @@ pub async fn list_events(
     }
     let (rows, more) = state
         .db(move |c| {
+            repo::settle(c, p.workspace)?;
             let from = match &after {
                 Some(id) => seq_named(c, p.workspace, "after", id)?,
                 None => 0,
@@ -144,6 +145,7 @@ pub async fn audit_log(
     }
     let mut rows = state
         .db(move |c| {
+            repo::settle(c, p.workspace)?;
             if let Some(id) = &cursor {
                 f.before_seq = Some(seq_named(c, p.workspace, "cursor", id)?);
             }

@@ -1,6 +1,6 @@
 //! The events outbox: the change feed (`/events`, webhooks) and the audit log read it.
 
-use crate::conn::DbConnection;
+use crate::conn::{DbConnection, Dialect};
 use crate::error::RepoResult;
 use crate::models::EventRow;
 use crate::query::{Bind, SqlBuf};
@@ -8,26 +8,25 @@ use crate::schema::events;
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
 
-/// Draws the workspace's next sequence number. The counter row stays locked until the
-/// caller's transaction ends, so numbers are handed out in commit order and never skip.
-pub fn next_seq(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
-    super::records::next_in_counter(conn, "event_sequences", "last_seq", ws)
+/// Up to this many events of one transaction are written pending on PostgreSQL (see
+/// [`append_many`]); more (batches, imports) are numbered from the counter at once.
+const PENDING_AT_MOST: usize = 64;
+
+/// Appends an event in the caller's transaction (see [`append_many`]).
+pub fn append(conn: &mut DbConnection, ws: WorkspaceId, row: EventRow) -> RepoResult<()> {
+    append_many(conn, ws, vec![row])
 }
 
-/// Appends an event in the caller's transaction; `row.seq` is filled in here. Call it as
-/// the transaction's last writes: from the first append until commit, other writers of the
-/// workspace wait for the counter, so a row locked after it could deadlock.
-pub fn append(conn: &mut DbConnection, ws: WorkspaceId, mut row: EventRow) -> RepoResult<EventRow> {
-    row.seq = next_seq(conn, ws)?;
-    diesel::insert_into(events::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok(row)
-}
-
-/// Appends events in the caller's transaction, in order, as [`append`] does one by one:
-/// their sequence numbers are taken from the counter in one step, and the rows written up
-/// to [`super::bulk::ROWS_PER_STATEMENT`] per statement.
+/// Appends events in the caller's transaction, in order; their `seq` is set here. Call it
+/// as the transaction's last writes.
+///
+/// The feed's numbers are gap-free and in commit order per workspace: they come from the
+/// workspace's `event_sequences` row, locked from the draw to the commit. On PostgreSQL a
+/// transaction of a few events does not draw: its events are written pending
+/// (`seq = -nextval('event_pending')`), so concurrent writers commit side by side, and
+/// [`settle`] numbers them once committed. A larger set takes the lock (one short wait
+/// instead of rewriting each event), numbering every committed pending event first so that
+/// a record's changes keep their order. SQLite writers hold the database, so they draw.
 pub fn append_many(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -36,9 +35,17 @@ pub fn append_many(
     if rows.is_empty() {
         return Ok(());
     }
-    let n = rows.len() as i64;
-    let last = super::records::reserve_in_counter(conn, "event_sequences", "last_seq", ws, n)?;
-    let mut seq = last - n;
+    if conn.dialect() == Dialect::Postgres && rows.len() <= PENDING_AT_MOST {
+        return insert(conn, rows, None);
+    }
+    let first = number(conn, ws, rows.len() as i64)?;
+    insert(conn, rows, Some(first))
+}
+
+/// Writes `rows` numbered from `first` on, or pending when `first` is None, up to
+/// [`super::bulk::ROWS_PER_STATEMENT`] per statement.
+fn insert(conn: &mut DbConnection, rows: Vec<EventRow>, first: Option<i64>) -> RepoResult<()> {
+    let mut seq = first;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk = rows.by_ref().take(super::bulk::ROWS_PER_STATEMENT);
@@ -48,11 +55,20 @@ pub fn append_many(
              actor_type, actor_id, data, changes, occurred_at) VALUES ",
         );
         for (i, r) in chunk.enumerate() {
-            seq += 1;
             b.push(if i == 0 { "(" } else { ", (" });
+            b.bind(Bind::Text(r.workspace_id));
+            match seq.as_mut() {
+                Some(s) => {
+                    b.push(", ");
+                    b.bind(Bind::Int(*s));
+                    *s += 1;
+                }
+                None => {
+                    b.push(", -nextval('event_pending')");
+                }
+            }
+            b.push(", ");
             let values = [
-                Bind::Text(r.workspace_id),
-                Bind::Int(seq),
                 Bind::Text(r.id),
                 Bind::Text(r.event_type),
                 Bind::Text(r.record_type),
@@ -69,6 +85,60 @@ pub fn append_many(
         b.execute(conn)?;
     }
     Ok(())
+}
+
+/// Locks the workspace's counter until the transaction ends, numbers the committed pending
+/// events (PostgreSQL), then reserves `n` more numbers; the first of them.
+fn number(conn: &mut DbConnection, ws: WorkspaceId, n: i64) -> RepoResult<i64> {
+    use super::records::reserve_in_counter;
+    if conn.dialect() == Dialect::Sqlite {
+        return Ok(reserve_in_counter(conn, "event_sequences", "last_seq", ws, n)? - n + 1);
+    }
+    let base = reserve_in_counter(conn, "event_sequences", "last_seq", ws, 0)?;
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("UPDATE events SET seq = ");
+    b.bind(Bind::Int(base));
+    b.push(
+        " + p.rn FROM (SELECT seq AS old, row_number() OVER (ORDER BY seq DESC) AS rn \
+         FROM events WHERE workspace_id = ",
+    );
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND seq < 0) p WHERE events.workspace_id = ");
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND events.seq = p.old");
+    let settled = b.execute(conn)? as i64;
+    if settled + n > 0 {
+        reserve_in_counter(conn, "event_sequences", "last_seq", ws, settled + n)?;
+    }
+    Ok(base + settled + 1)
+}
+
+/// Numbers the workspace's committed pending events, in a transaction of its own (nested in
+/// the caller's, if any); a no-op on SQLite and when none is pending. Readers of the feed
+/// call it first, so that a change is in the feed as soon as its write has answered.
+pub fn settle(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<()> {
+    if conn.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let pending = events::table
+        .filter(events::workspace_id.eq(ws.as_string()))
+        .filter(events::seq.lt(0))
+        .select(events::seq)
+        .first::<i64>(conn)
+        .optional()?;
+    if pending.is_some() {
+        crate::conn::write_tx(conn, |c| number(c, ws, 0).map(drop))?;
+    }
+    Ok(())
+}
+
+/// The workspaces that have pending events (see [`settle`]).
+pub fn pending_workspaces(conn: &mut DbConnection) -> RepoResult<Vec<String>> {
+    Ok(events::table
+        .filter(events::seq.lt(0))
+        .select(events::workspace_id)
+        .distinct()
+        .load(conn)?)
 }
 
 /// The sequence number of an event, by id.
@@ -118,6 +188,7 @@ pub fn audit(
 ) -> RepoResult<Vec<EventRow>> {
     let mut q = events::table
         .filter(events::workspace_id.eq(ws.as_string()))
+        .filter(events::seq.gt(0))
         .into_boxed();
     if let Some(t) = &f.record_type {
         q = q.filter(events::record_type.eq(t.clone()));
@@ -134,9 +205,10 @@ pub fn audit(
     Ok(q.order(events::seq.desc()).limit(limit).load(conn)?)
 }
 
-/// The workspace's latest sequence number (0 before its first event).
+/// The workspace's latest sequence number (0 before its first event), after [`settle`].
 pub fn last_seq(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
     use crate::schema::event_sequences as es;
+    settle(conn, ws)?;
     Ok(es::table
         .filter(es::workspace_id.eq(ws.as_string()))
         .select(es::last_seq)

@@ -142,7 +142,7 @@ fn needed_from(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Option<i6
 }
 
 /// Deletes the workspace's events that occurred before `before` and that no webhook still
-/// needs, oldest first; how many. Walks the events in sequence order a chunk at a time (the
+/// needs, oldest first; how many (pending events stay: they are not numbered yet). Walks the events in sequence order a chunk at a time (the
 /// primary key; no index on time), stopping at the first that must stay.
 pub fn prune_events(
     conn: &mut DbConnection,
@@ -155,7 +155,7 @@ pub fn prune_events(
         let mut b = SqlBuf::new(conn.dialect());
         b.push("SELECT seq, occurred_at FROM events WHERE workspace_id = ");
         ws_text(&mut b, ws);
-        b.push(" ORDER BY seq LIMIT ");
+        b.push(" AND seq > 0 ORDER BY seq LIMIT ");
         b.bind(Bind::Int(CHUNK));
         let rows: Vec<EventAt> = b.load(conn)?;
         let old = rows
@@ -168,7 +168,7 @@ pub fn prune_events(
         let mut b = SqlBuf::new(conn.dialect());
         b.push("DELETE FROM events WHERE workspace_id = ");
         ws_text(&mut b, ws);
-        b.push(" AND seq <= ");
+        b.push(" AND seq > 0 AND seq <= ");
         b.bind(Bind::Int(last));
         total += b.execute(conn)?;
         if old < rows.len() || (rows.len() as i64) < CHUNK {

@@ -1,0 +1,2 @@
+DROP INDEX events_pending;
+DROP SEQUENCE event_pending;
