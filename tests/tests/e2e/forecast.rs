@@ -332,6 +332,13 @@ async fn the_forecast_sums_exactly_per_period_and_group_against_quotas() {
         json!({"user_id": a_id, "period": "month", "period_start": day(today.with_day(1).unwrap()), "amount": "3000", "currency": "EUR"}),
         json!({"user_id": r_id, "period": "quarter", "period_start": day(q1), "amount": "3000", "currency": "EUR"}),
         json!({"team_id": team_id, "period": "quarter", "period_start": day(q1), "amount": "2500", "currency": "EUR"}),
+        // The rep's and the team's monthly quotas in the current quarter, which has no
+        // quarterly quota for either: they add up to its quota.
+        json!({"user_id": r_id, "period": "month", "period_start": day(q0), "amount": "1000.50", "currency": "EUR"}),
+        json!({"user_id": r_id, "period": "month", "period_start": day(q0.checked_add_months(Months::new(2)).unwrap()), "amount": "499.50", "currency": "EUR"}),
+        json!({"team_id": team_id, "period": "month", "period_start": day(q0.checked_add_months(Months::new(1)).unwrap()), "amount": "700", "currency": "EUR"}),
+        // A monthly quota of the next quarter does not count where it has its own.
+        json!({"user_id": r_id, "period": "month", "period_start": day(q1), "amount": "5", "currency": "EUR"}),
     ] {
         quota(&app, &a, body).await;
     }
@@ -378,7 +385,7 @@ async fn the_forecast_sums_exactly_per_period_and_group_against_quotas() {
     );
     assert_eq!(
         figures(group(p0, "owner_id", Some(r_id))),
-        json!(["0.00", "0.00", "0.00", "0.00", 0, 1, 0, null, null])
+        json!(["0.00", "0.00", "0.00", "0.00", 0, 1, 0, "1500", "0.00"])
     );
     assert_eq!(
         figures(group(p0, "owner_id", None)),
@@ -427,7 +434,7 @@ async fn the_forecast_sums_exactly_per_period_and_group_against_quotas() {
     .await;
     assert_eq!(
         figures(&f["periods"][0]["totals"]),
-        json!(["0.00", "0.00", "0.00", "0.00", 0, 1, 0, null, null])
+        json!(["0.00", "0.00", "0.00", "0.00", 0, 1, 0, "700", "0.00"])
     );
     assert_eq!(
         figures(&f["periods"][1]["totals"]),

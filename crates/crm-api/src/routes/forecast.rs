@@ -8,6 +8,7 @@ use crate::extract::QueryPairs;
 use crate::state::AppState;
 use actix_web::{get, web};
 use chrono::{Days, NaiveDate};
+use crm_db::models::QuotaRow;
 use crm_db::repo::quotas::{
     forecast, quotas_in, ForecastCell, ForecastFilter, ForecastGroup, QuotaHolder,
 };
@@ -190,14 +191,22 @@ fn read(c: &mut DbConnection, ws: WorkspaceId, p: &Params, quotas: bool) -> ApiR
     let (first, last) = (p.period.start_of(p.from), p.period.start_of(p.to));
     let (mut user_quotas, mut team_quotas) = (Vec::new(), Vec::new());
     if quotas {
-        let kind = p.period.as_str();
-        let (a, b) = (day(first), day(last));
-        if p.group == Some(ForecastGroup::Owner) || p.owner_id.is_some() {
-            user_quotas = quotas_in(c, ws, kind, &p.currency, &a, &b, &QuotaHolder::Users)?;
+        // A quarter also reads the monthly quotas of its months, which add up to its quota
+        // where it has none of its own (see `build`).
+        let mut kinds = vec![(PeriodKind::Month, first, p.period.end_of(last))];
+        if p.period == PeriodKind::Quarter {
+            kinds.push((PeriodKind::Quarter, first, last));
         }
-        if let Some(team) = &p.team_id {
-            let holder = QuotaHolder::Team(team.clone());
-            team_quotas = quotas_in(c, ws, kind, &p.currency, &a, &b, &holder)?;
+        for (kind, a, b) in kinds {
+            let (kind, a, b) = (kind.as_str(), day(a), day(b));
+            if p.group == Some(ForecastGroup::Owner) || p.owner_id.is_some() {
+                let holder = QuotaHolder::Users;
+                user_quotas.extend(quotas_in(c, ws, kind, &p.currency, &a, &b, &holder)?);
+            }
+            if let Some(team) = &p.team_id {
+                let holder = QuotaHolder::Team(team.clone());
+                team_quotas.extend(quotas_in(c, ws, kind, &p.currency, &a, &b, &holder)?);
+            }
         }
     }
     Ok(Read {
@@ -251,24 +260,46 @@ fn tally(cells: &[ForecastCell], period: PeriodKind) -> ApiResult<Tallies> {
     Ok(out)
 }
 
+/// (period start, holder) → quota, for periods of `period`: a period's own quota, or else
+/// the sum of the monthly quotas of the months it holds (for quarters).
+fn quotas_by_period<'a>(
+    period: PeriodKind,
+    rows: impl Iterator<Item = &'a QuotaRow>,
+    holder: impl Fn(&QuotaRow) -> String,
+) -> ApiResult<BTreeMap<(String, String), Decimal>> {
+    let (mut own, mut rolled) = (BTreeMap::new(), BTreeMap::<_, Decimal>::new());
+    for q in rows {
+        let start =
+            NaiveDate::parse_from_str(&q.period_start, "%Y-%m-%d").map_err(ApiError::internal)?;
+        let key = (day(period.start_of(start)), holder(q));
+        if q.period == period.as_str() {
+            own.insert(key, amount(&q.amount)?);
+        } else {
+            *rolled.entry(key).or_default() += amount(&q.amount)?;
+        }
+    }
+    rolled.extend(own);
+    Ok(rolled)
+}
+
 fn build(p: &Params, r: Read) -> ApiResult<Forecast> {
     let cur = p.currency.as_str();
     let mut tallies = tally(&r.cells, p.period)?;
     // (period start, user) → quota; users outside the owner or team filter are left out.
-    let mut user_quota: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    for q in &r.user_quotas {
-        let Some(user) = &q.user_id else { continue };
-        let wanted = p.owner_id.as_ref().is_none_or(|o| o == user)
-            && r.members.as_ref().is_none_or(|m| m.contains(user));
-        if wanted {
-            user_quota.insert((q.period_start.clone(), user.clone()), amount(&q.amount)?);
-        }
-    }
-    let team_quota: BTreeMap<String, Decimal> = r
-        .team_quotas
-        .iter()
-        .map(|q| Ok((q.period_start.clone(), amount(&q.amount)?)))
-        .collect::<ApiResult<_>>()?;
+    let wanted = |q: &QuotaRow| {
+        q.user_id.as_ref().is_some_and(|user| {
+            p.owner_id.as_ref().is_none_or(|o| o == user)
+                && r.members.as_ref().is_none_or(|m| m.contains(user))
+        })
+    };
+    let user_quota = quotas_by_period(p.period, r.user_quotas.iter().filter(|q| wanted(q)), |q| {
+        q.user_id.clone().unwrap_or_default()
+    })?;
+    let team_quota: BTreeMap<String, Decimal> =
+        quotas_by_period(p.period, r.team_quotas.iter(), |_| String::new())?
+            .into_iter()
+            .map(|((start, _), q)| (start, q))
+            .collect();
     let mut periods = Vec::new();
     for start in p.period.starts(p.from, p.to) {
         let key = day(start);
@@ -345,8 +376,9 @@ fn build(p: &Params, r: Read) -> ApiResult<Forecast> {
 /// owner or pipeline in `groups`. `from` and `to` are inclusive and may span at most 24
 /// calendar months; the periods listed are those that overlap them.
 ///
-/// Quotas (`/quotas`) of the same period kind and currency are matched by period start:
-/// with `group_by=owner` each owner's row carries its user quota (owners with a quota but
+/// Quotas (`/quotas`) of the same period kind and currency are matched by period start; a
+/// quarter without a quarterly quota of its own takes the sum of its months' monthly
+/// quotas, when there are any. With `group_by=owner` each owner's row carries its user quota (owners with a quota but
 /// no deals are listed too); `totals` carries the team's quota with `team_id`, or the
 /// user's with `owner_id`. `attainment` is closed-won as a percentage of the quota, a
 /// decimal string with two decimals (`"62.50"`). Quotas need `quotas:read`; without it
