@@ -15,6 +15,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use validator::Validate;
 
+/// Lists the live links of each of these owners, with the owner's id, grouped by owner.
+pub(crate) type ListMany<T> =
+    fn(&mut DbConnection, WorkspaceId, &[String]) -> ApiResult<Vec<(String, T)>>;
+
 /// One kind of link seen from its owner.
 pub(crate) struct LinkKind<T> {
     /// The owner's event name (`contact` → `contact.links_changed`).
@@ -22,8 +26,8 @@ pub(crate) struct LinkKind<T> {
     /// The key the links sit under in the event (`companies`).
     pub key: &'static str,
     pub table: &'static RoleLinks,
-    /// The owner's live links as the API shows them.
-    pub list: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<Vec<T>>,
+    /// The owners' live links as the API shows them.
+    pub list_many: ListMany<T>,
 }
 
 /// What a change did to an owner's links.
@@ -36,6 +40,29 @@ pub(crate) struct Changed<T> {
 }
 
 impl<T: Serialize> LinkKind<T> {
+    /// The owner's live links as the API shows them.
+    pub fn list(&self, c: &mut DbConnection, ws: WorkspaceId, owner_id: &str) -> ApiResult<Vec<T>> {
+        let links = (self.list_many)(c, ws, &[owner_id.to_string()])?;
+        Ok(links.into_iter().map(|(_, l)| l).collect())
+    }
+
+    /// The live links of each owner, in the owners' order.
+    pub fn list_each(
+        &self,
+        c: &mut DbConnection,
+        ws: WorkspaceId,
+        owners: &[String],
+    ) -> ApiResult<Vec<Vec<T>>> {
+        let mut by_owner: std::collections::HashMap<String, Vec<T>> = Default::default();
+        for (owner, l) in (self.list_many)(c, ws, owners)? {
+            by_owner.entry(owner).or_default().push(l);
+        }
+        Ok(owners
+            .iter()
+            .map(|o| by_owner.remove(o).unwrap_or_default())
+            .collect())
+    }
+
     fn around(
         &self,
         c: &mut DbConnection,
@@ -43,9 +70,9 @@ impl<T: Serialize> LinkKind<T> {
         owner_id: &str,
         change: impl FnOnce(&mut DbConnection) -> ApiResult<bool>,
     ) -> ApiResult<Changed<T>> {
-        let before = (self.list)(c, ws, owner_id)?;
+        let before = self.list(c, ws, owner_id)?;
         let created = change(c)?;
-        let after = (self.list)(c, ws, owner_id)?;
+        let after = self.list(c, ws, owner_id)?;
         Ok(Changed {
             owner_id: owner_id.to_string(),
             created,

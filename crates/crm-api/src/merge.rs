@@ -415,13 +415,10 @@ pub(crate) fn move_links<L: Serialize>(
     } else {
         crm_db::repo::merges::linked_to(c, ws, t, side, from)?
     };
-    let mut before = Vec::with_capacity(owners.len());
-    for o in &owners {
-        before.push((kind.list)(c, ws, o)?);
-    }
+    let before = kind.list_each(c, ws, &owners)?;
     crm_db::repo::merges::move_links(c, ws, t, side, from, to)?;
-    for (owner_id, before) in owners.into_iter().zip(before) {
-        let after = (kind.list)(c, ws, &owner_id)?;
+    let after = kind.list_each(c, ws, &owners)?;
+    for ((owner_id, before), after) in owners.into_iter().zip(before).zip(after) {
         let same = serde_json::to_value(&before).ok() == serde_json::to_value(&after).ok();
         if !same {
             events.push(kind.event_row(

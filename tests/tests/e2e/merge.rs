@@ -680,6 +680,16 @@ async fn duplicate_companies_merge_with_their_deals_and_contacts() {
     )
     .await;
     link(&app, &a, &ct, &k2, "Buyer", true).await;
+    // One contact of both companies, and one of the survivor only (its links do not change).
+    let mut others = Vec::new();
+    for (name, companies) in [("Road", vec![&k2, &k1]), ("Runner", vec![&k1])] {
+        let id = make(&app, &a, "contacts", json!({"first_name": name})).await;
+        for (i, k) in companies.into_iter().enumerate() {
+            link(&app, &a, &id, k, "User", i == 0).await;
+        }
+        others.push(id);
+    }
+    let links_before = events(&app, &a, "contact.links_changed").await.len();
     let deal = create_deal(
         &app,
         &a,
@@ -721,13 +731,22 @@ async fn duplicate_companies_merge_with_their_deals_and_contacts() {
         du.last().unwrap()["changes"]["company_id"],
         json!({"old": k2, "new": k1})
     );
-    assert_eq!(
-        events(&app, &a, "contact.links_changed")
-            .await
-            .last()
-            .unwrap()["record_id"],
-        ct.as_str()
-    );
+    let mut moved: Vec<String> = events(&app, &a, "contact.links_changed").await[links_before..]
+        .iter()
+        .map(|e| e["record_id"].as_str().unwrap().to_string())
+        .collect();
+    moved.sort();
+    let mut expected = vec![ct.clone(), others[0].clone()];
+    expected.sort();
+    assert_eq!(moved, expected);
+    let (_, links) = app
+        .get(
+            &format!("/api/v1/contacts/{}/companies", others[0]),
+            &a.token,
+        )
+        .await;
+    assert_eq!(links.as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links[0]["company"]["id"], k1.as_str());
     let (st, _, location) =
         get_unfollowed(&app, &format!("/api/v1/companies/{k2}"), &a.token).await;
     assert_eq!(

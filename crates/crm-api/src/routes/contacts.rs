@@ -304,15 +304,18 @@ fn live_contact(c: &mut DbConnection, ws: WorkspaceId, id: &str) -> ApiResult<Co
 fn company_links(
     c: &mut DbConnection,
     ws: WorkspaceId,
-    contact_id: &str,
-) -> ApiResult<Vec<CompanyLink>> {
-    Ok(repo::links_of_contact(c, ws, contact_id)?
+    contact_ids: &[String],
+) -> ApiResult<Vec<(String, CompanyLink)>> {
+    Ok(repo::links_of_contacts(c, ws, contact_ids)?
         .into_iter()
-        .map(|(l, co)| CompanyLink {
-            company: co.into(),
-            role: l.role,
-            is_primary: l.is_primary,
-            linked_at: crate::dto::common::utc(l.created_at),
+        .map(|(l, co)| {
+            let link = CompanyLink {
+                company: co.into(),
+                role: l.role,
+                is_primary: l.is_primary,
+                linked_at: crate::dto::common::utc(l.created_at),
+            };
+            (l.contact_id, link)
         })
         .collect())
 }
@@ -332,7 +335,7 @@ pub async fn list_contact_companies(
     let links = state
         .db(move |c| {
             live_contact(c, p.workspace, &id)?;
-            company_links(c, p.workspace, &id)
+            COMPANY_LINKS.list(c, p.workspace, &id)
         })
         .await?;
     Ok(web::Json(links))
@@ -343,7 +346,7 @@ pub(crate) static COMPANY_LINKS: LinkKind<CompanyLink> = LinkKind {
     event: "contact",
     key: "companies",
     table: &crm_db::repo::links::CONTACT_COMPANIES,
-    list: company_links,
+    list_many: company_links,
 };
 
 /// Link a contact to a company; linking again updates the role.

@@ -430,15 +430,18 @@ pub struct PutDealContact {
 fn deal_contacts(
     c: &mut DbConnection,
     ws: WorkspaceId,
-    deal_id: &str,
-) -> ApiResult<Vec<DealContact>> {
-    Ok(repo::contacts_of(c, ws, deal_id)?
+    deal_ids: &[String],
+) -> ApiResult<Vec<(String, DealContact)>> {
+    Ok(repo::contacts_of_deals(c, ws, deal_ids)?
         .into_iter()
-        .map(|(l, ct)| DealContact {
-            contact: ct.into(),
-            role: l.role,
-            is_primary: l.is_primary,
-            linked_at: utc(l.created_at),
+        .map(|(l, ct)| {
+            let link = DealContact {
+                contact: ct.into(),
+                role: l.role,
+                is_primary: l.is_primary,
+                linked_at: utc(l.created_at),
+            };
+            (l.deal_id, link)
         })
         .collect())
 }
@@ -448,7 +451,7 @@ pub(crate) static CONTACT_LINKS: LinkKind<DealContact> = LinkKind {
     event: "deal",
     key: "contacts",
     table: &crm_db::repo::links::DEAL_CONTACTS,
-    list: deal_contacts,
+    list_many: deal_contacts,
 };
 
 /// The contacts of a deal, primary first, with their roles.
@@ -466,7 +469,7 @@ pub async fn list_deal_contacts(
     let links = state
         .db(move |c| {
             live_record::<Deals>(c, p.workspace, &id)?;
-            deal_contacts(c, p.workspace, &id)
+            CONTACT_LINKS.list(c, p.workspace, &id)
         })
         .await?;
     Ok(web::Json(links))

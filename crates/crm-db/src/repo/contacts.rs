@@ -392,21 +392,38 @@ pub fn links_of_contact(
     ws: WorkspaceId,
     contact_id: &str,
 ) -> RepoResult<Vec<(ContactCompanyRow, CompanyRow)>> {
-    Ok(contact_companies::table
-        .inner_join(
-            companies::table.on(companies::workspace_id
-                .eq(contact_companies::workspace_id)
-                .and(companies::id.eq(contact_companies::company_id))),
-        )
-        .filter(contact_companies::workspace_id.eq(ws.as_string()))
-        .filter(contact_companies::contact_id.eq(contact_id))
-        .filter(companies::archived_at.is_null())
-        .order((
-            contact_companies::is_primary.desc(),
-            contact_companies::created_at.asc(),
-        ))
-        .select((ContactCompanyRow::as_select(), CompanyRow::as_select()))
-        .load(conn)?)
+    links_of_contacts(conn, ws, &[contact_id.to_string()])
+}
+
+/// The live company links of each of these contacts: by contact, primary first, then
+/// oldest first.
+pub fn links_of_contacts(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    contact_ids: &[String],
+) -> RepoResult<Vec<(ContactCompanyRow, CompanyRow)>> {
+    let mut out = Vec::new();
+    for chunk in contact_ids.chunks(super::bulk::ROWS_PER_STATEMENT) {
+        out.extend(
+            contact_companies::table
+                .inner_join(
+                    companies::table.on(companies::workspace_id
+                        .eq(contact_companies::workspace_id)
+                        .and(companies::id.eq(contact_companies::company_id))),
+                )
+                .filter(contact_companies::workspace_id.eq(ws.as_string()))
+                .filter(contact_companies::contact_id.eq_any(chunk))
+                .filter(companies::archived_at.is_null())
+                .order((
+                    contact_companies::contact_id.asc(),
+                    contact_companies::is_primary.desc(),
+                    contact_companies::created_at.asc(),
+                ))
+                .select((ContactCompanyRow::as_select(), CompanyRow::as_select()))
+                .load::<(ContactCompanyRow, CompanyRow)>(conn)?,
+        );
+    }
+    Ok(out)
 }
 
 pub fn links_of_company(

@@ -344,30 +344,38 @@ pub fn board(
 
 // ---- contacts ----
 
-/// A deal's contacts with the link's role, primary first.
-pub fn contacts_of(
+/// The live contacts of each of these deals with their links: by deal, primary first,
+/// then oldest first.
+pub fn contacts_of_deals(
     conn: &mut DbConnection,
     ws: WorkspaceId,
-    deal_id: &str,
+    deal_ids: &[String],
 ) -> RepoResult<Vec<(DealContactRow, crate::models::ContactRow)>> {
-    Ok(deal_contacts::table
-        .inner_join(
-            contacts::table.on(contacts::workspace_id
-                .eq(deal_contacts::workspace_id)
-                .and(contacts::id.eq(deal_contacts::contact_id))),
-        )
-        .filter(deal_contacts::workspace_id.eq(ws.as_string()))
-        .filter(deal_contacts::deal_id.eq(deal_id))
-        .filter(contacts::archived_at.is_null())
-        .order((
-            deal_contacts::is_primary.desc(),
-            deal_contacts::created_at.asc(),
-        ))
-        .select((
-            DealContactRow::as_select(),
-            crate::models::ContactRow::as_select(),
-        ))
-        .load(conn)?)
+    let mut out = Vec::new();
+    for chunk in deal_ids.chunks(super::bulk::ROWS_PER_STATEMENT) {
+        out.extend(
+            deal_contacts::table
+                .inner_join(
+                    contacts::table.on(contacts::workspace_id
+                        .eq(deal_contacts::workspace_id)
+                        .and(contacts::id.eq(deal_contacts::contact_id))),
+                )
+                .filter(deal_contacts::workspace_id.eq(ws.as_string()))
+                .filter(deal_contacts::deal_id.eq_any(chunk))
+                .filter(contacts::archived_at.is_null())
+                .order((
+                    deal_contacts::deal_id.asc(),
+                    deal_contacts::is_primary.desc(),
+                    deal_contacts::created_at.asc(),
+                ))
+                .select((
+                    DealContactRow::as_select(),
+                    crate::models::ContactRow::as_select(),
+                ))
+                .load::<(DealContactRow, crate::models::ContactRow)>(conn)?,
+        );
+    }
+    Ok(out)
 }
 
 /// A contact's live deals with the link's role, newest link first.
