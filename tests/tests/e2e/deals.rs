@@ -1094,3 +1094,143 @@ async fn changing_a_stages_kind_closes_or_reopens_its_deals() {
     let (_, open) = app.get(&deal(&inside), &a.token).await;
     assert!(open["closed_at"].is_null(), "{open}");
 }
+
+/// The unfiltered board is read from running totals kept by the database on every deal
+/// write; it must always equal the board aggregated from the live deals (a filter that
+/// keeps every deal takes that path), before and after the totals are folded.
+#[tokio::test]
+async fn the_boards_running_totals_follow_every_kind_of_deal_write() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let p = default_pipeline(&app, &a).await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let (lead, proposal) = (stage_id(&p, "Qualification"), stage_id(&p, "Proposal"));
+    let (s, other) = app
+        .post(
+            "/api/v1/pipelines",
+            &a.token,
+            json!({"name": "Partners", "stages": [{"name": "Intro", "probability": 20}, {"name": "Pitch", "probability": 40}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{other}");
+    let (other_id, intro, pitch) = (
+        other["id"].as_str().unwrap().to_string(),
+        stage_id(&other, "Intro"),
+        stage_id(&other, "Pitch"),
+    );
+    let same = |pipeline: String| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            let read = |q: &'static str| {
+                let (token, pipeline) = (token.clone(), pipeline.clone());
+                async move {
+                    let (s, v) = app
+                        .get(&format!("/api/v1/pipelines/{pipeline}/board{q}"), &token)
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{v}");
+                    v["stages"].clone()
+                }
+            };
+            let totals = read("").await;
+            assert_eq!(totals, read("?close_from=2000-01-01").await);
+            totals
+        }
+    };
+    let deltas = |pipeline: &str| {
+        app.sql_count(&format!(
+            "SELECT COUNT(*) AS n FROM deal_board_deltas WHERE pipeline_id = '{pipeline}'"
+        ))
+    };
+
+    // Created one by one and in batches: enough deltas that the next read folds them.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let body = json!({"name": format!("D{i}"), "amount": format!("{i}0.25"), "currency": if i % 2 == 0 { "EUR" } else { "USD" }, "stage_id": proposal, "expected_close_date": "2027-01-31"});
+        ids.push(
+            create_deal(&app, &a, body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for round in 0..3 {
+        let ops: Vec<Value> = (0..100)
+            .map(|i| json!({"op": "create", "data": {"name": format!("B{round}-{i}"), "amount": "1.000001", "currency": "EUR", "stage_id": if i % 3 == 0 { &lead } else { &proposal }, "expected_close_date": "2027-02-28"}}))
+            .collect();
+        let (s, v) = app
+            .post("/api/v1/deals/batch", &a.token, json!({"operations": ops}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert!(deltas(&pid) > 300);
+    let before = same(pid.clone()).await;
+    assert!(deltas(&pid) <= 12, "folded: {}", deltas(&pid));
+    assert_eq!(before, same(pid.clone()).await);
+
+    // Amount, currency and stage changes; a change that touches none of them.
+    let deal = |i: usize| format!("/api/v1/deals/{}", ids[i]);
+    for (i, body) in [
+        (0, json!({"amount": "99.99"})),
+        (1, json!({"currency": "EUR", "amount": "5"})),
+        (2, json!({"stage_id": lead})),
+        (3, json!({"name": "Renamed"})),
+        (4, json!({"amount": null, "currency": null})),
+    ] {
+        let (s, v) = app.patch(&deal(i), &a.token, body).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    same(pid.clone()).await;
+    // Archived, restored, archived for good, erased; moved to another pipeline.
+    assert_eq!(app.delete(&deal(0), &a.token).await, StatusCode::NO_CONTENT);
+    same(pid.clone()).await;
+    let (s, _) = app
+        .post(&format!("{}/restore", deal(0)), &a.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.delete(&deal(1), &a.token).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("{}?permanent=true", deal(2)), &a.token)
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, v) = app
+        .patch(
+            &deal(5),
+            &a.token,
+            json!({"pipeline_id": other_id, "stage_id": intro}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    same(pid.clone()).await;
+    // A stage removed with its deals moved on.
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/pipelines/{other_id}/stages/{intro}?move_to_stage_id={pitch}"),
+            &a.token
+        )
+        .await,
+        StatusCode::NO_CONTENT
+    );
+    let moved = same(other_id.clone()).await;
+    let pitch_col = moved
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == pitch.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(pitch_col["deal_count"], 1);
+    assert_eq!(pitch_col["totals"][0]["total_amount"], "50.25");
+    let end = same(pid.clone()).await;
+    let proposal_col = end
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == proposal.as_str())
+        .unwrap()
+        .clone();
+    // 198 batch deals (two of every three), D0 (restored), D3 and D4 (without amount now);
+    // D1 archived, D2 erased, D5 moved away.
+    assert_eq!(proposal_col["deal_count"], 198 + 3);
+}

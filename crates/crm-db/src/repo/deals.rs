@@ -310,13 +310,17 @@ pub struct BoardCell {
     pub total_micros: Option<String>,
 }
 
-/// The board of a pipeline in one aggregate query over its live deals.
+/// The board of a pipeline: from its running totals (`deal_board_deltas`) when filtered by
+/// currency at most, else in one aggregate query over its live deals.
 pub fn board(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     pipeline_id: &str,
     f: &BoardFilter,
 ) -> RepoResult<Vec<BoardCell>> {
+    if f.owner_id.is_none() && f.close_from.is_none() && f.close_to.is_none() {
+        return board_totals(conn, ws, pipeline_id, f.currency.as_deref());
+    }
     let mut b = SqlBuf::new(conn.dialect());
     b.push(
         "SELECT d.stage_id AS stage_id, d.currency AS currency, COUNT(*) AS deal_count, \
@@ -340,6 +344,132 @@ pub fn board(
     }
     b.push(" GROUP BY d.stage_id, d.currency");
     Ok(b.load(conn)?)
+}
+
+/// A pipeline's running totals hold at most this many delta rows per cell (plus a
+/// margin) before a read folds them.
+const DELTAS_PER_CELL: i64 = 4;
+const DELTAS_MARGIN: i64 = 256;
+
+#[derive(QueryableByName)]
+struct DeltaSum {
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    deal_count: i64,
+    #[diesel(sql_type = Text)]
+    total_micros: String,
+    #[diesel(sql_type = BigInt)]
+    deltas: i64,
+}
+
+fn pipeline_deltas(b: &mut SqlBuf, ws: WorkspaceId, pipeline_id: &str) {
+    b.push(" FROM deal_board_deltas WHERE workspace_id = ");
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND pipeline_id = ");
+    b.bind(Bind::Text(pipeline_id.to_string()));
+}
+
+/// The board's cells from the running totals, folding them first when they have piled up.
+fn board_totals(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    pipeline_id: &str,
+    currency: Option<&str>,
+) -> RepoResult<Vec<BoardCell>> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(
+        "SELECT stage_id, currency, CAST(SUM(deal_count) AS BIGINT) AS deal_count, \
+         CAST(SUM(total_micros) AS TEXT) AS total_micros, COUNT(*) AS deltas",
+    );
+    pipeline_deltas(&mut b, ws, pipeline_id);
+    if let Some(cur) = currency {
+        b.push(" AND currency = ");
+        b.bind(Bind::Text(cur.to_string()));
+    }
+    b.push(" GROUP BY stage_id, currency");
+    let sums: Vec<DeltaSum> = b.load(conn)?;
+    let deltas: i64 = sums.iter().map(|s| s.deltas).sum();
+    if deltas > DELTAS_PER_CELL * sums.len() as i64 + DELTAS_MARGIN {
+        crate::conn::write_tx(conn, |c| compact_board(c, ws, pipeline_id))?;
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|s| s.deal_count != 0)
+        .map(|s| {
+            let currency = Some(s.currency).filter(|c| !c.is_empty());
+            BoardCell {
+                stage_id: s.stage_id,
+                total_micros: currency.as_ref().map(|_| s.total_micros),
+                currency,
+                deal_count: s.deal_count,
+            }
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct Delta {
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = BigInt)]
+    deal_count: i64,
+    #[diesel(sql_type = Text)]
+    total_micros: String,
+}
+
+/// Folds a pipeline's board deltas into one row per stage and currency, in the caller's
+/// transaction. The rows folded are the ones this statement deletes, so deltas appended
+/// meanwhile, or folded by a concurrent call, are neither lost nor counted twice.
+pub fn compact_board(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    pipeline_id: &str,
+) -> RepoResult<()> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("DELETE");
+    pipeline_deltas(&mut b, ws, pipeline_id);
+    b.push(
+        " RETURNING stage_id, currency, CAST(deal_count AS BIGINT) AS deal_count, \
+         CAST(total_micros AS TEXT) AS total_micros",
+    );
+    let mut folded: std::collections::BTreeMap<(String, String), (i64, i128)> = Default::default();
+    for d in b.load::<Delta>(conn)? {
+        let micros: i128 = d
+            .total_micros
+            .parse()
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        let cell = folded.entry((d.stage_id, d.currency)).or_default();
+        cell.0 += d.deal_count;
+        cell.1 += micros;
+    }
+    let kept: Vec<_> = folded
+        .into_iter()
+        .filter(|(_, (n, m))| *n != 0 || *m != 0)
+        .collect();
+    for chunk in kept.chunks(super::bulk::ROWS_PER_STATEMENT) {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push("INSERT INTO deal_board_deltas VALUES ");
+        for (i, ((stage, cur), (n, m))) in chunk.iter().enumerate() {
+            b.push(if i == 0 { "(" } else { ", (" });
+            b.bind_list([
+                Bind::Text(ws.as_string()),
+                Bind::Text(pipeline_id.to_string()),
+                Bind::Text(stage.clone()),
+                Bind::Text(cur.clone()),
+                Bind::Int(*n),
+            ]);
+            b.push(", CAST(");
+            b.bind(Bind::Text(m.to_string()));
+            b.push(" AS NUMERIC))");
+        }
+        b.execute(conn)?;
+    }
+    Ok(())
 }
 
 // ---- contacts ----
