@@ -397,17 +397,20 @@ impl Record for Quotes {
             ));
         }
         let priced = price(conn, p.workspace, input, &[])?;
-        // Drawn last before the writes: the counter row stays locked until commit.
-        let number = repo::next_number(conn, p.workspace)?;
         let c = priced.changes();
         let now = crm_domain::values_time::now();
-        let id = crm_domain::new_id().to_string();
-        let record = QuoteRecord {
+        let new_id = crm_domain::new_id();
+        let id = new_id.to_string();
+        // The quote is written under a placeholder number, unique to it, and numbered once
+        // its lines are written: the counter row stays locked from the draw until commit,
+        // so the draw comes as late as it can.
+        let placeholder = -1 - (new_id.as_u128() & 0x3fff_ffff_ffff_ffff) as i64;
+        let mut record = QuoteRecord {
             lines: Some(priced.line_rows(p.workspace, &id)),
             quote: QuoteRow {
                 workspace_id: p.workspace.as_string(),
                 id,
-                number,
+                number: placeholder,
                 deal_id: c.deal_id,
                 status: c.status,
                 currency: c.currency,
@@ -424,6 +427,7 @@ impl Record for Quotes {
             },
         };
         repo::insert_quote(conn, &record)?;
+        record.quote.number = repo::number_quote(conn, p.workspace, &record.quote.id)?;
         Ok(record)
     }
     fn update(

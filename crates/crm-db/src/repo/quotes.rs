@@ -73,8 +73,22 @@ pub fn get_quote(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResu
 }
 
 /// The workspace's next quote number (see `records::next_in_counter`).
-pub fn next_number(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
+fn next_number(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
     super::records::next_in_counter(conn, "quote_counters", "last_number", ws)
+}
+
+/// Gives the quote `id` (written under a placeholder number) the workspace's next number,
+/// in the caller's transaction; the number.
+pub fn number_quote(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<i64> {
+    let number = next_number(conn, ws)?;
+    diesel::update(
+        quotes::table
+            .filter(quotes::workspace_id.eq(ws.as_string()))
+            .filter(quotes::id.eq(id)),
+    )
+    .set(quotes::number.eq(number))
+    .execute(conn)?;
+    Ok(number)
 }
 
 /// Writes lines with one multi-row `INSERT` (diesel's batch insert is not available on
