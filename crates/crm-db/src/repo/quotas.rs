@@ -2,7 +2,7 @@
 
 use super::contacts::{col, record_columns};
 use super::records::on_unique_race;
-use crate::conn::DbConnection;
+use crate::conn::{DbConnection, Dialect};
 use crate::error::{RepoError, RepoResult};
 use crate::models::{QuotaChanges, QuotaRow};
 use crate::query::{Bind, Resource, SqlBuf};
@@ -231,10 +231,16 @@ pub fn forecast(
         ForecastGroup::Owner => "d.owner_id",
         ForecastGroup::Pipeline => "d.pipeline_id",
     };
+    // Byte-wise grouping keys: PostgreSQL then hashes the groups rather than sorting every
+    // deal by the database's collation (the same groups: equal means byte-equal either way).
+    let bytes = match conn.dialect() {
+        Dialect::Postgres => " COLLATE \"C\"",
+        Dialect::Sqlite => "",
+    };
     let mut b = SqlBuf::new(conn.dialect());
     b.push(&format!(
         "SELECT SUBSTR(CASE WHEN s.kind = 'open' THEN d.expected_close_date \
-         ELSE CAST(d.closed_at AS TEXT) END, 1, 7) AS month, {group} AS group_key, \
+         ELSE CAST(d.closed_at AS TEXT) END, 1, 7){bytes} AS month, {group}{bytes} AS group_key, \
          s.kind AS kind, s.probability AS probability, COUNT(*) AS deal_count, \
          CAST(SUM(d.amount_micros) AS TEXT) AS total_micros \
          FROM deals d JOIN pipeline_stages s ON s.workspace_id = d.workspace_id \
