@@ -378,9 +378,9 @@ fn build(p: &Params, r: Read) -> ApiResult<Forecast> {
 ///
 /// Quotas (`/quotas`) of the same period kind and currency are matched by period start; a
 /// quarter without a quarterly quota of its own takes the sum of its months' monthly
-/// quotas, when there are any. With `group_by=owner` each owner's row carries its user quota (owners with a quota but
-/// no deals are listed too); `totals` carries the team's quota with `team_id`, or the
-/// user's with `owner_id`. `attainment` is closed-won as a percentage of the quota, a
+/// quotas, when there are any. With `group_by=owner` each owner's row carries its user
+/// quota (owners with a quota but no deals are listed too); `totals` carries the team's
+/// quota with `team_id`, or the user's with `owner_id`. `attainment` is closed-won as a percentage of the quota, a
 /// decimal string with two decimals (`"62.50"`). Quotas need `quotas:read`; without it
 /// they are null.
 #[utoipa::path(get, path = "/api/v1/forecast", tag = "forecast", operation_id = "get_forecast",

@@ -351,8 +351,9 @@ pub fn board(
 const DELTAS_PER_CELL: i64 = 4;
 const DELTAS_MARGIN: i64 = 256;
 
+/// A cell's deltas: summed (`deltas`: how many rows), or one row as deleted (`deltas` = 1).
 #[derive(QueryableByName)]
-struct DeltaSum {
+struct Delta {
     #[diesel(sql_type = Text)]
     stage_id: String,
     #[diesel(sql_type = Text)]
@@ -390,7 +391,7 @@ fn board_totals(
         b.bind(Bind::Text(cur.to_string()));
     }
     b.push(" GROUP BY stage_id, currency");
-    let sums: Vec<DeltaSum> = b.load(conn)?;
+    let sums: Vec<Delta> = b.load(conn)?;
     let deltas: i64 = sums.iter().map(|s| s.deltas).sum();
     if deltas > DELTAS_PER_CELL * sums.len() as i64 + DELTAS_MARGIN {
         crate::conn::write_tx(conn, |c| compact_board(c, ws, pipeline_id))?;
@@ -410,32 +411,16 @@ fn board_totals(
         .collect())
 }
 
-#[derive(QueryableByName)]
-struct Delta {
-    #[diesel(sql_type = Text)]
-    stage_id: String,
-    #[diesel(sql_type = Text)]
-    currency: String,
-    #[diesel(sql_type = BigInt)]
-    deal_count: i64,
-    #[diesel(sql_type = Text)]
-    total_micros: String,
-}
-
 /// Folds a pipeline's board deltas into one row per stage and currency, in the caller's
 /// transaction. The rows folded are the ones this statement deletes, so deltas appended
 /// meanwhile, or folded by a concurrent call, are neither lost nor counted twice.
-pub fn compact_board(
-    conn: &mut DbConnection,
-    ws: WorkspaceId,
-    pipeline_id: &str,
-) -> RepoResult<()> {
+fn compact_board(conn: &mut DbConnection, ws: WorkspaceId, pipeline_id: &str) -> RepoResult<()> {
     let mut b = SqlBuf::new(conn.dialect());
     b.push("DELETE");
     pipeline_deltas(&mut b, ws, pipeline_id);
     b.push(
         " RETURNING stage_id, currency, CAST(deal_count AS BIGINT) AS deal_count, \
-         CAST(total_micros AS TEXT) AS total_micros",
+         CAST(total_micros AS TEXT) AS total_micros, CAST(1 AS BIGINT) AS deltas",
     );
     let mut folded: std::collections::BTreeMap<(String, String), (i64, i128)> = Default::default();
     for d in b.load::<Delta>(conn)? {

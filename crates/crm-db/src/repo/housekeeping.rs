@@ -141,9 +141,10 @@ fn needed_from(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Option<i6
     Ok(lowest)
 }
 
-/// Deletes the workspace's events that occurred before `before` and that no webhook still
-/// needs, oldest first; how many (pending events stay: they are not numbered yet). Walks the events in sequence order a chunk at a time (the
-/// primary key; no index on time), stopping at the first that must stay.
+/// Deletes the workspace's numbered events that occurred before `before` and that no
+/// webhook still needs, oldest first; how many (pending events stay). Walks the events in
+/// sequence order a chunk at a time (the primary key; no index on time), stopping at the
+/// first that must stay.
 pub fn prune_events(
     conn: &mut DbConnection,
     ws: WorkspaceId,

@@ -72,15 +72,10 @@ pub fn get_quote(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResu
     })
 }
 
-/// The workspace's next quote number (see `records::next_in_counter`).
-fn next_number(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<i64> {
-    super::records::next_in_counter(conn, "quote_counters", "last_number", ws)
-}
-
-/// Gives the quote `id` (written under a placeholder number) the workspace's next number,
-/// in the caller's transaction; the number.
+/// Gives the quote `id` (written under a placeholder number) the workspace's next number
+/// (see `records::next_in_counter`), in the caller's transaction; the number.
 pub fn number_quote(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<i64> {
-    let number = next_number(conn, ws)?;
+    let number = super::records::next_in_counter(conn, "quote_counters", "last_number", ws)?;
     diesel::update(
         quotes::table
             .filter(quotes::workspace_id.eq(ws.as_string()))
