@@ -32,6 +32,7 @@ use crm_domain::custom_field::CustomFieldDef;
 use crm_domain::WorkspaceId;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+use std::sync::Arc;
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 
@@ -291,19 +292,14 @@ impl Plan {
         Ok(())
     }
 
-    /// Writes the rows; returns the last one as the API shows it (for the next keyset).
-    fn write<R: Record>(&self, rows: Vec<R::Row>, out: &mut Vec<u8>) -> ApiResult<Option<Value>> {
-        let count = rows.len();
-        let mut last = None;
+    /// Writes the rows.
+    fn write<R: Record>(&self, rows: Vec<R::Row>, out: &mut Vec<u8>) -> ApiResult<()> {
         match (self.format, &self.columns) {
             (Format::Ndjson, None) => {
-                for (i, row) in rows.into_iter().enumerate() {
-                    let dto = R::Dto::from(row);
-                    serde_json::to_writer(&mut *out, &dto).map_err(ApiError::internal)?;
+                for row in rows {
+                    serde_json::to_writer(&mut *out, &R::Dto::from(row))
+                        .map_err(ApiError::internal)?;
                     out.push(b'\n');
-                    if i + 1 == count {
-                        last = Some(serde_json::to_value(&dto).map_err(ApiError::internal)?);
-                    }
                 }
             }
             (Format::Ndjson, Some(cols)) => {
@@ -330,7 +326,6 @@ impl Plan {
                     }
                     serde_json::to_writer(&mut *out, &obj).map_err(ApiError::internal)?;
                     out.push(b'\n');
-                    last = Some(shown);
                 }
             }
             (Format::Csv, cols) => {
@@ -348,7 +343,7 @@ impl Plan {
                 let mut cells = vec![String::new(); cols.len()];
                 let mut w = Self::csv_writer(out);
                 let mut record = csv::ByteRecord::new();
-                for (i, row) in rows.into_iter().enumerate() {
+                for row in rows {
                     let dto = R::Dto::from(row);
                     cells.iter_mut().for_each(String::clear);
                     let custom = crate::cells::fill(&dto, &layout, &mut cells)
@@ -369,14 +364,11 @@ impl Plan {
                         }
                     }
                     w.write_byte_record(&record).map_err(ApiError::internal)?;
-                    if i + 1 == count {
-                        last = Some(serde_json::to_value(&dto).map_err(ApiError::internal)?);
-                    }
                 }
                 w.flush().map_err(ApiError::internal)?;
             }
         }
-        Ok(last)
+        Ok(())
     }
 }
 
@@ -390,16 +382,24 @@ fn cell(v: &Value) -> Cow<'_, str> {
     }
 }
 
-/// An export in progress: what to write and the query of its next page.
+/// An export in progress: the query of its next page.
 struct Cursor {
-    plan: Plan,
     query: ListQuery,
     ws: WorkspaceId,
 }
 
+/// A page of rows read and not yet written.
+struct Page<Row> {
+    rows: Vec<Row>,
+    /// Whether another page may follow (this one was full).
+    more: bool,
+}
+
 impl Cursor {
-    /// Reads and writes the next page; false when it was the last.
-    fn page<R: Record>(&mut self, conn: &mut DbConnection, out: &mut Vec<u8>) -> ApiResult<bool> {
+    /// Reads the next page and moves the cursor past it. The keyset comes from the page's
+    /// last row as the API shows it, so the next read need not wait for this page to be
+    /// written.
+    fn read<R: Record>(&mut self, conn: &mut DbConnection) -> ApiResult<Page<R::Row>> {
         let rows: Vec<R::Row> = crm_db::query::list(
             conn,
             R::catalogue().resource,
@@ -407,12 +407,18 @@ impl Cursor {
             &self.query,
         )?;
         let full = rows.len() as i64 >= self.query.limit;
-        let last = self.plan.write::<R>(rows, out)?;
-        self.query.after = match last {
-            Some(v) => Some(listing::keyset_after(&self.query.sort, &v)?),
+        self.query.after = match rows.last() {
+            Some(last) => {
+                let shown =
+                    serde_json::to_value(R::Dto::from(last.clone())).map_err(ApiError::internal)?;
+                Some(listing::keyset_after(&self.query.sort, &shown)?)
+            }
             None => None,
         };
-        Ok(full && self.query.after.is_some())
+        Ok(Page {
+            more: full && self.query.after.is_some(),
+            rows,
+        })
     }
 }
 
@@ -430,7 +436,7 @@ pub async fn export<R: Record>(
     let page_size = state.config.export_page_size;
     let ws = p.workspace;
     // The request is checked and the first page read before the response starts.
-    let (cursor, first, more) = state
+    let (cursor, plan, first, more) = state
         .db(move |c| {
             let mut query = listing::prepare(c, R::catalogue(), ws, &req.search, None)?;
             query.include_archived = req.include_archived;
@@ -442,16 +448,17 @@ pub async fn export<R: Record>(
                 Vec::new()
             };
             let plan = Plan::new::<R>(req.format, fields, &defs)?;
-            let mut cursor = Cursor { plan, query, ws };
+            let mut cursor = Cursor { query, ws };
             let mut out = Vec::new();
-            cursor.plan.header(&mut out)?;
-            let more = cursor.page::<R>(c, &mut out)?;
-            Ok((cursor, out, more))
+            plan.header(&mut out)?;
+            let page = cursor.read::<R>(c)?;
+            plan.write::<R>(page.rows, &mut out)?;
+            Ok((cursor, plan, out, page.more))
         })
         .await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ApiResult<Bytes>>(PAGES_AHEAD);
     if more {
-        actix_web::rt::spawn(read_pages::<R>(state.clone(), cursor, tx));
+        actix_web::rt::spawn(read_pages::<R>(state.clone(), cursor, Arc::new(plan), tx));
     }
     let rest = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let body = futures_util::StreamExt::chain(
@@ -475,32 +482,72 @@ pub async fn export<R: Record>(
 }
 
 /// Reads the pages after the first into `tx` until the last one, an error (sent on, which
-/// cuts the response short) or the client leaving (the channel closes).
+/// cuts the response short) or the client leaving (the channel closes). Each page is read
+/// on one blocking thread while the page before it is written on another, so the database
+/// and the rendering work side by side.
 async fn read_pages<R: Record>(
     state: web::Data<AppState>,
     mut cursor: Cursor,
+    plan: Arc<Plan>,
     tx: tokio::sync::mpsc::Sender<ApiResult<Bytes>>,
 ) {
+    let mut unwritten: Option<Vec<R::Row>> = None;
     loop {
-        let page = state
-            .db(move |c| {
-                let mut out = Vec::new();
-                let more = cursor.page::<R>(c, &mut out)?;
-                Ok((cursor, out, more))
-            })
-            .await;
-        match page {
-            Ok((next, out, more)) => {
-                if tx.send(Ok(Bytes::from(out))).await.is_err() || !more {
-                    return;
-                }
+        let read = state.db(move |c| {
+            let page = cursor.read::<R>(c)?;
+            Ok((cursor, page))
+        });
+        let write = write_page::<R>(plan.clone(), unwritten.take());
+        let (read, written) = futures_util::future::join(read, write).await;
+        if !forward::<R>(&tx, written).await {
+            return;
+        }
+        match read {
+            Ok((next, page)) if page.more => {
                 cursor = next;
+                unwritten = Some(page.rows);
             }
-            Err(e) => {
-                tracing::error!(object = R::OBJECT, error = %e, "export stopped");
-                let _ = tx.send(Err(e)).await;
+            Ok((_, page)) => {
+                forward::<R>(&tx, write_page::<R>(plan, Some(page.rows)).await).await;
                 return;
             }
+            Err(e) => {
+                forward::<R>(&tx, Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Renders a page of rows on the blocking pool (nothing when there is none).
+async fn write_page<R: Record>(
+    plan: Arc<Plan>,
+    rows: Option<Vec<R::Row>>,
+) -> ApiResult<Option<Bytes>> {
+    let Some(rows) = rows else {
+        return Ok(None);
+    };
+    web::block(move || {
+        let mut out = Vec::new();
+        plan.write::<R>(rows, &mut out)?;
+        Ok(Some(Bytes::from(out)))
+    })
+    .await?
+}
+
+/// Sends a written page (or the error that ends the export) to the response body; false
+/// when the export ends here: on an error, or when the client has gone.
+async fn forward<R: Record>(
+    tx: &tokio::sync::mpsc::Sender<ApiResult<Bytes>>,
+    written: ApiResult<Option<Bytes>>,
+) -> bool {
+    match written {
+        Ok(None) => true,
+        Ok(Some(bytes)) => tx.send(Ok(bytes)).await.is_ok(),
+        Err(e) => {
+            tracing::error!(object = R::OBJECT, error = %e, "export stopped");
+            let _ = tx.send(Err(e)).await;
+            false
         }
     }
 }
