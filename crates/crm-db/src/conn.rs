@@ -87,16 +87,31 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Page cache of each SQLite connection, in KiB, unless configured otherwise.
+pub const DEFAULT_SQLITE_CACHE_KIB: u32 = 2048;
+
 /// Opens connections of the configured kind; SQLite connections get the pragmas that make
 /// a file database safe under concurrent requests.
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    sqlite_cache_kib: u32,
 }
 
 impl Manager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Manager { url }
+        Manager {
+            url,
+            sqlite_cache_kib: DEFAULT_SQLITE_CACHE_KIB,
+        }
+    }
+
+    /// The page cache each SQLite connection keeps. Every pooled connection has its own,
+    /// so the pool can hold up to pool size × this; the operating system's file cache
+    /// serves what falls out of it.
+    pub fn sqlite_cache_kib(mut self, kib: u32) -> Self {
+        self.sqlite_cache_kib = kib;
+        self
     }
 
     pub fn establish(&self) -> Result<DbConnection, diesel::ConnectionError> {
@@ -104,10 +119,11 @@ impl Manager {
             DatabaseUrl::Postgres(u) => PgConnection::establish(u).map(DbConnection::Pg),
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)?;
-                c.batch_execute(
+                c.batch_execute(&format!(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32000;",
-                )
+                     PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};",
+                    self.sqlite_cache_kib
+                ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(c))
             }
@@ -135,15 +151,16 @@ impl ManageConnection for Manager {
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
-/// Builds the pool. SQLite writes are serialised by the file lock, so a few connections
-/// suffice; PostgreSQL gets `size` (default: enough for the actix workers and blocking pool).
-pub fn build_pool(url: &DatabaseUrl, size: u32) -> Result<Pool, r2d2::PoolError> {
+/// Builds the pool of `size` connections that `manager` opens. SQLite writes are serialised
+/// by the file lock, so a few connections suffice; PostgreSQL gets `size` (default: enough
+/// for the actix workers and blocking pool).
+pub fn build_pool(manager: Manager, size: u32) -> Result<Pool, r2d2::PoolError> {
     r2d2::Pool::builder()
         .max_size(size.max(1))
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
-        .build(Manager::new(url.clone()))
+        .build(manager)
 }
 
 /// Applies pending migrations; returns the names applied.
@@ -201,4 +218,33 @@ where
 /// `SELECT 1`: is the database answering?
 pub fn ping(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     conn.batch_execute("SELECT 1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        cache_size: i64,
+    }
+
+    fn cache_size(manager: &Manager) -> i64 {
+        let mut conn = manager.establish().unwrap();
+        let rows: Vec<CacheSize> = diesel::sql_query("PRAGMA cache_size")
+            .load(&mut conn)
+            .unwrap();
+        rows[0].cache_size
+    }
+
+    #[test]
+    fn sqlite_connections_keep_the_configured_page_cache() {
+        let url = DatabaseUrl::parse("sqlite://:memory:").unwrap();
+        let manager = Manager::new(url);
+        // A negative cache_size is in KiB.
+        assert_eq!(cache_size(&manager), -i64::from(DEFAULT_SQLITE_CACHE_KIB));
+        assert_eq!(cache_size(&manager.sqlite_cache_kib(512)), -512);
+    }
 }

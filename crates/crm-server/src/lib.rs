@@ -117,6 +117,15 @@ pub struct Settings {
     /// Database connections (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "CRM_DB_POOL_SIZE", global = true)]
     pub db_pool_size: Option<u32>,
+    /// Page cache of each SQLite connection, in KiB (the pool holds up to pool size × this).
+    #[arg(
+        long,
+        env = "CRM_SQLITE_CACHE_KIB",
+        default_value_t = crm_db::conn::DEFAULT_SQLITE_CACHE_KIB,
+        global = true,
+        value_parser = clap::value_parser!(u32).range(64..=4_194_304)
+    )]
+    pub sqlite_cache_kib: u32,
     /// Seconds a server trusts what it last read about a user's active flag and role or an
     /// API key's validity; changes made through another server process apply within this
     /// time (through this one, at once). 0 checks the database on every request.
@@ -394,7 +403,9 @@ pub fn open_database(settings: &Settings) -> Result<crm_db::Pool, StartError> {
         DatabaseUrl::Postgres(_) => 16,
         DatabaseUrl::Sqlite(_) => 8,
     });
-    let pool = crm_db::build_pool(&url, size).map_err(|e| StartError::Database(e.to_string()))?;
+    let manager = crm_db::conn::Manager::new(url).sqlite_cache_kib(settings.sqlite_cache_kib);
+    let pool =
+        crm_db::build_pool(manager, size).map_err(|e| StartError::Database(e.to_string()))?;
     let mut conn = pool
         .get()
         .map_err(|e| StartError::Database(e.to_string()))?;
