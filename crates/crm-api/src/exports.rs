@@ -5,9 +5,10 @@
 //! response starts, so a bad request is a 4xx and never a cut stream. After that, pages of
 //! `export_page_size` rows are read by keyset (`id > last id`, or the asked-for sort plus
 //! the id) on the blocking pool, each with a connection taken from the pool for that one
-//! query, rendered there, and sent through a bounded channel to the response body: memory
-//! stays at a few pages whatever the size of the export, a slow client slows the reads
-//! down, and a client that goes away stops them.
+//! query, rendered on another blocking thread while the next page is read, and sent
+//! through a bounded channel to the response body: memory stays at a few pages whatever
+//! the size of the export, a slow client slows the reads down, and a client that goes away
+//! stops them.
 //!
 //! Consistency: each page is its own query, not one snapshot. Every row that exists for the
 //! whole export and keeps its sort position appears exactly once, in order. A row created
