@@ -87,7 +87,7 @@ impl TestApp {
             access_token_ttl: 900,
             refresh_token_ttl: 3600,
             db_pool_size: Some(4),
-            sqlite_cache_kib: 2048,
+            sqlite_cache_kib: crm_db::conn::DEFAULT_SQLITE_CACHE_KIB,
             workers: Some(2),
             auth_cache_ttl: 5,
             rate_limit: 6000,
