@@ -132,10 +132,12 @@ pub fn settle(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<()> {
     Ok(())
 }
 
-/// The workspaces that have pending events (see [`settle`]).
+/// The workspaces that have pending events (see [`settle`]). The condition is written out,
+/// not bound: PostgreSQL's partial index `events_pending` (`WHERE seq < 0`) serves only a
+/// literal one, and a bound `seq < $1` scans the whole table once its plan is generic.
 pub fn pending_workspaces(conn: &mut DbConnection) -> RepoResult<Vec<String>> {
     Ok(events::table
-        .filter(events::seq.lt(0))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("seq < 0"))
         .select(events::workspace_id)
         .distinct()
         .load(conn)?)
