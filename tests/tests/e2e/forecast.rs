@@ -536,3 +536,153 @@ async fn the_forecast_sums_exactly_per_period_and_group_against_quotas() {
     .await;
     assert_eq!(f["periods"].as_array().unwrap().len(), 24);
 }
+
+/// The figures of every period of a forecast, and of each of its groups by owner.
+fn all_figures(f: &Value) -> Vec<(Value, Vec<(Value, Value)>)> {
+    f["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let mut groups: Vec<(Value, Value)> = p["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| (g["owner_id"].clone(), figures(g)))
+                .collect();
+            groups.sort_by_key(|(owner, _)| owner.to_string());
+            (figures(&p["totals"]), groups)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_forecasts_running_totals_follow_every_kind_of_deal_write() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let rep = app.user(&a, "sales").await;
+    let (_, pipelines) = app.get("/api/v1/pipelines", &a.token).await;
+    let sales = pipelines["data"][0].clone();
+    let stages = ["Proposal", "Negotiation", "Won", "Lost"].map(|s| stage_id(&sales, s));
+    let owners = [a.user_id.clone(), rep.user_id.clone()];
+
+    // Nine whole months around today; every deal expected mid-month, closed ones closed now.
+    let q0 = quarter_start(Utc::now().date_naive());
+    let start = q0.checked_sub_months(Months::new(3)).unwrap();
+    let end = q0
+        .checked_add_months(Months::new(6))
+        .unwrap()
+        .pred_opt()
+        .unwrap();
+    let mid = |m: usize| {
+        day(start
+            .checked_add_months(Months::new(m as u32))
+            .unwrap()
+            .checked_add_days(Days::new(14))
+            .unwrap())
+    };
+    let deltas =
+        || app.sql_count("SELECT COUNT(*) AS n FROM deal_forecast_deltas WHERE currency = 'EUR'");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let ops: Vec<Value> = (0..550)
+            .map(|i| {
+                let stage = i % 4;
+                let mut data = json!({
+                    "name": format!("D{round}-{i}"),
+                    "amount": format!("{}.{:02}", i % 97, i % 100),
+                    "currency": if i % 5 == 0 { "USD" } else { "EUR" },
+                    "owner_id": owners[i % 2],
+                    "stage_id": stages[stage],
+                    "expected_close_date": mid(i % 9),
+                });
+                if stage == 3 {
+                    data["lost_reason"] = json!("price");
+                }
+                json!({"op": "create", "data": data})
+            })
+            .collect();
+        let (s, v) = app
+            .post("/api/v1/deals/batch", &a.token, json!({"operations": ops}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        ids.extend(
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["data"]["id"].as_str().unwrap().to_string()),
+        );
+    }
+    // One delta per euro deal: more than a read leaves unfolded.
+    assert_eq!(deltas(), 1320);
+
+    // Whole months come from the running totals; a range a day shorter at each end reads
+    // its first and last months from the deals themselves. Both agree, and count every
+    // live euro deal.
+    let same = |live: i64| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            let read = |from: NaiveDate, to: NaiveDate| {
+                let token = token.clone();
+                async move {
+                    let q = format!(
+                        "period=month&from={}&to={}&currency=EUR&group_by=owner",
+                        day(from),
+                        day(to)
+                    );
+                    let (s, v) = app.get(&format!("/api/v1/forecast?{q}"), &token).await;
+                    assert_eq!(s, StatusCode::OK, "{q} → {v}");
+                    v
+                }
+            };
+            let whole = read(start, end).await;
+            let edges = read(start.succ_opt().unwrap(), end.pred_opt().unwrap()).await;
+            assert_eq!(all_figures(&whole), all_figures(&edges));
+            let counted: i64 = whole["periods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    ["won_count", "lost_count", "open_count"]
+                        .iter()
+                        .map(|k| p["totals"][k].as_i64().unwrap())
+                        .sum::<i64>()
+                })
+                .sum();
+            assert_eq!(counted, live);
+            all_figures(&whole)
+        }
+    };
+    let before = same(1320).await;
+    assert!(deltas() <= 2 * 4 * 9, "folded: {}", deltas());
+    assert_eq!(before, same(1320).await);
+
+    // Changes of every figure the totals hold, one by one and in a batch; a change of none.
+    let deal = |i: usize| format!("/api/v1/deals/{}", ids[i]);
+    for (i, body) in [
+        (1, json!({"amount": "1000.01"})),
+        (0, json!({"currency": "EUR"})),
+        (2, json!({"owner_id": owners[1]})),
+        (3, json!({"expected_close_date": mid(8)})),
+        (4, json!({"stage_id": stages[2]})),
+        (6, json!({"stage_id": stages[0], "lost_reason": null})),
+        (7, json!({"amount": null})),
+        (8, json!({"name": "Renamed"})),
+    ] {
+        let (s, v) = app.patch(&deal(i), &a.token, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{body} → {v}");
+    }
+    assert_eq!(app.delete(&deal(9), &a.token).await, StatusCode::NO_CONTENT);
+    let ops: Vec<Value> = (11..20)
+        .map(|i| json!({"op": "update", "id": ids[i], "data": {"amount": "3.5", "expected_close_date": mid(0)}}))
+        .collect();
+    let (s, v) = app
+        .post("/api/v1/deals/batch", &a.token, json!({"operations": ops}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Deal 0 came over from dollars; deal 9 was archived.
+    let after = same(1320).await;
+    assert_ne!(before, after);
+}

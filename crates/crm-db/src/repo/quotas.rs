@@ -7,7 +7,7 @@ use crate::error::{RepoError, RepoResult};
 use crate::models::{QuotaChanges, QuotaRow};
 use crate::query::{Bind, Resource, SqlBuf};
 use crate::schema::quotas;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use crm_domain::filter::FieldKind;
 use crm_domain::WorkspaceId;
 use diesel::prelude::*;
@@ -220,23 +220,129 @@ pub struct ForecastCell {
     pub total_micros: Option<String>,
 }
 
-/// The forecast's figures in one aggregate query over the live deals (months are cut
-/// from the date text, so the same SQL serves both dialects).
+/// The forecast's figures. The whole months of `[from, to]` come from the running totals
+/// (`deal_forecast_deltas`), folded first when they have piled up; the days before the first
+/// whole month and after the last, if any, from one aggregate query over the live deals.
+/// A month here is the same on both sides: cut from the text of the expected close date or
+/// of `closed_at`, so the two answers add up to what one query over every deal would give.
 pub fn forecast(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     f: &ForecastFilter,
 ) -> RepoResult<Vec<ForecastCell>> {
-    let group = match f.group {
-        ForecastGroup::Owner => "d.owner_id",
-        ForecastGroup::Pipeline => "d.pipeline_id",
+    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN);
+    let Some(Whole {
+        from,
+        first,
+        last,
+        to,
+    }) = whole_months(f)
+    else {
+        let open = [(f.from.clone(), f.to.clone())];
+        return deals_aggregate(conn, ws, f, &open, &[(f.closed_from, f.closed_before)]);
     };
-    // Byte-wise grouping keys: PostgreSQL then hashes the groups rather than sorting every
-    // deal by the database's collation (the same groups: equal means byte-equal either way).
+    let mut cells = totals_aggregate(conn, ws, f, &day(first)[..7], &day(last)[..7])?;
+    let after_last = last.succ_opt().unwrap_or(last);
+    let (mut open, mut closed) = (Vec::new(), Vec::new());
+    if from < first {
+        open.push((day(from), day(first.pred_opt().unwrap_or(first))));
+    }
+    if to > last {
+        open.push((day(after_last), day(to)));
+    }
+    if f.closed_from < midnight(first) {
+        closed.push((f.closed_from, midnight(first)));
+    }
+    if f.closed_before > midnight(after_last) {
+        closed.push((midnight(after_last), f.closed_before));
+    }
+    if !open.is_empty() || !closed.is_empty() {
+        cells.extend(deals_aggregate(conn, ws, f, &open, &closed)?);
+    }
+    Ok(cells)
+}
+
+/// A forecast's range, and the first day of its first whole month and the last day of its
+/// last one.
+struct Whole {
+    from: NaiveDate,
+    first: NaiveDate,
+    last: NaiveDate,
+    to: NaiveDate,
+}
+
+/// The first day of the first month and the last day of the last month that lie wholly in
+/// the forecast's range, for both its open deals (expected close dates in `[from, to]`) and
+/// its closed ones (`closed_at` in `[closed_from, closed_before)`); None when there are none.
+fn whole_months(f: &ForecastFilter) -> Option<Whole> {
+    use chrono::{Datelike, Months};
+    let from = NaiveDate::parse_from_str(&f.from, "%Y-%m-%d").ok()?;
+    let to = NaiveDate::parse_from_str(&f.to, "%Y-%m-%d").ok()?;
+    let first = match from.day() {
+        1 => from,
+        _ => from.with_day(1)?.checked_add_months(Months::new(1))?,
+    };
+    let after = to.succ_opt()?;
+    let last = match after.day() {
+        1 => to,
+        _ => to.with_day(1)?.pred_opt()?,
+    };
+    let closed_covers = f.closed_from <= first.and_time(chrono::NaiveTime::MIN)
+        && f.closed_before >= last.succ_opt()?.and_time(chrono::NaiveTime::MIN);
+    (first <= last && closed_covers).then_some(Whole {
+        from,
+        first,
+        last,
+        to,
+    })
+}
+
+/// The grouping key of a forecast's query, and the byte-wise collation its keys are
+/// grouped by: PostgreSQL then hashes the groups rather than sorting them by the
+/// database's collation (the same groups: equal means byte-equal either way).
+fn grouping(conn: &DbConnection, f: &ForecastFilter, alias: &str) -> (String, &'static str) {
+    let column = match f.group {
+        ForecastGroup::Owner => "owner_id",
+        ForecastGroup::Pipeline => "pipeline_id",
+    };
     let bytes = match conn.dialect() {
         Dialect::Postgres => " COLLATE \"C\"",
         Dialect::Sqlite => "",
     };
+    (format!("{alias}.{column}"), bytes)
+}
+
+/// The pipeline, owner and team conditions of a forecast, on the rows of `alias`.
+fn narrow(b: &mut SqlBuf, ws: WorkspaceId, f: &ForecastFilter, alias: &str) {
+    for (column, value) in [("pipeline_id", &f.pipeline_id), ("owner_id", &f.owner_id)] {
+        if let Some(v) = value {
+            b.push(&format!(" AND {alias}.{column} = "));
+            b.bind(Bind::Text(v.clone()));
+        }
+    }
+    if let Some(team) = &f.team_id {
+        b.push(&format!(
+            " AND {alias}.owner_id IN (SELECT m.user_id FROM team_members m WHERE m.workspace_id = "
+        ));
+        b.bind(Bind::Text(ws.as_string()));
+        b.push(" AND m.team_id = ");
+        b.bind(Bind::Text(team.clone()));
+        b.push(")");
+    }
+}
+
+/// One aggregate query over the live deals: the open ones with an expected close date in
+/// one of `open`'s inclusive day ranges, the closed ones with `closed_at` in one of
+/// `closed`'s half-open ranges.
+fn deals_aggregate(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    f: &ForecastFilter,
+    open: &[(String, String)],
+    closed: &[(NaiveDateTime, NaiveDateTime)],
+) -> RepoResult<Vec<ForecastCell>> {
+    let (group, bytes) = grouping(conn, f, "d");
     let mut b = SqlBuf::new(conn.dialect());
     b.push(&format!(
         "SELECT SUBSTR(CASE WHEN s.kind = 'open' THEN d.expected_close_date \
@@ -249,31 +355,175 @@ pub fn forecast(
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND d.archived_at IS NULL AND d.currency = ");
     b.bind(Bind::Text(f.currency.clone()));
-    b.push(" AND ((s.kind = 'open' AND d.expected_close_date >= ");
-    b.bind(Bind::Text(f.from.clone()));
-    b.push(" AND d.expected_close_date <= ");
-    b.bind(Bind::Text(f.to.clone()));
-    b.push(") OR (s.kind <> 'open' AND d.closed_at >= ");
-    b.bind(Bind::Ts(f.closed_from));
-    b.push(" AND d.closed_at < ");
-    b.bind(Bind::Ts(f.closed_before));
-    b.push("))");
-    for (sql, value) in [
-        (" AND d.pipeline_id = ", &f.pipeline_id),
-        (" AND d.owner_id = ", &f.owner_id),
-    ] {
-        if let Some(v) = value {
-            b.push(sql);
-            b.bind(Bind::Text(v.clone()));
-        }
-    }
-    if let Some(team) = &f.team_id {
-        b.push(" AND d.owner_id IN (SELECT m.user_id FROM team_members m WHERE m.workspace_id = ");
-        b.bind(Bind::Text(ws.as_string()));
-        b.push(" AND m.team_id = ");
-        b.bind(Bind::Text(team.clone()));
+    b.push(" AND (1 = 0");
+    for (from, to) in open {
+        b.push(" OR (s.kind = 'open' AND d.expected_close_date >= ");
+        b.bind(Bind::Text(from.clone()));
+        b.push(" AND d.expected_close_date <= ");
+        b.bind(Bind::Text(to.clone()));
         b.push(")");
     }
+    for (from, before) in closed {
+        b.push(" OR (s.kind <> 'open' AND d.closed_at >= ");
+        b.bind(Bind::Ts(*from));
+        b.push(" AND d.closed_at < ");
+        b.bind(Bind::Ts(*before));
+        b.push(")");
+    }
+    b.push(")");
+    narrow(&mut b, ws, f, "d");
     b.push(" GROUP BY 1, 2, 3, 4");
     Ok(b.load(conn)?)
+}
+
+/// A workspace's forecast totals in a currency hold at most as many fresh delta rows as
+/// folded ones (plus a margin) before a read folds them.
+const FRESH_MARGIN: i64 = 1024;
+
+/// A cell of the forecast from the running totals, with how many of its rows are fresh
+/// (appended since the last fold) and how many folded.
+#[derive(QueryableByName)]
+struct TotalsCell {
+    #[diesel(embed)]
+    cell: ForecastCell,
+    #[diesel(sql_type = BigInt)]
+    fresh: i64,
+    #[diesel(sql_type = BigInt)]
+    folded: i64,
+}
+
+/// The forecast's cells of the months `[first, last]` (`YYYY-MM`) from the running totals.
+fn totals_aggregate(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    f: &ForecastFilter,
+    first: &str,
+    last: &str,
+) -> RepoResult<Vec<ForecastCell>> {
+    let (group, bytes) = grouping(conn, f, "x");
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!(
+        "SELECT CASE WHEN s.kind = 'open' THEN x.open_month ELSE x.closed_month END{bytes} \
+         AS month, {group}{bytes} AS group_key, s.kind AS kind, s.probability AS probability, \
+         CAST(SUM(x.deal_count) AS BIGINT) AS deal_count, \
+         CAST(SUM(x.total_micros) AS TEXT) AS total_micros, \
+         CAST(SUM(CASE WHEN x.folded THEN 0 ELSE 1 END) AS BIGINT) AS fresh, \
+         CAST(SUM(CASE WHEN x.folded THEN 1 ELSE 0 END) AS BIGINT) AS folded \
+         FROM deal_forecast_deltas x JOIN pipeline_stages s ON s.workspace_id = x.workspace_id \
+         AND s.id = x.stage_id WHERE x.workspace_id = "
+    ));
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND x.currency = ");
+    b.bind(Bind::Text(f.currency.clone()));
+    b.push(" AND ((s.kind = 'open' AND x.open_month >= ");
+    b.bind(Bind::Text(first.to_string()));
+    b.push(" AND x.open_month <= ");
+    b.bind(Bind::Text(last.to_string()));
+    b.push(") OR (s.kind <> 'open' AND x.closed_month >= ");
+    b.bind(Bind::Text(first.to_string()));
+    b.push(" AND x.closed_month <= ");
+    b.bind(Bind::Text(last.to_string()));
+    b.push("))");
+    narrow(&mut b, ws, f, "x");
+    b.push(" GROUP BY 1, 2, 3, 4");
+    let rows: Vec<TotalsCell> = b.load(conn)?;
+    let fresh: i64 = rows.iter().map(|r| r.fresh).sum();
+    let folded: i64 = rows.iter().map(|r| r.folded).sum();
+    if fresh > folded + FRESH_MARGIN {
+        crate::conn::write_tx(conn, |c| fold_forecast(c, ws, &f.currency))?;
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| r.cell)
+        .filter(|c| c.deal_count != 0)
+        .collect())
+}
+
+/// One row of the forecast's totals, as a fold deletes it.
+#[derive(QueryableByName)]
+struct ForecastDelta {
+    #[diesel(sql_type = Nullable<Text>)]
+    owner_id: Option<String>,
+    #[diesel(sql_type = Text)]
+    pipeline_id: String,
+    #[diesel(sql_type = Text)]
+    stage_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    open_month: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    closed_month: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    deal_count: i64,
+    #[diesel(sql_type = Text)]
+    total_micros: String,
+}
+
+/// Folds a workspace's forecast totals in a currency into one row per cell, in the caller's
+/// transaction. The rows folded are the ones this statement deletes, so rows appended
+/// meanwhile, or folded by a concurrent call, are neither lost nor counted twice.
+fn fold_forecast(conn: &mut DbConnection, ws: WorkspaceId, currency: &str) -> RepoResult<()> {
+    type Key = (
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("DELETE FROM deal_forecast_deltas WHERE workspace_id = ");
+    b.bind(Bind::Text(ws.as_string()));
+    b.push(" AND currency = ");
+    b.bind(Bind::Text(currency.to_string()));
+    b.push(
+        " RETURNING owner_id, pipeline_id, stage_id, open_month, closed_month, \
+         CAST(deal_count AS BIGINT) AS deal_count, CAST(total_micros AS TEXT) AS total_micros",
+    );
+    let mut folded: std::collections::BTreeMap<Key, (i64, i128)> = Default::default();
+    for d in b.load::<ForecastDelta>(conn)? {
+        let micros: i128 = d
+            .total_micros
+            .parse()
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+        let key = (
+            d.owner_id,
+            d.pipeline_id,
+            d.stage_id,
+            d.open_month,
+            d.closed_month,
+        );
+        let cell = folded.entry(key).or_default();
+        cell.0 += d.deal_count;
+        cell.1 += micros;
+    }
+    let kept: Vec<_> = folded
+        .into_iter()
+        .filter(|(_, (n, m))| *n != 0 || *m != 0)
+        .collect();
+    for chunk in kept.chunks(super::bulk::ROWS_PER_STATEMENT) {
+        let mut b = SqlBuf::new(conn.dialect());
+        b.push(
+            "INSERT INTO deal_forecast_deltas (workspace_id, currency, owner_id, pipeline_id, \
+             stage_id, open_month, closed_month, deal_count, total_micros, folded) VALUES ",
+        );
+        for (i, ((owner, pipeline, stage, open, closed), (n, m))) in chunk.iter().enumerate() {
+            b.push(if i == 0 { "(" } else { ", (" });
+            b.bind_list([
+                Bind::Text(ws.as_string()),
+                Bind::Text(currency.to_string()),
+                Bind::OptText(owner.clone()),
+                Bind::Text(pipeline.clone()),
+                Bind::Text(stage.clone()),
+                Bind::OptText(open.clone()),
+                Bind::OptText(closed.clone()),
+                Bind::Int(*n),
+            ]);
+            b.push(", CAST(");
+            b.bind(Bind::Text(m.to_string()));
+            b.push(" AS NUMERIC), ");
+            b.bind(Bind::Bool(true));
+            b.push(")");
+        }
+        b.execute(conn)?;
+    }
+    Ok(())
 }
