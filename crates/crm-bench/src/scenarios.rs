@@ -98,6 +98,12 @@ impl Inputs {
         let body = json!({"q": pick(rng, &self.terms), "limit": 20});
         self.post("/api/v1/contacts/search", body)
     }
+    /// A last name many contacts share: the search's worst case, where the term narrows
+    /// little and the page is taken from thousands of matches.
+    fn search_text_common<R: Rng>(&self, rng: &mut R) -> Req {
+        let body = json!({"q": pick_str(rng, LAST_NAMES), "limit": 20});
+        self.post("/api/v1/contacts/search", body)
+    }
     fn create<R: Rng>(&self, rng: &mut R) -> Req {
         let n = self.created.fetch_add(1, Ordering::Relaxed);
         let last = pick_str(rng, LAST_NAMES);
@@ -303,6 +309,14 @@ pub fn all(target: &Target, seeded: &Seeded, run_tag: &str) -> Vec<Scenario> {
             {
                 let i = i.clone();
                 Arc::new(move |rng: &mut StdRng, _: u64| i.search_text(rng))
+            },
+        ),
+        scenario(
+            "search_text_common",
+            "POST /contacts/search, q = a last name thousands of contacts share",
+            {
+                let i = i.clone();
+                Arc::new(move |rng: &mut StdRng, _: u64| i.search_text_common(rng))
             },
         ),
         scenario("create", "POST /contacts with custom fields", {

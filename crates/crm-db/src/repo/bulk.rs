@@ -192,13 +192,14 @@ impl ToBind for Option<NaiveDateTime> {
 }
 
 /// For a record table: `$Row::changed`, the row after a write of `$Changes` (its writable
-/// columns replaced, `updated_at` and `version` moved on, the rest kept), and `$upsert`,
+/// columns replaced, `updated_at` and `version` moved on, the rest kept), and `$update`,
 /// which writes whole rows over the stored ones by (workspace_id, id) in one multi-row
-/// `INSERT … ON CONFLICT DO UPDATE` per chunk, on both backends (written by hand: diesel
-/// has no multi-row upsert on SQLite, where one statement per row would also flush the
-/// free-text index once per row).
+/// `UPDATE … FROM` a list of values per chunk, on both backends (written by hand: diesel
+/// has no multi-row update; an `INSERT … ON CONFLICT DO UPDATE` would first probe every
+/// unique index for a row that is known to exist). The rows must exist (the batch has them
+/// locked): one that does not fails the call.
 macro_rules! record_writes {
-    ($Row:ident, $Changes:ident, $table:ident, $upsert:ident,
+    ($Row:ident, $Changes:ident, $table:ident, $update:ident,
      [$($col:ident),+ $(,)?], kept: [$($kept:ident),*]) => {
         impl $Row {
             pub fn changed(&self, c: $Changes, now: NaiveDateTime) -> $Row {
@@ -215,24 +216,19 @@ macro_rules! record_writes {
             }
         }
 
-        fn $upsert(conn: &mut DbConnection, rows: &[$Row]) -> diesel::QueryResult<()> {
+        fn $update(conn: &mut DbConnection, rows: &[$Row]) -> diesel::QueryResult<()> {
             let columns = [
                 "workspace_id", "id", $(stringify!($col),)+ $(stringify!($kept),)*
-                "created_at", "updated_at", "archived_at", "version",
+                "updated_at", "archived_at", "version",
             ];
             let set = columns[2..]
                 .iter()
-                .filter(|c| **c != "created_at")
-                .map(|c| format!("{c} = excluded.{c}"))
+                .map(|c| format!("{c} = v.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut b = SqlBuf::new(conn.dialect());
-                b.push(&format!(
-                    "INSERT INTO {} ({}) VALUES ",
-                    stringify!($table),
-                    columns.join(", ")
-                ));
+                b.push(&format!("WITH v ({}) AS (VALUES ", columns.join(", ")));
                 for (i, row) in chunk.iter().enumerate() {
                     b.push(if i == 0 { "(" } else { ", (" });
                     b.bind(row.workspace_id.to_bind());
@@ -241,8 +237,6 @@ macro_rules! record_writes {
                     $(b.push(", "); b.bind(row.$col.to_bind());)+
                     $(b.push(", "); b.bind(row.$kept.to_bind());)*
                     b.push(", ");
-                    b.bind(row.created_at.to_bind());
-                    b.push(", ");
                     b.bind(row.updated_at.to_bind());
                     b.push(", ");
                     b.bind(row.archived_at.to_bind());
@@ -250,22 +244,28 @@ macro_rules! record_writes {
                     b.bind(row.version.to_bind());
                     b.push(")");
                 }
-                b.push(&format!(" ON CONFLICT (workspace_id, id) DO UPDATE SET {set}"));
-                b.execute(conn)?;
+                b.push(&format!(
+                    ") UPDATE {t} SET {set} FROM v WHERE {t}.workspace_id = v.workspace_id \
+                     AND {t}.id = v.id",
+                    t = stringify!($table),
+                ));
+                if b.execute(conn)? != chunk.len() {
+                    return Err(diesel::result::Error::NotFound);
+                }
             }
             Ok(())
         }
     };
 }
 
-record_writes!(ContactRow, ContactChanges, contacts, upsert_contacts,
+record_writes!(ContactRow, ContactChanges, contacts, update_contacts,
     [first_name, last_name, email, additional_emails, phone, additional_phones, job_title,
      lifecycle_stage, owner_id, source, tags, address_line1, address_line2, address_city,
      address_region, address_postal_code, address_country, preferred_channel, consent_email,
      consent_sms, consent_phone, do_not_contact, external_id, custom],
     kept: [lifecycle_stage_changed_at]);
 
-record_writes!(CompanyRow, CompanyChanges, companies, upsert_companies,
+record_writes!(CompanyRow, CompanyChanges, companies, update_companies,
     [name, domain, industry, size, annual_revenue, currency, tier, region, address_line1,
      address_line2, address_city, address_region, address_postal_code, address_country,
      owner_id, tags, external_id, custom],
@@ -276,7 +276,7 @@ pub type RowWrite<T> = (Option<T>, T);
 
 /// Writes a batch of new and changed contacts in the caller's transaction: the unique
 /// e-mails and external ids left to the unique indexes, the new rows in multi-row
-/// inserts, the changed ones in upserts, and a lifecycle-history row for each new contact
+/// inserts, the changed ones in multi-row updates, and a lifecycle-history row for each new contact
 /// and each change of stage. A conflict fails the whole call and writes nothing.
 pub fn write_contacts(
     conn: &mut DbConnection,
@@ -311,7 +311,7 @@ pub fn write_contacts(
     let (created, changed) = split(rows);
     let written = (|| -> diesel::QueryResult<()> {
         insert_chunks!(conn, contacts::table, &created);
-        upsert_contacts(conn, &changed)?;
+        update_contacts(conn, &changed)?;
         insert_chunks!(conn, contact_lifecycle_changes::table, &history);
         Ok(())
     })();
@@ -334,7 +334,7 @@ pub fn write_companies(conn: &mut DbConnection, rows: Vec<RowWrite<CompanyRow>>)
     let (created, changed) = split(rows);
     let written = (|| -> diesel::QueryResult<()> {
         insert_chunks!(conn, companies::table, &created);
-        upsert_companies(conn, &changed)?;
+        update_companies(conn, &changed)?;
         Ok(())
     })();
     written.map_err(|e| super::records::on_unique_race(e, "companies"))
