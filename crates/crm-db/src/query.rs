@@ -497,9 +497,41 @@ impl SqlBuf {
         }
     }
 
-    /// Free text: every word must match one of the resource's text columns or related names.
-    fn free_text(&mut self, alias: &str, res: &Resource, workspace: &str, q: &str) {
-        for (wi, word) in q.split_whitespace().take(10).enumerate() {
+    /// Free text: every word must match one of the resource's text columns or related names
+    /// (`arm` says which of the matching rows this condition takes).
+    fn free_text(&mut self, alias: &str, res: &Resource, workspace: &str, q: &str, arm: TextArm) {
+        let words: Vec<&str> = q.split_whitespace().take(10).collect();
+        match arm {
+            TextArm::Any => {}
+            TextArm::Own => {
+                self.own_text(alias, res, &words);
+                return;
+            }
+            TextArm::Related => {
+                // Driven by the ids some word's related records give; the rest filters them.
+                self.push(&format!("{alias}.id IN ("));
+                for (wi, word) in words.iter().enumerate() {
+                    if wi > 0 {
+                        self.push(" UNION ALL ");
+                    }
+                    self.related_ids(res, workspace, &like_pattern(word, false));
+                }
+                self.push(") AND NOT (");
+                self.own_text(alias, res, &words);
+                self.push(")");
+                if words.len() > 1 {
+                    for word in &words {
+                        self.push(" AND (");
+                        self.own_text(alias, res, &[word]);
+                        self.push(&format!(" OR {alias}.id IN ("));
+                        self.related_ids(res, workspace, &like_pattern(word, false));
+                        self.push("))");
+                    }
+                }
+                return;
+            }
+        }
+        for (wi, word) in words.iter().enumerate() {
             if wi > 0 {
                 self.push(" AND ");
             }
@@ -512,6 +544,21 @@ impl SqlBuf {
                 }
                 Dialect::Sqlite => self.free_text_word_scan(alias, res, &pattern),
             }
+        }
+    }
+
+    /// PostgreSQL: every word in the row's own text document, tested on the row itself, so
+    /// that the planner may walk the sort order's index and stop at the page's end (a word
+    /// that many rows hold) or start from the trigram index (a rare one), as it estimates.
+    fn own_text(&mut self, alias: &str, res: &Resource, words: &[&str]) {
+        for (wi, word) in words.iter().enumerate() {
+            if wi > 0 {
+                self.push(" AND ");
+            }
+            self.push(&text_document(alias, res.text_columns))
+                .push(" ILIKE ");
+            self.bind(Bind::Text(like_pattern(word, false)));
+            self.push(" ESCAPE '\\'");
         }
     }
 
@@ -529,9 +576,21 @@ impl SqlBuf {
             .push(" ILIKE ");
         self.bind(Bind::Text(pattern.to_string()));
         self.push(" ESCAPE '\\'");
-        for (rel, cols) in res.text_relations {
+        if !res.text_relations.is_empty() {
+            self.push(" UNION ALL ");
+            self.related_ids(res, workspace, pattern);
+        }
+        self.push(")");
+    }
+
+    /// PostgreSQL: the ids of the rows whose related records' names contain the pattern.
+    fn related_ids(&mut self, res: &Resource, workspace: &str, pattern: &str) {
+        for (i, (rel, cols)) in res.text_relations.iter().enumerate() {
+            if i > 0 {
+                self.push(" UNION ALL ");
+            }
             self.push(&format!(
-                " UNION ALL SELECT l.{ls} FROM {lt} l JOIN {ot} r ON r.workspace_id = l.workspace_id AND r.id = l.{lo} \
+                "SELECT l.{ls} FROM {lt} l JOIN {ot} r ON r.workspace_id = l.workspace_id AND r.id = l.{lo} \
                  WHERE l.workspace_id = ",
                 lt = rel.link_table,
                 ot = rel.other_table,
@@ -545,7 +604,6 @@ impl SqlBuf {
             self.bind(Bind::Text(pattern.to_string()));
             self.push(" ESCAPE '\\'");
         }
-        self.push(")");
     }
 
     /// One word of 3+ characters on SQLite: the rows whose FTS5 trigram table (migration
@@ -690,7 +748,14 @@ impl SqlBuf {
         self.push(")");
     }
 
-    fn where_clause(&mut self, alias: &str, res: &Resource, workspace: &str, lq: &ListQuery) {
+    fn where_clause(
+        &mut self,
+        alias: &str,
+        res: &Resource,
+        workspace: &str,
+        lq: &ListQuery,
+        arm: TextArm,
+    ) {
         self.push(" WHERE ")
             .push(&format!("{alias}.workspace_id = "));
         self.bind(Bind::Text(workspace.to_string()));
@@ -706,12 +771,64 @@ impl SqlBuf {
         }
         if let Some(q) = lq.q.as_deref().filter(|q| !q.trim().is_empty()) {
             self.push(" AND ");
-            self.free_text(alias, res, workspace, q);
+            self.free_text(alias, res, workspace, q, arm);
         }
+    }
+
+    /// `ORDER BY` the list's sort keys, then the id in the first key's direction.
+    fn order_by(&mut self, alias: &str, sort: &[SortKey]) {
+        self.push(" ORDER BY ");
+        for key in sort {
+            let e = self.sort_expr(alias, key);
+            self.push(&e).push(match (key.direction, key.nullable()) {
+                (Direction::Asc, true) => " ASC NULLS LAST, ",
+                (Direction::Desc, true) => " DESC NULLS LAST, ",
+                (Direction::Asc, false) => " ASC, ",
+                (Direction::Desc, false) => " DESC, ",
+            });
+        }
+        let id_dir = sort.first().map(|k| k.direction).unwrap_or(Direction::Asc);
+        self.push(&format!(
+            "{alias}.id {}",
+            if id_dir == Direction::Asc {
+                "ASC"
+            } else {
+                "DESC"
+            }
+        ));
+    }
+
+    /// One page of the rows that `arm` takes: selected, after the cursor, sorted, limited.
+    fn page(&mut self, res: &Resource, workspace: &str, lq: &ListQuery, arm: TextArm) {
+        self.push(&format!("SELECT t.* FROM {} t", res.table));
+        self.where_clause("t", res, workspace, lq, arm);
+        if let Some(after) = &lq.after {
+            self.push(" AND ");
+            self.keyset("t", &lq.sort, after);
+        }
+        self.order_by("t", &lq.sort);
+        self.push(" LIMIT ");
+        self.bind(Bind::Int(lq.limit));
     }
 }
 
-/// One page of a resource's rows, in `sort` order, after the cursor.
+/// Which rows matching the free text a query takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextArm {
+    /// Every row whose own text or related records' names hold every word.
+    Any,
+    /// PostgreSQL: the rows whose own text holds every word.
+    Own,
+    /// PostgreSQL: the other rows that [`TextArm::Any`] takes.
+    Related,
+}
+
+/// One page of a resource's rows, in `sort` order, after the cursor. On PostgreSQL, free
+/// text is matched on the rows' own text directly and, for a resource whose related
+/// records' names count too, the page is the first rows of two pages: those whose own text
+/// matches, and the others matched through their related records. Each page is planned on
+/// its own, so a common word walks the sort order and stops early instead of fetching every
+/// match to sort it.
 pub fn list<R>(
     conn: &mut DbConnection,
     res: &Resource,
@@ -722,34 +839,21 @@ where
     R: QueryableByName<crate::conn::MultiBackend> + 'static,
 {
     let mut b = SqlBuf::new(conn.dialect());
-    b.push(&format!("SELECT t.* FROM {} t", res.table));
-    b.where_clause("t", res, workspace, lq);
-    if let Some(after) = &lq.after {
-        b.push(" AND ");
-        b.keyset("t", &lq.sort, after);
+    let text = lq.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    match (conn.dialect(), text, res.text_relations.is_empty()) {
+        (Dialect::Postgres, true, true) => b.page(res, workspace, lq, TextArm::Own),
+        (Dialect::Postgres, true, false) => {
+            b.push("SELECT t.* FROM ((");
+            b.page(res, workspace, lq, TextArm::Own);
+            b.push(") UNION ALL (");
+            b.page(res, workspace, lq, TextArm::Related);
+            b.push(")) t");
+            b.order_by("t", &lq.sort);
+            b.push(" LIMIT ");
+            b.bind(Bind::Int(lq.limit));
+        }
+        _ => b.page(res, workspace, lq, TextArm::Any),
     }
-    b.push(" ORDER BY ");
-    for key in &lq.sort {
-        let e = b.sort_expr("t", key);
-        b.push(&e).push(match (key.direction, key.nullable()) {
-            (Direction::Asc, true) => " ASC NULLS LAST, ",
-            (Direction::Desc, true) => " DESC NULLS LAST, ",
-            (Direction::Asc, false) => " ASC, ",
-            (Direction::Desc, false) => " DESC, ",
-        });
-    }
-    let id_dir = lq
-        .sort
-        .first()
-        .map(|k| k.direction)
-        .unwrap_or(Direction::Asc);
-    b.push(if id_dir == Direction::Asc {
-        "t.id ASC"
-    } else {
-        "t.id DESC"
-    });
-    b.push(" LIMIT ");
-    b.bind(Bind::Int(lq.limit));
     b.load::<R>(conn)
 }
 
@@ -762,7 +866,7 @@ pub fn count(
 ) -> diesel::QueryResult<i64> {
     let mut b = SqlBuf::new(conn.dialect());
     b.push(&format!("SELECT COUNT(*) AS n FROM {} t", res.table));
-    b.where_clause("t", res, workspace, lq);
+    b.where_clause("t", res, workspace, lq, TextArm::Any);
     Ok(b.load::<CountRow>(conn)?.first().map(|r| r.n).unwrap_or(0))
 }
 

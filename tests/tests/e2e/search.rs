@@ -219,3 +219,72 @@ async fn free_text_finds_contacts_by_company_name_and_companies_by_domain() {
     assert!(q(&app, &b.token, "contacts", "netro").await.is_empty());
     assert!(q(&app, &b.token, "companies", "netro").await.is_empty());
 }
+
+#[tokio::test]
+async fn free_text_pages_in_sort_order_across_own_and_company_matches() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let co = create(&app, &a.token, "companies", json!({"name": "Zedcorp"})).await;
+    // Matches by own name, by company, by both, and not at all, interleaved in creation.
+    let mut expected = Vec::new();
+    for i in 0..9 {
+        let name = if i % 3 == 0 { "Zedson" } else { "Smith" };
+        let id = create(
+            &app,
+            &a.token,
+            "contacts",
+            json!({"first_name": format!("P{i}"), "last_name": name}),
+        )
+        .await;
+        if i % 2 == 0 {
+            let (s, v) = app
+                .post(
+                    &format!("/api/v1/contacts/{id}/companies"),
+                    &a.token,
+                    json!({"company_id": co}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        if i % 3 == 0 || i % 2 == 0 {
+            expected.push(id);
+        }
+    }
+    for (sort, ordered) in [
+        ("created_at", expected.clone()),
+        ("-created_at", {
+            let mut r = expected.clone();
+            r.reverse();
+            r
+        }),
+    ] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/contacts?q=zed&limit=2&sort={sort}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (s, v) = app.get(&path, &a.token).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let page = v["data"].as_array().unwrap();
+            assert!(page.len() <= 2);
+            seen.extend(page.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ordered, "sorted by {sort}");
+    }
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/search",
+            &a.token,
+            json!({"q": "zed p6", "count": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["total"], 1, "{v}");
+}
