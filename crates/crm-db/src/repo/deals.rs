@@ -422,38 +422,27 @@ fn compact_board(conn: &mut DbConnection, ws: WorkspaceId, pipeline_id: &str) ->
         " RETURNING stage_id, currency, CAST(deal_count AS BIGINT) AS deal_count, \
          CAST(total_micros AS TEXT) AS total_micros, CAST(1 AS BIGINT) AS deltas",
     );
-    let mut folded: std::collections::BTreeMap<(String, String), (i64, i128)> = Default::default();
-    for d in b.load::<Delta>(conn)? {
-        let micros: i128 = d
-            .total_micros
-            .parse()
-            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-        let cell = folded.entry((d.stage_id, d.currency)).or_default();
-        cell.0 += d.deal_count;
-        cell.1 += micros;
-    }
-    let kept: Vec<_> = folded
-        .into_iter()
-        .filter(|(_, (n, m))| *n != 0 || *m != 0)
-        .collect();
-    for chunk in kept.chunks(super::bulk::ROWS_PER_STATEMENT) {
-        let mut b = SqlBuf::new(conn.dialect());
-        b.push("INSERT INTO deal_board_deltas VALUES ");
-        for (i, ((stage, cur), (n, m))) in chunk.iter().enumerate() {
-            b.push(if i == 0 { "(" } else { ", (" });
-            b.bind_list([
+    let deleted = b.load::<Delta>(conn)?;
+    let cells = super::deltas::fold(
+        deleted
+            .into_iter()
+            .map(|d| ((d.stage_id, d.currency), d.deal_count, d.total_micros)),
+    )?;
+    super::deltas::insert(
+        conn,
+        "INSERT INTO deal_board_deltas VALUES ",
+        &cells,
+        |(stage, cur), n| {
+            vec![
                 Bind::Text(ws.as_string()),
                 Bind::Text(pipeline_id.to_string()),
                 Bind::Text(stage.clone()),
                 Bind::Text(cur.clone()),
-                Bind::Int(*n),
-            ]);
-            b.push(", CAST(");
-            b.bind(Bind::Text(m.to_string()));
-            b.push(" AS NUMERIC))");
-        }
-        b.execute(conn)?;
-    }
+                Bind::Int(n),
+            ]
+        },
+        &[],
+    )?;
     Ok(())
 }
 

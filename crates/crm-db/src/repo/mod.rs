@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod catalogue;
 pub mod contacts;
 pub mod deals;
+pub mod deltas;
 pub mod events;
 pub mod fields;
 pub mod housekeeping;

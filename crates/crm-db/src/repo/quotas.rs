@@ -462,13 +462,6 @@ struct ForecastDelta {
 /// transaction. The rows folded are the ones this statement deletes, so rows appended
 /// meanwhile, or folded by a concurrent call, are neither lost nor counted twice.
 fn fold_forecast(conn: &mut DbConnection, ws: WorkspaceId, currency: &str) -> RepoResult<()> {
-    type Key = (
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    );
     let mut b = SqlBuf::new(conn.dialect());
     b.push("DELETE FROM deal_forecast_deltas WHERE workspace_id = ");
     b.bind(Bind::Text(ws.as_string()));
@@ -478,12 +471,8 @@ fn fold_forecast(conn: &mut DbConnection, ws: WorkspaceId, currency: &str) -> Re
         " RETURNING owner_id, pipeline_id, stage_id, open_month, closed_month, \
          CAST(deal_count AS BIGINT) AS deal_count, CAST(total_micros AS TEXT) AS total_micros",
     );
-    let mut folded: std::collections::BTreeMap<Key, (i64, i128)> = Default::default();
-    for d in b.load::<ForecastDelta>(conn)? {
-        let micros: i128 = d
-            .total_micros
-            .parse()
-            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+    let deleted = b.load::<ForecastDelta>(conn)?;
+    let cells = super::deltas::fold(deleted.into_iter().map(|d| {
         let key = (
             d.owner_id,
             d.pipeline_id,
@@ -491,23 +480,15 @@ fn fold_forecast(conn: &mut DbConnection, ws: WorkspaceId, currency: &str) -> Re
             d.open_month,
             d.closed_month,
         );
-        let cell = folded.entry(key).or_default();
-        cell.0 += d.deal_count;
-        cell.1 += micros;
-    }
-    let kept: Vec<_> = folded
-        .into_iter()
-        .filter(|(_, (n, m))| *n != 0 || *m != 0)
-        .collect();
-    for chunk in kept.chunks(super::bulk::ROWS_PER_STATEMENT) {
-        let mut b = SqlBuf::new(conn.dialect());
-        b.push(
-            "INSERT INTO deal_forecast_deltas (workspace_id, currency, owner_id, pipeline_id, \
-             stage_id, open_month, closed_month, deal_count, total_micros, folded) VALUES ",
-        );
-        for (i, ((owner, pipeline, stage, open, closed), (n, m))) in chunk.iter().enumerate() {
-            b.push(if i == 0 { "(" } else { ", (" });
-            b.bind_list([
+        (key, d.deal_count, d.total_micros)
+    }))?;
+    super::deltas::insert(
+        conn,
+        "INSERT INTO deal_forecast_deltas (workspace_id, currency, owner_id, pipeline_id, \
+         stage_id, open_month, closed_month, deal_count, total_micros, folded) VALUES ",
+        &cells,
+        |(owner, pipeline, stage, open, closed), n| {
+            vec![
                 Bind::Text(ws.as_string()),
                 Bind::Text(currency.to_string()),
                 Bind::OptText(owner.clone()),
@@ -515,15 +496,10 @@ fn fold_forecast(conn: &mut DbConnection, ws: WorkspaceId, currency: &str) -> Re
                 Bind::Text(stage.clone()),
                 Bind::OptText(open.clone()),
                 Bind::OptText(closed.clone()),
-                Bind::Int(*n),
-            ]);
-            b.push(", CAST(");
-            b.bind(Bind::Text(m.to_string()));
-            b.push(" AS NUMERIC), ");
-            b.bind(Bind::Bool(true));
-            b.push(")");
-        }
-        b.execute(conn)?;
-    }
+                Bind::Int(n),
+            ]
+        },
+        &[Bind::Bool(true)],
+    )?;
     Ok(())
 }
