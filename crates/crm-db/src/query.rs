@@ -201,6 +201,11 @@ fn text_document(alias: &str, columns: &[&str]) -> String {
     format!("({})", parts.join(" || ' ' || "))
 }
 
+/// A word as one FTS5 string, so that its characters are never read as query syntax.
+fn fts_phrase(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\"\""))
+}
+
 fn like_pattern(s: &str, prefix_only: bool) -> String {
     let escaped = s
         .replace('\\', "\\\\")
@@ -502,7 +507,7 @@ impl SqlBuf {
     fn free_text(&mut self, alias: &str, res: &Resource, workspace: &str, q: &str, arm: TextArm) {
         let words: Vec<&str> = q.split_whitespace().take(10).collect();
         match arm {
-            TextArm::Any => {}
+            TextArm::Any | TextArm::Walk => {}
             TextArm::Own => {
                 self.own_text(alias, res, &words);
                 return;
@@ -540,6 +545,9 @@ impl SqlBuf {
                 Dialect::Postgres => self.free_text_word_pg(alias, res, workspace, &pattern),
                 // The trigram tokenizer cannot find words shorter than a trigram.
                 Dialect::Sqlite if word.chars().count() >= 3 => {
+                    if arm == TextArm::Walk {
+                        self.push("+");
+                    }
                     self.free_text_word_fts(alias, res, workspace, word)
                 }
                 Dialect::Sqlite => self.free_text_word_scan(alias, res, &pattern),
@@ -612,7 +620,7 @@ impl SqlBuf {
     /// over a UNION, so the plan starts from the FTS matches and looks rows up by rowid (an
     /// OR of two IN lists walked the whole workspace, testing each row).
     fn free_text_word_fts(&mut self, alias: &str, res: &Resource, workspace: &str, word: &str) {
-        let phrase = format!("\"{}\"", word.replace('"', "\"\""));
+        let phrase = fts_phrase(word);
         self.push(&format!(
             "{alias}.rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ",
             t = res.table
@@ -821,6 +829,10 @@ enum TextArm {
     Own,
     /// PostgreSQL: the other rows that [`TextArm::Any`] takes.
     Related,
+    /// SQLite: the rows [`TextArm::Any`] takes, tested against the matches' ids as a filter
+    /// (`+rowid IN …`), so that the plan walks the sort order's index instead of fetching
+    /// every match to sort it.
+    Walk,
 }
 
 /// One page of a resource's rows, in `sort` order, after the cursor. On PostgreSQL, free
@@ -852,9 +864,47 @@ where
             b.push(" LIMIT ");
             b.bind(Bind::Int(lq.limit));
         }
+        (Dialect::Sqlite, true, _) if walks_sort_order(conn, res, lq)? => {
+            b.page(res, workspace, lq, TextArm::Walk)
+        }
         _ => b.page(res, workspace, lq, TextArm::Any),
     }
     b.load::<R>(conn)
+}
+
+/// A word held by at least this many rows (of any workspace) makes a SQLite text search
+/// sorted by creation walk the `(workspace_id, created_at, id)` index: about
+/// `rows / matches × limit` index entries read, instead of every match fetched and sorted.
+const WALK_MATCHES: i64 = 2000;
+
+/// Whether a SQLite list should walk its sort order (see [`TextArm::Walk`]): one word of
+/// three characters or more, which at least [`WALK_MATCHES`] rows hold (counted up to
+/// there in the trigram index), in a list sorted by creation only.
+fn walks_sort_order(
+    conn: &mut DbConnection,
+    res: &Resource,
+    lq: &ListQuery,
+) -> diesel::QueryResult<bool> {
+    let words: Vec<&str> = lq.q.as_deref().unwrap_or("").split_whitespace().collect();
+    let [word] = words.as_slice() else {
+        return Ok(false);
+    };
+    let by_creation = matches!(lq.sort.as_slice(), [key] if key.column == "created_at");
+    if !by_creation || word.chars().count() < 3 {
+        return Ok(false);
+    }
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(&format!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {t}_fts WHERE {t}_fts MATCH ",
+        t = res.table
+    ));
+    b.bind(Bind::Text(fts_phrase(word)));
+    b.push(" LIMIT ");
+    b.bind(Bind::Int(WALK_MATCHES));
+    b.push(")");
+    Ok(b.load::<CountRow>(conn)?
+        .first()
+        .is_some_and(|r| r.n >= WALK_MATCHES))
 }
 
 /// How many rows match (ignoring the cursor and limit).

@@ -27,6 +27,27 @@ async fn create(app: &TestApp, token: &str, resource: &str, body: Value) -> Stri
     v["id"].as_str().unwrap().to_string()
 }
 
+/// Every record of a list, page after page by its cursor; no page holds more than `limit`.
+async fn every_page(app: &TestApp, token: &str, path: &str, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{path}&limit={limit}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (s, v) = app.get(&url, token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let page = v["data"].as_array().unwrap();
+        assert!(page.len() <= limit, "{v}");
+        out.extend(page.iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
 #[tokio::test]
 async fn free_text_matches_every_word_as_a_substring() {
     let app = TestApp::spawn().await;
@@ -258,23 +279,12 @@ async fn free_text_pages_in_sort_order_across_own_and_company_matches() {
             r
         }),
     ] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/api/v1/contacts?q=zed&limit=2&sort={sort}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let (s, v) = app.get(&path, &a.token).await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-            let page = v["data"].as_array().unwrap();
-            assert!(page.len() <= 2);
-            seen.extend(page.iter().map(|c| c["id"].as_str().unwrap().to_string()));
-            match v["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
+        let path = format!("/api/v1/contacts?q=zed&sort={sort}");
+        let seen: Vec<String> = every_page(&app, &a.token, &path, 2)
+            .await
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(seen, ordered, "sorted by {sort}");
     }
     let (s, v) = app
@@ -287,4 +297,48 @@ async fn free_text_pages_in_sort_order_across_own_and_company_matches() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["total"], 1, "{v}");
+}
+
+#[tokio::test]
+async fn free_text_held_by_thousands_pages_in_order_completely() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    // Enough holders of one word that SQLite walks the creation order rather than sorting
+    // every match; every third contact does not hold it.
+    for round in 0..3 {
+        let ops: Vec<Value> = (0..1000)
+            .map(|i| {
+                let last = if i % 3 == 2 { "Other" } else { "Walkerson" };
+                json!({"op": "create", "data": {"first_name": format!("R{round}-{i}"), "last_name": last}})
+            })
+            .collect();
+        let (s, v) = app
+            .post(
+                "/api/v1/contacts/batch",
+                &a.token,
+                json!({"operations": ops}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    for sort in ["created_at", "-created_at"] {
+        let path = format!("/api/v1/contacts?q=walker&sort={sort}");
+        let mut seen: Vec<(chrono::DateTime<chrono::FixedOffset>, String)> = Vec::new();
+        for c in every_page(&app, &a.token, &path, 200).await {
+            assert_eq!(c["last_name"], "Walkerson", "{c}");
+            let key = (
+                chrono::DateTime::parse_from_rfc3339(c["created_at"].as_str().unwrap()).unwrap(),
+                c["id"].as_str().unwrap().to_string(),
+            );
+            if let Some(last) = seen.last() {
+                if sort == "created_at" {
+                    assert!(*last < key, "{last:?} then {key:?}");
+                } else {
+                    assert!(*last > key, "{last:?} then {key:?}");
+                }
+            }
+            seen.push(key);
+        }
+        assert_eq!(seen.len(), 2001, "sorted by {sort}");
+    }
 }
