@@ -878,8 +878,8 @@ where
 const WALK_MATCHES: i64 = 2000;
 
 /// Whether a SQLite list should walk its sort order (see [`TextArm::Walk`]): one word of
-/// three characters or more, which at least [`WALK_MATCHES`] rows hold (counted up to
-/// there in the trigram index), in a list sorted by creation only.
+/// three characters or more, without digits or `@`, which at least [`WALK_MATCHES`] rows
+/// hold (counted up to there in the trigram index), in a list sorted by creation only.
 fn walks_sort_order(
     conn: &mut DbConnection,
     res: &Resource,
@@ -890,7 +890,10 @@ fn walks_sort_order(
         return Ok(false);
     };
     let by_creation = matches!(lq.sort.as_slice(), [key] if key.column == "created_at");
-    if !by_creation || word.chars().count() < 3 {
+    // A word with a digit or an `@` (a phone number, an address, a code) names a record or
+    // a few: taken as rare without asking the index, which costs as much as the search.
+    let identifier = word.chars().any(|c| c.is_ascii_digit() || c == '@');
+    if !by_creation || identifier || word.chars().count() < 3 {
         return Ok(false);
     }
     let mut b = SqlBuf::new(conn.dialect());
