@@ -273,8 +273,9 @@ pub(crate) fn seed_database(
             activities,
         )?;
         println!(
-            "seeded {} deals, {} activities ({} on {} contacts) in {:.1} s ({:.0} rows/s)",
+            "seeded {} deals ({} stage changes), {} activities ({} on {} contacts) in {:.1} s ({:.0} rows/s)",
             s.deals,
+            s.stage_changes,
             s.activities,
             s.hot_contact_activities,
             s.hot_contact_ids.len(),

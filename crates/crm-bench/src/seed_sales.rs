@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Result};
 use chrono::{Days, NaiveDateTime, TimeDelta};
-use crm_db::models::{ActivityLinkRow, ActivityRow, DealRow, StageRow};
+use crm_db::models::{ActivityLinkRow, ActivityRow, DealRow, StageChangeRow, StageRow};
 use crm_db::repo::{bulk, pipelines};
 use crm_db::DbConnection;
 use crm_domain::deals::StageKind;
@@ -38,6 +38,8 @@ const SUBJECTS: &[&str] = &[
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SalesSeeded {
     pub deals: usize,
+    /// Rows of the deals' stage history.
+    pub stage_changes: usize,
     pub activities: usize,
     pub activity_links: usize,
     pub hot_contact_activities: usize,
@@ -60,16 +62,21 @@ fn deal(
     ws: &str,
     owner: &str,
     stage: &StageRow,
+    first_stage: bool,
     i: usize,
     now: NaiveDateTime,
 ) -> DealRow {
     let created = now - TimeDelta::minutes(rng.gen_range(60..2 * 365 * 24 * 60));
     let cents: i64 = rng.gen_range(10_000..50_000_000);
     let kind = StageKind::parse(&stage.kind).unwrap_or(StageKind::Open);
-    // Closed this past year; expected within a year either side of today.
-    let closed_at = kind
-        .is_closed()
-        .then(|| now - TimeDelta::minutes(rng.gen_range(1..365 * 24 * 60)));
+    // A deal reached its stage (and a closed one closed) some time between its creation
+    // and now, unless its stage is the first, where it was created; it is expected within
+    // a year either side of today.
+    let staged = match first_stage {
+        true => created,
+        false => created + TimeDelta::minutes(rng.gen_range(0..=(now - created).num_minutes())),
+    };
+    let closed_at = kind.is_closed().then_some(staged);
     let expected = now
         .date()
         .checked_sub_days(Days::new(365))
@@ -84,7 +91,7 @@ fn deal(
         currency: Some(if rng.gen_bool(0.9) { "EUR" } else { "USD" }.into()),
         pipeline_id: stage.pipeline_id.clone(),
         stage_id: stage.id.clone(),
-        stage_changed_at: closed_at.unwrap_or(created),
+        stage_changed_at: staged,
         expected_close_date: expected,
         owner_id: rng.gen_bool(0.95).then(|| owner.to_string()),
         company_id: None,
@@ -93,10 +100,52 @@ fn deal(
         external_id: None,
         custom: "{}".into(),
         created_at: created,
-        updated_at: closed_at.unwrap_or(created),
+        updated_at: staged,
         archived_at: None,
         version: 1,
     }
+}
+
+/// The stage changes that brought a deal to its stage, as the API records them: into the
+/// pipeline's first stage when it was created, then through every open stage before its
+/// own, at even steps, the last at its `stage_changed_at`.
+fn stage_history(deal: &DealRow, stages: &[StageRow]) -> Vec<StageChangeRow> {
+    let Some(at) = stages.iter().position(|s| s.id == deal.stage_id) else {
+        return Vec::new();
+    };
+    let path: Vec<&StageRow> = stages[..at]
+        .iter()
+        .filter(|s| s.kind == "open")
+        .chain(std::iter::once(&stages[at]))
+        .collect();
+    let moves = path.len() as i32 - 1;
+    let step = match moves {
+        0 => TimeDelta::zero(),
+        n => (deal.stage_changed_at - deal.created_at) / n,
+    };
+    let mut previous: Option<(&StageRow, NaiveDateTime)> = None;
+    path.iter()
+        .enumerate()
+        .map(|(k, stage)| {
+            let changed_at = match k as i32 == moves {
+                true => deal.stage_changed_at,
+                false => deal.created_at + step * k as i32,
+            };
+            let row = StageChangeRow {
+                workspace_id: deal.workspace_id.clone(),
+                id: crm_domain::new_id().to_string(),
+                deal_id: deal.id.clone(),
+                from_stage_id: previous.map(|(s, _)| s.id.clone()),
+                to_stage_id: stage.id.clone(),
+                changed_at,
+                changed_by: deal.owner_id.clone(),
+                time_in_stage_seconds: previous
+                    .map(|(_, since)| (changed_at - since).num_seconds()),
+            };
+            previous = Some((stage, changed_at));
+            row
+        })
+        .collect()
 }
 
 fn activity(
@@ -170,13 +219,22 @@ pub fn seed(
     }
     let stride = (deals / SAMPLE_DEALS).max(1);
     let mut deal_ids = Vec::new();
+    let mut stage_changes = 0;
     let mut start = 0;
     while start < deals {
         let end = (start + BATCH).min(deals);
         let rows: Vec<DealRow> = (start..end)
-            .map(|i| deal(&mut rng, &ws_id, owner, &stages[i % stages.len()], i, now))
+            .map(|i| {
+                let stage = i % stages.len();
+                deal(&mut rng, &ws_id, owner, &stages[stage], stage == 0, i, now)
+            })
             .collect();
-        bulk::insert_deals(conn, &rows).map_err(|e| anyhow!("deals: {e:?}"))?;
+        let history: Vec<StageChangeRow> = rows
+            .iter()
+            .flat_map(|d| stage_history(d, &stages))
+            .collect();
+        stage_changes += history.len();
+        bulk::insert_deals(conn, &rows, &history).map_err(|e| anyhow!("deals: {e:?}"))?;
         deal_ids.extend(rows.iter().step_by(stride).map(|r| r.id.clone()));
         start = end;
     }
@@ -201,11 +259,12 @@ pub fn seed(
     let seconds = started.elapsed().as_secs_f64();
     Ok(SalesSeeded {
         deals,
+        stage_changes,
         activities,
         activity_links: activities,
         hot_contact_activities: hot_count,
         seconds,
-        rows_per_second: (deals + 2 * activities) as f64 / seconds.max(1e-9),
+        rows_per_second: (deals + stage_changes + 2 * activities) as f64 / seconds.max(1e-9),
         pipeline_id: pipeline.id,
         deal_ids,
         hot_contact_ids: hot,

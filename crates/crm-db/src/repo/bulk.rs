@@ -9,12 +9,12 @@ use crate::conn::{write_tx, DbConnection, Dialect};
 use crate::error::RepoResult;
 use crate::models::{
     ActivityLinkRow, ActivityRow, CompanyChanges, CompanyRow, ContactChanges, ContactCompanyRow,
-    ContactRow, DealRow, LifecycleChangeRow,
+    ContactRow, DealRow, LifecycleChangeRow, StageChangeRow,
 };
 use crate::query::{Bind, SqlBuf};
 use crate::schema::{
     activities, activity_links, companies, contact_companies, contact_lifecycle_changes, contacts,
-    deals,
+    deal_stage_changes, deals,
 };
 use chrono::NaiveDateTime;
 use crm_domain::WorkspaceId;
@@ -77,9 +77,18 @@ pub fn insert_links(conn: &mut DbConnection, rows: &[ContactCompanyRow]) -> Repo
     })
 }
 
-/// Inserts deals as they are (their stage consequences, such as `closed_at`, already set).
-pub fn insert_deals(conn: &mut DbConnection, rows: &[DealRow]) -> RepoResult<usize> {
-    write_tx(conn, |c| Ok(insert_chunks!(c, deals::table, rows)))
+/// Inserts deals as they are (their stage consequences, such as `closed_at`, already set)
+/// with the stage changes that brought them there.
+pub fn insert_deals(
+    conn: &mut DbConnection,
+    rows: &[DealRow],
+    history: &[StageChangeRow],
+) -> RepoResult<usize> {
+    write_tx(conn, |c| {
+        let n = insert_chunks!(c, deals::table, rows);
+        insert_chunks!(c, deal_stage_changes::table, history);
+        Ok(n)
+    })
 }
 
 /// Inserts activities and their links to records; `links` must match each activity's
