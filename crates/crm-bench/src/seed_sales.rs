@@ -72,9 +72,10 @@ fn deal(
     // A deal reached its stage (and a closed one closed) some time between its creation
     // and now, unless its stage is the first, where it was created; it is expected within
     // a year either side of today.
-    let staged = match first_stage {
-        true => created,
-        false => created + TimeDelta::minutes(rng.gen_range(0..=(now - created).num_minutes())),
+    let staged = if first_stage {
+        created
+    } else {
+        created + TimeDelta::minutes(rng.gen_range(0..=(now - created).num_minutes()))
     };
     let closed_at = kind.is_closed().then_some(staged);
     let expected = now
@@ -127,9 +128,10 @@ fn stage_history(deal: &DealRow, stages: &[StageRow]) -> Vec<StageChangeRow> {
     path.iter()
         .enumerate()
         .map(|(k, stage)| {
-            let changed_at = match k as i32 == moves {
-                true => deal.stage_changed_at,
-                false => deal.created_at + step * k as i32,
+            let changed_at = if k as i32 == moves {
+                deal.stage_changed_at
+            } else {
+                deal.created_at + step * k as i32
             };
             let row = StageChangeRow {
                 workspace_id: deal.workspace_id.clone(),

@@ -285,8 +285,9 @@ pub type RowWrite<T> = (Option<T>, T);
 
 /// Writes a batch of new and changed contacts in the caller's transaction: the unique
 /// e-mails and external ids left to the unique indexes, the new rows in multi-row
-/// inserts, the changed ones in multi-row updates, and a lifecycle-history row for each new contact
-/// and each change of stage. A conflict fails the whole call and writes nothing.
+/// inserts, the changed ones in multi-row updates, and a lifecycle-history row for each
+/// new contact and each change of stage. A conflict fails the whole call and writes
+/// nothing.
 pub fn write_contacts(
     conn: &mut DbConnection,
     rows: Vec<RowWrite<ContactRow>>,
