@@ -112,23 +112,31 @@ pub struct Contact {
     pub version: i32,
 }
 
-fn address_of(r: &ContactRow) -> Address {
+fn address_of(r: &mut ContactRow) -> Address {
     Address {
-        line1: r.address_line1.clone(),
-        line2: r.address_line2.clone(),
-        city: r.address_city.clone(),
-        region: r.address_region.clone(),
-        postal_code: r.address_postal_code.clone(),
-        country: r.address_country.clone(),
+        line1: r.address_line1.take(),
+        line2: r.address_line2.take(),
+        city: r.address_city.take(),
+        region: r.address_region.take(),
+        postal_code: r.address_postal_code.take(),
+        country: r.address_country.take(),
     }
 }
 
 impl From<ContactRow> for Contact {
-    fn from(r: ContactRow) -> Self {
+    fn from(mut r: ContactRow) -> Self {
+        let id = std::mem::take(&mut r.id);
+        let (lifecycle_stage_changed_at, created_at, updated_at, archived_at, version) = (
+            r.lifecycle_stage_changed_at,
+            r.created_at,
+            r.updated_at,
+            r.archived_at,
+            r.version,
+        );
         // The writable fields are read exactly as a merge-patch sees them.
-        let w = ContactInput::from(&r);
+        let w = ContactInput::from(r);
         Contact {
-            id: r.id,
+            id,
             first_name: w.first_name,
             last_name: w.last_name,
             email: w.email,
@@ -137,7 +145,7 @@ impl From<ContactRow> for Contact {
             additional_phones: w.additional_phones,
             job_title: w.job_title,
             lifecycle_stage: w.lifecycle_stage.unwrap_or(LifecycleStage::Prospect),
-            lifecycle_stage_changed_at: utc(r.lifecycle_stage_changed_at),
+            lifecycle_stage_changed_at: utc(lifecycle_stage_changed_at),
             owner_id: w.owner_id,
             source: w.source,
             tags: w.tags,
@@ -146,41 +154,47 @@ impl From<ContactRow> for Contact {
             consent: w.consent,
             external_id: w.external_id,
             custom: w.custom,
-            created_at: utc(r.created_at),
-            updated_at: utc(r.updated_at),
-            archived_at: r.archived_at.map(utc),
-            version: r.version,
+            created_at: utc(created_at),
+            updated_at: utc(updated_at),
+            archived_at: archived_at.map(utc),
+            version,
         }
     }
 }
 
 impl From<&ContactRow> for ContactInput {
     fn from(r: &ContactRow) -> Self {
+        ContactInput::from(r.clone())
+    }
+}
+
+impl From<ContactRow> for ContactInput {
+    fn from(mut r: ContactRow) -> Self {
         ContactInput {
-            first_name: r.first_name.clone(),
-            last_name: r.last_name.clone(),
-            email: r.email.clone(),
+            address: address_of(&mut r),
             additional_emails: parse_list(&r.additional_emails),
-            phone: r.phone.clone(),
             additional_phones: parse_list(&r.additional_phones),
-            job_title: r.job_title.clone(),
             lifecycle_stage: LifecycleStage::parse(&r.lifecycle_stage),
-            owner_id: r.owner_id.clone(),
-            source: r.source.clone(),
             tags: parse_list(&r.tags),
-            address: address_of(r),
             preferred_channel: r
                 .preferred_channel
                 .as_deref()
                 .and_then(PreferredChannel::parse),
+            custom: parse_object(&r.custom),
+            first_name: r.first_name,
+            last_name: r.last_name,
+            email: r.email,
+            phone: r.phone,
+            job_title: r.job_title,
+            owner_id: r.owner_id,
+            source: r.source,
             consent: Consent {
                 email: r.consent_email,
                 sms: r.consent_sms,
                 phone: r.consent_phone,
                 do_not_contact: r.do_not_contact,
             },
-            external_id: r.external_id.clone(),
-            custom: parse_object(&r.custom),
+            external_id: r.external_id,
         }
     }
 }
