@@ -24,6 +24,108 @@ macro_rules! not_a_record {
     };
 }
 
+/// A serializer's types: `()` for what it writes, its map and struct serializers, and
+/// `Impossible` for every other compound.
+macro_rules! serializer_types {
+    ($map:ty, $st:ty) => {
+        type Ok = ();
+        type Error = CellError;
+        type SerializeSeq = Impossible<(), CellError>;
+        type SerializeTuple = Impossible<(), CellError>;
+        type SerializeTupleStruct = Impossible<(), CellError>;
+        type SerializeTupleVariant = Impossible<(), CellError>;
+        type SerializeMap = $map;
+        type SerializeStruct = $st;
+        type SerializeStructVariant = Impossible<(), CellError>;
+    };
+}
+
+/// Every scalar but `None` and `()` is refused as not a record.
+macro_rules! refuses_scalars {
+    () => {
+        not_a_record!(
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_char(char),
+            serialize_str(&str),
+            serialize_bytes(&[u8]),
+            serialize_unit_struct(&'static str),
+            serialize_unit_variant(&'static str, u32, &'static str),
+        );
+    };
+}
+
+/// `Some` and newtype structs serialize as what they hold.
+macro_rules! passes_wrappers {
+    () => {
+        fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Self::Ok, CellError> {
+            v.serialize(self)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            v: &T,
+        ) -> Result<Self::Ok, CellError> {
+            v.serialize(self)
+        }
+    };
+}
+
+/// Sequences, tuples and enum variants with data are refused with `$err`.
+macro_rules! refuses_compounds {
+    ($err:expr) => {
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<Self::Ok, CellError> {
+            Err($err)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CellError> {
+            Err($err)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CellError> {
+            Err($err)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, CellError> {
+            Err($err)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, CellError> {
+            Err($err)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, CellError> {
+            Err($err)
+        }
+    };
+}
+
 #[derive(Debug)]
 pub enum CellError {
     /// The value is an array or an object: its cell is its JSON.
@@ -181,38 +283,16 @@ impl SerializeMap for Custom<'_> {
 }
 
 impl<'a> Serializer for Custom<'a> {
-    type Ok = ();
-    type Error = CellError;
-    type SerializeSeq = Impossible<(), CellError>;
-    type SerializeTuple = Impossible<(), CellError>;
-    type SerializeTupleStruct = Impossible<(), CellError>;
-    type SerializeTupleVariant = Impossible<(), CellError>;
-    type SerializeMap = Custom<'a>;
-    type SerializeStruct = Impossible<(), CellError>;
-    type SerializeStructVariant = Impossible<(), CellError>;
+    serializer_types!(Custom<'a>, Impossible<(), CellError>);
+
+    passes_wrappers!();
+    refuses_compounds!(not_a_struct());
 
     fn serialize_map(self, _: Option<usize>) -> Result<Custom<'a>, CellError> {
         Ok(self)
     }
 
-    not_a_record!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_unit_struct(&'static str),
-        serialize_unit_variant(&'static str, u32, &'static str),
-    );
+    refuses_scalars!();
 
     /// No custom object: no custom cells.
     fn serialize_none(self) -> Result<(), CellError> {
@@ -221,47 +301,6 @@ impl<'a> Serializer for Custom<'a> {
     fn serialize_unit(self) -> Result<(), CellError> {
         Ok(())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), CellError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), CellError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CellError> {
-        Err(not_a_struct())
-    }
     fn serialize_struct(
         self,
         _: &'static str,
@@ -269,104 +308,22 @@ impl<'a> Serializer for Custom<'a> {
     ) -> Result<Self::SerializeStruct, CellError> {
         Err(not_a_struct())
     }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, CellError> {
-        Err(not_a_struct())
-    }
 }
 
 impl<'a> Serializer for Top<'a> {
-    type Ok = ();
-    type Error = CellError;
-    type SerializeSeq = Impossible<(), CellError>;
-    type SerializeTuple = Impossible<(), CellError>;
-    type SerializeTupleStruct = Impossible<(), CellError>;
-    type SerializeTupleVariant = Impossible<(), CellError>;
-    type SerializeMap = Impossible<(), CellError>;
-    type SerializeStruct = Top<'a>;
-    type SerializeStructVariant = Impossible<(), CellError>;
+    serializer_types!(Impossible<(), CellError>, Top<'a>);
+
+    passes_wrappers!();
+    refuses_compounds!(not_a_struct());
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Top<'a>, CellError> {
         Ok(self)
     }
 
-    not_a_record!(
-        serialize_bool(bool),
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_f32(f32),
-        serialize_f64(f64),
-        serialize_char(char),
-        serialize_str(&str),
-        serialize_bytes(&[u8]),
-        serialize_none(),
-        serialize_unit(),
-        serialize_unit_struct(&'static str),
-        serialize_unit_variant(&'static str, u32, &'static str),
-    );
+    refuses_scalars!();
+    not_a_record!(serialize_none(), serialize_unit());
 
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), CellError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), CellError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CellError> {
-        Err(not_a_struct())
-    }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CellError> {
-        Err(not_a_struct())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, CellError> {
         Err(not_a_struct())
     }
 }
@@ -385,15 +342,10 @@ macro_rules! displayed {
 }
 
 impl Serializer for Scalar<'_> {
-    type Ok = ();
-    type Error = CellError;
-    type SerializeSeq = Impossible<(), CellError>;
-    type SerializeTuple = Impossible<(), CellError>;
-    type SerializeTupleStruct = Impossible<(), CellError>;
-    type SerializeTupleVariant = Impossible<(), CellError>;
-    type SerializeMap = Impossible<(), CellError>;
-    type SerializeStruct = Impossible<(), CellError>;
-    type SerializeStructVariant = Impossible<(), CellError>;
+    serializer_types!(Impossible<(), CellError>, Impossible<(), CellError>);
+
+    passes_wrappers!();
+    refuses_compounds!(CellError::Compound);
 
     displayed!(
         serialize_bool(bool),
@@ -429,9 +381,6 @@ impl Serializer for Scalar<'_> {
     fn serialize_none(self) -> Result<(), CellError> {
         Ok(())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), CellError> {
-        v.serialize(self)
-    }
     fn serialize_unit(self) -> Result<(), CellError> {
         Ok(())
     }
@@ -447,44 +396,6 @@ impl Serializer for Scalar<'_> {
         self.0.push_str(variant);
         Ok(())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), CellError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), CellError> {
-        Err(CellError::Compound)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CellError> {
-        Err(CellError::Compound)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CellError> {
-        Err(CellError::Compound)
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, CellError> {
-        Err(CellError::Compound)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CellError> {
-        Err(CellError::Compound)
-    }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CellError> {
         Err(CellError::Compound)
     }
@@ -493,15 +404,6 @@ impl Serializer for Scalar<'_> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStruct, CellError> {
-        Err(CellError::Compound)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, CellError> {
         Err(CellError::Compound)
     }
 }
