@@ -321,3 +321,15 @@ pub async fn create_deal(app: &TestApp, s: &Session, body: Value) -> Value {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     v
 }
+
+/// The fields a problem's `errors` name, sorted.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(String::from))
+        .collect();
+    fields.sort();
+    fields
+}

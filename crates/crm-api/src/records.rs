@@ -80,6 +80,24 @@ pub trait Record: 'static {
     fn merge() -> Option<crate::merge::Merge> {
         None
     }
+    /// The links to other records that the input names besides the record's own fields (a
+    /// deal's `contacts`), read before the record is written (whose checks include their
+    /// shape); `None` (the default): it names none. A resource whose input can name links
+    /// writes batch items one by one (it has no [`Record::bulk`]).
+    fn links(_input: &Self::Input) -> ApiResult<Option<Value>> {
+        Ok(None)
+    }
+    /// Sets the record's links to the ones [`Record::links`] read, once the record
+    /// `id` is written, in the same transaction; the change this made, for the change
+    /// feed (`None`: the links were already so).
+    fn set_links(
+        _c: &mut DbConnection,
+        _p: &Principal,
+        _id: &str,
+        _links: Value,
+    ) -> ApiResult<Option<Change>> {
+        Ok(None)
+    }
 }
 
 /// A resource's bulk writes: what lets a batch of creates and upserts run as a few
@@ -287,15 +305,27 @@ pub(crate) fn insert_in<R: Record>(
     changes: &mut Vec<Change>,
     known: &mut Known,
 ) -> ApiResult<R::Row> {
+    let links = R::links(&input)?;
     let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
     let row = R::insert(c, p, input, custom)?;
-    changes.push(change::<R>(
-        "created",
-        &id_of::<R>(&row)?,
-        None,
-        Some(&row),
-    )?);
+    let id = id_of::<R>(&row)?;
+    changes.push(change::<R>("created", &id, None, Some(&row))?);
+    set_links::<R>(c, p, &id, links, changes)?;
     Ok(row)
+}
+
+/// Sets the links an input named (see [`Record::links`]), recording the change.
+fn set_links<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    links: Option<Value>,
+    changes: &mut Vec<Change>,
+) -> ApiResult<()> {
+    if let Some(links) = links {
+        changes.extend(R::set_links(c, p, id, links)?);
+    }
+    Ok(())
 }
 
 /// Whether clients may read the field but never write it.
@@ -344,9 +374,11 @@ pub(crate) fn patch_in<R: Record>(
     }
     crm_db::repo::records::check_version(R::version(&current), if_match)?;
     let mut input = merged::<R>(&current, patch)?;
+    let links = R::links(&input)?;
     let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
     let row = R::update(c, p, &current, input, custom)?;
     changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
+    set_links::<R>(c, p, id, links, changes)?;
     Ok(row)
 }
 

@@ -947,6 +947,206 @@ async fn deal_contacts_are_linked_with_a_role_and_one_primary() {
 }
 
 #[tokio::test]
+async fn a_deals_contacts_are_set_with_it_and_replaced_by_a_patch_or_a_batch() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let rep = app.user(&a, "sales").await;
+    let (c1, c2, c3) = (
+        contact(&app, &rep, "one@example.com").await,
+        contact(&app, &rep, "two@example.com").await,
+        contact(&app, &rep, "three@example.com").await,
+    );
+    let contacts_of = |id: String| {
+        let app = &app;
+        let token = rep.token.clone();
+        async move {
+            let (st, v) = app
+                .get(&format!("/api/v1/deals/{id}/contacts"), &token)
+                .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            contact_ids(&v)
+        }
+    };
+
+    // Created with two contacts, one primary: the deal and its links in one write.
+    let deal = create_deal(
+        &app,
+        &rep,
+        json!({"name": "Pilot", "contacts": [
+            {"contact_id": c1, "role": "Champion"},
+            {"contact_id": c2, "role": "Decision maker", "is_primary": true}
+        ]}),
+    )
+    .await;
+    let did = deal["id"].as_str().unwrap().to_string();
+    assert!(deal.get("contacts").is_none(), "{deal}");
+    assert_eq!(
+        contacts_of(did.clone()).await,
+        vec![
+            (c2.clone(), true, json!("Decision maker")),
+            (c1.clone(), false, json!("Champion"))
+        ]
+    );
+
+    // A patch without `contacts` (or with null) leaves them; with them, replaces the set.
+    for body in [json!({"name": "Pilot 2"}), json!({"contacts": null})] {
+        let (st, v) = app
+            .patch(&format!("/api/v1/deals/{did}"), &rep.token, body)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    assert_eq!(contacts_of(did.clone()).await.len(), 2);
+    let (st, v) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &rep.token,
+            json!({"contacts": [{"contact_id": c3, "is_primary": true}, {"contact_id": c1}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        contacts_of(did.clone()).await,
+        vec![
+            (c3.clone(), true, Value::Null),
+            (c1.clone(), false, Value::Null)
+        ]
+    );
+    // The same set again, in another order: no change to the links.
+    let (st, v) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &rep.token,
+            json!({"contacts": [{"contact_id": c1}, {"contact_id": c3, "is_primary": true}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // Bad contacts: each named by its place; nothing is written, not even the deal.
+    let b = app.workspace("Other").await;
+    let foreign = contact(&app, &b, "x@example.com").await;
+    let deals_before = app.get("/api/v1/deals?count=true", &rep.token).await.1["total"].clone();
+    let (st, v) = app
+        .post(
+            "/api/v1/deals",
+            &rep.token,
+            json!({"name": "Bad", "contacts": [
+                {"contact_id": c1, "is_primary": true},
+                {"contact_id": foreign},
+                {"contact_id": c1},
+                {"contact_id": "nope", "is_primary": true}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields = crm_e2e::error_fields(&v);
+    assert_eq!(
+        fields,
+        [
+            "contacts",
+            "contacts[1].contact_id",
+            "contacts[2].contact_id",
+            "contacts[3].contact_id"
+        ],
+        "{v}"
+    );
+    let (st, v) = app
+        .post(
+            "/api/v1/deals",
+            &rep.token,
+            json!({"name": "Bad", "contacts": [{"contact_id": c1, "rank": 1}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let too_many: Vec<Value> = (0..101).map(|_| json!({"contact_id": c1})).collect();
+    for (contacts, field) in [
+        (
+            json!([{"contact_id": c1, "role": "x".repeat(101)}]),
+            "contacts[0].role",
+        ),
+        (json!(too_many), "contacts"),
+    ] {
+        let (st, v) = app
+            .post(
+                "/api/v1/deals",
+                &rep.token,
+                json!({"name": "Bad", "contacts": contacts}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["errors"][0]["field"], field, "{v}");
+    }
+    assert_eq!(
+        app.get("/api/v1/deals?count=true", &rep.token).await.1["total"],
+        deals_before
+    );
+    // A failed patch leaves the contacts as they were.
+    let (st, v) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &rep.token,
+            json!({"name": "Renamed", "contacts": [{"contact_id": foreign}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errors"][0]["field"], "contacts[0].contact_id", "{v}");
+    assert_eq!(contacts_of(did.clone()).await.len(), 2);
+
+    // A batch creates and updates deals with their contacts the same way.
+    let (st, v) = app
+        .post(
+            "/api/v1/deals/batch",
+            &rep.token,
+            json!({"operations": [
+                {"op": "create", "data": {"name": "B1", "contacts": [{"contact_id": c2}]}},
+                {"op": "update", "id": did, "data": {"contacts": []}},
+                {"op": "create", "data": {"name": "B2", "contacts": [{"contact_id": foreign}]}}
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], 201, "{v}");
+    assert_eq!(results[1]["status"], 200, "{v}");
+    assert_eq!(results[2]["status"], 422, "{v}");
+    let b1 = results[0]["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        contacts_of(b1.clone()).await,
+        vec![(c2.clone(), false, Value::Null)]
+    );
+    assert_eq!(contacts_of(did.clone()).await, vec![]);
+
+    // The change feed: each deal's links_changed follows its created or updated event,
+    // and a patch that leaves the set as it was records none.
+    let (_, ev) = app
+        .get(
+            "/api/v1/events?types=deal.created,deal.updated,deal.links_changed&limit=100",
+            &a.token,
+        )
+        .await;
+    let of_deal: Vec<&str> = ev["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["record_id"] == json!(did))
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        of_deal,
+        [
+            "deal.created",
+            "deal.links_changed",
+            "deal.updated",
+            "deal.updated",
+            "deal.updated",
+            "deal.links_changed",
+            "deal.updated",
+            "deal.updated",
+            "deal.links_changed"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_deal_timeline_holds_its_activities_and_stage_changes_newest_first() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;

@@ -68,13 +68,7 @@ async fn products_are_records_with_exact_prices_and_a_unique_sku() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let mut fields: Vec<&str> = v["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    fields.sort();
+    let fields = crm_e2e::error_fields(&v);
     assert_eq!(fields, ["currency", "tax_rate", "unit_price"]);
     let (s, v) = app
         .post("/api/v1/products", &a.token, json!({"name": "No sku"}))

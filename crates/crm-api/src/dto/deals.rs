@@ -55,6 +55,31 @@ pub struct DealInput {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub custom: Map<String, Value>,
+    /// The deal's contacts, each with its role, at most one of them primary. On create, the
+    /// deal's first contacts; on update, when given, the deal's whole new set of contacts
+    /// (a contact left out is taken off the deal; absent or `null`: unchanged). Each must
+    /// be a live contact of the workspace, named once. Setting them records
+    /// `deal.links_changed` after the deal's own event; read them with
+    /// `GET /deals/{id}/contacts`.
+    #[validate(length(max = 100), nested)]
+    #[schema(max_items = 100)]
+    pub contacts: Option<Vec<DealContactInput>>,
+}
+
+/// One contact of a deal, as `contacts` on a deal's create or update names it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"contact_id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e02", "role": "Decision maker", "is_primary": true}))]
+pub struct DealContactInput {
+    #[schema(max_length = 36)]
+    pub contact_id: String,
+    /// The contact's role in the deal, e.g. `Decision maker`.
+    #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
+    pub role: Option<String>,
+    /// The deal's main contact; at most one per deal.
+    #[serde(default)]
+    pub is_primary: bool,
 }
 
 /// A deal (opportunity).
@@ -123,6 +148,7 @@ impl From<&DealRow> for DealInput {
             lost_reason: r.lost_reason.clone(),
             external_id: r.external_id.clone(),
             custom: parse_object(&r.custom),
+            contacts: None,
         }
     }
 }

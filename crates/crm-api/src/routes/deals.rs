@@ -4,7 +4,7 @@ use super::contacts::Contacts;
 use crate::auth::{Auth, Principal};
 use crate::dto::common::utc;
 use crate::dto::contacts::Contact;
-use crate::dto::deals::{CheckedDeal, Deal, DealInput};
+use crate::dto::deals::{CheckedDeal, Deal, DealContactInput, DealInput};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{id_page, id_page_params, QueryPairs, RawJson};
 use crate::handlers::record_handlers;
@@ -282,6 +282,91 @@ impl Record for Deals {
             Some(p.actor_id()),
         )?)
     }
+    fn links(input: &DealInput) -> ApiResult<Option<Value>> {
+        input
+            .contacts
+            .as_ref()
+            .map(|contacts| serde_json::to_value(contacts).map_err(ApiError::internal))
+            .transpose()
+    }
+    fn set_links(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        links: Value,
+    ) -> ApiResult<Option<Change>> {
+        let wanted: Vec<DealContactInput> =
+            serde_json::from_value(links).map_err(ApiError::internal)?;
+        set_contacts(c, p, id, wanted)
+    }
+}
+
+/// Makes `wanted` the deal's whole set of contacts, in the caller's transaction: checks
+/// that each is a live contact of the workspace named once and that at most one is
+/// primary (a 422 naming `contacts[i].contact_id` or `contacts` otherwise), takes the
+/// others off the deal and adds or updates these; the `links_changed` change when the set
+/// is not what it was.
+fn set_contacts(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    wanted: Vec<DealContactInput>,
+) -> ApiResult<Option<Change>> {
+    p.require(Permission::ContactsRead)?;
+    let ws = p.workspace;
+    let mut errors = Vec::new();
+    if wanted.iter().filter(|w| w.is_primary).count() > 1 {
+        errors.push(FieldError::new(
+            "contacts",
+            "invalid_value",
+            "at most one of a deal's contacts is primary",
+        ));
+    }
+    for (i, w) in wanted.iter().enumerate() {
+        let field = format!("contacts[{i}].contact_id");
+        if wanted[..i].iter().any(|o| o.contact_id == w.contact_id) {
+            errors.push(FieldError::new(
+                field,
+                "duplicate",
+                "each contact is named once",
+            ));
+            continue;
+        }
+        match live_reference::<Contacts>(c, ws, &w.contact_id, &field) {
+            Ok(_) => {}
+            Err(ApiError::Validation(e)) => errors.extend(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let before = CONTACT_LINKS.list(c, ws, id)?;
+    let table = &crm_db::repo::links::DEAL_CONTACTS;
+    for gone in before
+        .iter()
+        .filter(|b| !wanted.iter().any(|w| w.contact_id == b.contact.id))
+    {
+        crm_db::repo::links::delete(c, ws, table, id, &gone.contact.id)?;
+    }
+    // The primary last, so that no later write takes its flag away.
+    let mut wanted = wanted;
+    wanted.sort_by_key(|w| w.is_primary);
+    for w in wanted {
+        let l = link(id.to_string(), w.contact_id, w.role, w.is_primary);
+        crm_db::repo::links::upsert(c, ws, table, &l)?;
+    }
+    let after = CONTACT_LINKS.list(c, ws, id)?;
+    let (before, after) = (
+        json!({ CONTACT_LINKS.key: before }),
+        json!({ CONTACT_LINKS.key: after }),
+    );
+    Ok((before != after).then(|| Change {
+        verb: "links_changed",
+        id: id.to_string(),
+        before: Some(before),
+        after: Some(after),
+    }))
 }
 
 /// Moves deals (`(id, archived)`) to another stage of their pipeline, recording each move.
