@@ -132,15 +132,28 @@ pub fn settle(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<()> {
     Ok(())
 }
 
-/// The workspaces that have pending events (see [`settle`]). The condition is written out,
-/// not bound: PostgreSQL's partial index `events_pending` (`WHERE seq < 0`) serves only a
-/// literal one, and a bound `seq < $1` scans the whole table once its plan is generic.
+/// The workspaces that have pending events (see [`settle`]), one ordered probe of
+/// PostgreSQL's partial index `events_pending` (`WHERE seq < 0`) per workspace found. The
+/// condition is written out, not bound: the index serves only a literal one. A plain
+/// `DISTINCT` is planned from the table's statistics, which count the many rows that were
+/// pending once: it then scans the whole outbox, in parallel, on every webhook round.
 pub fn pending_workspaces(conn: &mut DbConnection) -> RepoResult<Vec<String>> {
-    Ok(events::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("seq < 0"))
-        .select(events::workspace_id)
-        .distinct()
-        .load(conn)?)
+    let mut out: Vec<String> = Vec::new();
+    loop {
+        let mut q = events::table
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("seq < 0"))
+            .select(events::workspace_id)
+            .order(events::workspace_id)
+            .limit(1)
+            .into_boxed();
+        if let Some(last) = out.last() {
+            q = q.filter(events::workspace_id.gt(last.clone()));
+        }
+        match q.first::<String>(conn).optional()? {
+            Some(ws) => out.push(ws),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// The sequence number of an event, by id.
