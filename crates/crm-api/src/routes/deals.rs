@@ -310,7 +310,7 @@ fn set_contacts(
     c: &mut DbConnection,
     p: &Principal,
     id: &str,
-    wanted: Vec<DealContactInput>,
+    mut wanted: Vec<DealContactInput>,
 ) -> ApiResult<Option<Change>> {
     p.require(Permission::ContactsRead)?;
     let ws = p.workspace;
@@ -322,6 +322,8 @@ fn set_contacts(
             "at most one of a deal's contacts is primary",
         ));
     }
+    let named: Vec<String> = wanted.iter().map(|w| w.contact_id.clone()).collect();
+    let live = crm_db::repo::contacts::live_ids(c, ws, &named)?;
     for (i, w) in wanted.iter().enumerate() {
         let field = format!("contacts[{i}].contact_id");
         if wanted[..i].iter().any(|o| o.contact_id == w.contact_id) {
@@ -330,12 +332,12 @@ fn set_contacts(
                 "duplicate",
                 "each contact is named once",
             ));
-            continue;
-        }
-        match live_reference::<Contacts>(c, ws, &w.contact_id, &field) {
-            Ok(_) => {}
-            Err(ApiError::Validation(e)) => errors.extend(e),
-            Err(e) => return Err(e),
+        } else if !live.contains(&w.contact_id) {
+            errors.push(FieldError::new(
+                field,
+                "not_found",
+                "no such contact in this workspace",
+            ));
         }
     }
     if !errors.is_empty() {
@@ -350,7 +352,6 @@ fn set_contacts(
         crm_db::repo::links::delete(c, ws, table, id, &gone.contact.id)?;
     }
     // The primary last, so that no later write takes its flag away.
-    let mut wanted = wanted;
     wanted.sort_by_key(|w| w.is_primary);
     for w in wanted {
         let l = link(id.to_string(), w.contact_id, w.role, w.is_primary);

@@ -395,6 +395,27 @@ pub fn links_of_contact(
     links_of_contacts(conn, ws, &[contact_id.to_string()])
 }
 
+/// Which of these ids are live (not archived) contacts of the workspace, in one query per
+/// [`super::bulk::ROWS_PER_STATEMENT`] ids.
+pub fn live_ids(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    ids: &[String],
+) -> RepoResult<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(super::bulk::ROWS_PER_STATEMENT) {
+        out.extend(
+            contacts::table
+                .filter(contacts::workspace_id.eq(ws.as_string()))
+                .filter(contacts::id.eq_any(chunk))
+                .filter(contacts::archived_at.is_null())
+                .select(contacts::id)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
 /// The live company links of each of these contacts: by contact, primary first, then
 /// oldest first.
 pub fn links_of_contacts(
