@@ -36,7 +36,10 @@ pub enum BatchOp {
 }
 
 /// One operation. `update` and `delete` name the record by `id`; `upsert` finds it by the
-/// value of `match_on` in `data` and updates it, or creates it when there is none.
+/// value of `match_on` in `data` and updates it, or creates it when there is none. A
+/// contact or company upsert whose `data` would change nothing in the record it finds
+/// leaves the record as it is: 200 with the record, its `version` and `updated_at` kept,
+/// and no event (a nightly sync that sends every record again writes only what changed).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchOperation {
@@ -293,6 +296,32 @@ fn find_match<R: Record>(
     }
 }
 
+/// The record an upsert found, as it is, when the upsert's data would change nothing in it
+/// (for a resource that writes in bulk, which can tell): it is then left alone, with no
+/// new version and no event. `None`: the upsert writes.
+fn unchanged<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    data: &Value,
+    known: &mut Known,
+) -> ApiResult<Option<Value>> {
+    let Some(bulk) = R::bulk() else {
+        return Ok(None);
+    };
+    crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
+    let current = R::get(c, p.workspace, id)?;
+    check_patch::<R>(data)?;
+    let mut input = merged::<R>(&current, data)?;
+    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
+    let next = (bulk.row)(p, Some(&current), input, custom)?;
+    if (bulk.unchanged)(&current, &next) {
+        Ok(Some(shown::<R>(&current)?))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Runs one operation; returns its status and record.
 fn run_one<R: Record>(
     c: &mut DbConnection,
@@ -347,6 +376,9 @@ fn run_one<R: Record>(
                         if let Some(fields) = data.as_object_mut() {
                             fields.remove(match_on);
                         }
+                    }
+                    if let Some(record) = unchanged::<R>(c, p, &id, &data, &mut ahead.known)? {
+                        return Ok((StatusCode::OK, Some(record)));
                     }
                     updated(c, changes, &mut ahead.known, &id, data)
                 }
@@ -631,6 +663,20 @@ fn run_fast<R: Record>(
     let mut pairs = Vec::with_capacity(prepared.len());
     for (index, item) in prepared.into_iter().enumerate() {
         match item {
+            Ok((Some(current), next))
+                if req.operations[index].op == BatchOp::Upsert
+                    && (bulk.unchanged)(&current, &next) =>
+            {
+                results.push(BatchResult {
+                    index,
+                    status: StatusCode::OK.as_u16(),
+                    data: with_data
+                        .then(|| shown::<R>(&current))
+                        .transpose()
+                        .map_err(Abort::Api)?,
+                    error: None,
+                });
+            }
             Ok((before, next)) => {
                 let status = match before {
                     Some(_) => StatusCode::OK,

@@ -109,6 +109,9 @@ pub struct Bulk<R: Record> {
     /// Writes new rows (no current row) and changed ones together, in the caller's
     /// transaction; a failure (a unique value taken, say) writes nothing.
     pub write: WriteRows<R>,
+    /// Whether the next row (of [`Bulk::row`]) leaves the current one as it is: an upsert
+    /// that would write it is left undone (no new version, no event).
+    pub unchanged: fn(&RowOf<R>, &RowOf<R>) -> bool,
 }
 
 type RowOf<R> = <R as Record>::Row;

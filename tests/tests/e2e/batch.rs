@@ -291,6 +291,15 @@ async fn contact(app: &TestApp, token: &str, body: Value) -> Value {
     v
 }
 
+/// A workspace whose contacts have a `score` number field.
+async fn workspace_with_score(app: &TestApp) -> crm_e2e::Session {
+    let a = app.workspace("Acme").await;
+    let field = json!({"name": "score", "label": "Score", "type": "number"});
+    let (s, v) = app.post("/api/v1/fields/contacts", &a.token, field).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    a
+}
+
 fn event_types(feed: &Value) -> Vec<(String, String)> {
     feed["data"]
         .as_array()
@@ -311,10 +320,7 @@ fn event_types(feed: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn bulk_written_batches_answer_and_store_as_single_writes_would() {
     let app = TestApp::spawn().await;
-    let a = app.workspace("Acme").await;
-    let field = json!({"name": "score", "label": "Score", "type": "number"});
-    let (s, v) = app.post("/api/v1/fields/contacts", &a.token, field).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let a = workspace_with_score(&app).await;
     let old = contact(
         &app,
         &a.token,
@@ -724,4 +730,105 @@ async fn batches_of_deletes_archive_in_bulk_and_answer_each_item() {
         .await;
     assert_eq!(restored["id"], ids[0].as_str(), "{restored}");
     assert!(restored["archived_at"].is_null(), "{restored}");
+}
+
+/// An upsert whose data would change nothing in the record it finds leaves the record as
+/// it is (its version and `updated_at` kept, no event), on the bulk path and item by item
+/// alike; an upsert that changes something, and an explicit update, write as before.
+#[tokio::test]
+async fn upserts_that_change_nothing_leave_the_record_as_it_is() {
+    let app = TestApp::spawn().await;
+    let a = workspace_with_score(&app).await;
+    let ada = contact(
+        &app,
+        &a.token,
+        json!({"first_name": "Ada", "email": "ada@example.com", "external_id": "erp-1",
+               "tags": ["vip"], "custom": {"score": 3}}),
+    )
+    .await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let last = feed["data"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["type"], "contact.created");
+    let after = last["id"].as_str().unwrap().to_string();
+
+    // In bulk: the same name under the same address, written differently.
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "match_on": "email", "data": {"email": "ADA@example.com", "first_name": "Ada"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-2", "first_name": "New"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 201]);
+    assert_eq!(
+        batch_items(&app, "contacts").await,
+        (2, 0),
+        "written in bulk"
+    );
+    assert_eq!(
+        v["results"][0]["data"], ada,
+        "answered with the record as it is"
+    );
+    let new_id = v["results"][1]["data"]["id"].as_str().unwrap().to_string();
+
+    // Item by item (a delete in the batch): the same custom field and tags.
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-1", "tags": ["vip"], "custom": {"score": 3}}},
+                {"op": "delete", "id": new_id},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 204]);
+    assert_eq!(batch_items(&app, "contacts").await, (2, 2), "item by item");
+    assert_eq!(v["results"][0]["data"], ada);
+    let (_, stored) = app
+        .get(&format!("/api/v1/contacts/{ada_id}"), &a.token)
+        .await;
+    assert_eq!(stored, ada, "version and updated_at kept");
+
+    // A change is written, on either path; so is an explicit update.
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "match_on": "email", "data": {"email": "ada@example.com", "job_title": "CTO"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"]["version"], 2, "{v}");
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [{"op": "update", "id": ada_id, "data": {"first_name": "Ada"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"]["version"], 3, "{v}");
+
+    let (_, feed) = app
+        .get(&format!("/api/v1/events?after={after}&limit=500"), &a.token)
+        .await;
+    assert_eq!(
+        event_types(&feed),
+        [
+            ("contact.created".to_string(), new_id.clone()),
+            ("contact.archived".to_string(), new_id),
+            ("contact.updated".to_string(), ada_id.to_string()),
+            ("contact.updated".to_string(), ada_id.to_string()),
+        ],
+        "no event for the upserts that changed nothing"
+    );
 }

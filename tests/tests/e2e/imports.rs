@@ -590,3 +590,51 @@ async fn a_job_that_keeps_failing_ends_failed_and_abandoned_uploads_are_removed(
         "a failed job frees its upload"
     );
 }
+
+/// Importing the same file again (a nightly sync that sends every record) writes nothing:
+/// the rows count as updated, the records keep their version, and no event is recorded.
+#[tokio::test]
+async fn an_import_of_unchanged_rows_writes_nothing() {
+    let app = TestApp::spawn_with(|s| s.import_batch_rows = 2).await;
+    let a = app.workspace("Acme").await;
+    let file = "email,first_name,tags\n\
+        ada@example.com,Ada,\"[\"\"vip\"\"]\"\n\
+        bob@example.com,Bob,\n\
+        cy@example.com,Cy,\n";
+    let job = import(&app, &a, "object=contacts&match_on=email", "text/csv", file).await;
+    assert_eq!(
+        (&job["created"], &job["failed"]),
+        (&json!(3), &json!(0)),
+        "{job}"
+    );
+    let before = contacts(&app, &a).await;
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let events = feed["data"].as_array().unwrap().len();
+
+    let job = import(&app, &a, "object=contacts&match_on=email", "text/csv", file).await;
+    assert_eq!(
+        (&job["created"], &job["updated"], &job["failed"]),
+        (&json!(0), &json!(3), &json!(0)),
+        "{job}"
+    );
+    assert_eq!(contacts(&app, &a).await, before, "versions and times kept");
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    assert_eq!(feed["data"].as_array().unwrap().len(), events, "no event");
+
+    // One changed row in the file: that one record is written.
+    let changed = file.replace("Bob", "Robert");
+    let job = import(
+        &app,
+        &a,
+        "object=contacts&match_on=email",
+        "text/csv",
+        &changed,
+    )
+    .await;
+    assert_eq!(job["updated"], 3, "{job}");
+    let after = contacts(&app, &a).await;
+    let versions: Vec<&Value> = after.iter().map(|c| &c["version"]).collect();
+    assert_eq!(versions, [&json!(1), &json!(2), &json!(1)]);
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    assert_eq!(feed["data"].as_array().unwrap().len(), events + 1);
+}

@@ -91,6 +91,7 @@ impl Record for Companies {
                 })
             },
             write: |c, _, rows| Ok(crm_db::repo::bulk::write_companies(c, rows)?),
+            unchanged: |current, next| current.same_values(next),
         })
     }
     fn merge() -> Option<crate::merge::Merge> {

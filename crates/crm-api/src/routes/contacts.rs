@@ -120,6 +120,7 @@ impl Record for Contacts {
                 let actor = Some(p.actor_id());
                 Ok(crm_db::repo::bulk::write_contacts(c, rows, actor)?)
             },
+            unchanged: |current, next| current.same_values(next),
         })
     }
     fn merge() -> Option<crate::merge::Merge> {

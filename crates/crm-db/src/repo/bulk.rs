@@ -201,7 +201,8 @@ impl ToBind for Option<NaiveDateTime> {
 }
 
 /// For a record table: `$Row::changed`, the row after a write of `$Changes` (its writable
-/// columns replaced, `updated_at` and `version` moved on, the rest kept), and `$update`,
+/// columns replaced, `updated_at` and `version` moved on, the rest kept),
+/// `$Row::same_values` (whether such a row would change anything), and `$update`,
 /// which writes whole rows over the stored ones by (workspace_id, id) in one multi-row
 /// `UPDATE … FROM` a list of values per chunk, on both backends (written by hand: diesel
 /// has no multi-row update; an `INSERT … ON CONFLICT DO UPDATE` would first probe every
@@ -222,6 +223,13 @@ macro_rules! record_writes {
                     archived_at: self.archived_at,
                     version: self.version + 1,
                 }
+            }
+
+            /// Whether `next` holds this row's values in every column a write sets (its
+            /// `updated_at` and `version` aside): writing it would change nothing.
+            pub fn same_values(&self, next: &$Row) -> bool {
+                true $(&& self.$col == next.$col)+ $(&& self.$kept == next.$kept)*
+                    && self.archived_at == next.archived_at
             }
         }
 
