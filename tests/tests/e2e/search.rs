@@ -342,3 +342,29 @@ async fn free_text_held_by_thousands_pages_in_order_completely() {
         assert_eq!(seen.len(), 2001, "sorted by {sort}");
     }
 }
+
+/// On PostgreSQL, the trigram indexes that free text uses keep a 1000-entry histogram of
+/// their text, so that a term thousands of records share is estimated as such and its page
+/// is read in list order rather than by sorting every match.
+#[tokio::test]
+async fn postgres_keeps_a_wide_histogram_of_the_searched_text() {
+    let app = TestApp::spawn().await;
+    let applied = app.sql_count(
+        "SELECT count(*) AS n FROM __diesel_schema_migrations WHERE version = '20261207050000'",
+    );
+    assert_eq!(applied, 1, "the migration is listed on both databases");
+    if crm_e2e::backend() != "postgres" {
+        // SQLite keeps no per-expression histogram; the migration is a no-op there.
+        return;
+    }
+    let wide = app.sql_count(
+        "SELECT count(*) AS n FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE c.relkind = 'i' AND c.relname LIKE '%\\_trgm' AND pg_table_is_visible(c.oid) \
+         AND a.attnum = 1 AND a.attstattarget = 1000",
+    );
+    let all = app.sql_count(
+        "SELECT count(*) AS n FROM pg_class c WHERE c.relkind = 'i' \
+         AND c.relname LIKE '%\\_trgm' AND pg_table_is_visible(c.oid)",
+    );
+    assert_eq!((wide, all), (7, 7));
+}
