@@ -103,6 +103,7 @@ impl TestApp {
             import_abandon_secs: 3600,
             import_poll_ms: 50,
             housekeeping_secs: 600,
+            text_index_flush_ms: 250,
             delivery_retention_days: 30,
             event_retention_days: 0,
         }

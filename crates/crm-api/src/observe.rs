@@ -11,7 +11,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpMessage, HttpResponse, ResponseError};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
 };
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -32,6 +33,7 @@ struct Metrics {
     webhook_attempts: IntCounterVec,
     worker_rounds: Histogram,
     batch_items: IntCounterVec,
+    text_index_pages: IntCounter,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
@@ -88,6 +90,12 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
     )
     .ok()?;
     registry.register(Box::new(batch_items.clone())).ok()?;
+    let text_index_pages = IntCounter::with_opts(Opts::new(
+        "text_index_pages_flushed_total",
+        "Pending-list pages of PostgreSQL's free-text (GIN) indexes the server merged into the indexes in the background",
+    ))
+    .ok()?;
+    registry.register(Box::new(text_index_pages.clone())).ok()?;
     Some(Metrics {
         registry,
         requests,
@@ -97,6 +105,7 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
         webhook_attempts,
         worker_rounds,
         batch_items,
+        text_index_pages,
     })
 });
 
@@ -192,9 +201,16 @@ pub fn worker_round(elapsed: std::time::Duration) {
     }
 }
 
+/// Counts the pending-list pages a flush of the text indexes emptied.
+pub fn text_index_pages_flushed(pages: i64) {
+    if let Some(m) = METRICS.as_ref() {
+        m.text_index_pages.inc_by(pages.max(0) as u64);
+    }
+}
+
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`, and `crm_batch_items_total` (batch operations and import rows by object and write path: `bulk` or `itemwise`)", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`, `crm_batch_items_total` (batch operations and import rows by object and write path: `bulk` or `itemwise`) and, on PostgreSQL, `crm_text_index_pages_flushed_total` (pending-list pages of the free-text indexes merged in the background)", body = String, content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let Some(m) = METRICS.as_ref() else {

@@ -80,26 +80,23 @@ impl Drop for Worker {
     }
 }
 
-pub fn spawn(pool: Pool, r: Retention) -> Worker {
+/// Runs `round` on a blocking thread, again and again, pausing between two rounds for as
+/// long as the round asks, until the worker is shut down or dropped.
+pub fn repeat(round: impl Fn() -> Duration + Send + Sync + 'static) -> Worker {
     let (stop, mut stopped) = watch::channel(false);
+    let round = std::sync::Arc::new(round);
     let task = tokio::spawn(async move {
         loop {
-            let pool2 = pool.clone();
-            match tokio::task::spawn_blocking(move || sweep(&pool2, &r)).await {
-                Ok(Ok(s)) if s == Swept::default() => {}
-                Ok(Ok(s)) => tracing::info!(
-                    idempotency_keys = s.idempotency_keys,
-                    deliveries = s.deliveries,
-                    events = s.events,
-                    "housekeeping removed expired rows"
-                ),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "housekeeping sweep failed; retrying later")
+            let r = round.clone();
+            let pause = match tokio::task::spawn_blocking(move || r()).await {
+                Ok(pause) => pause,
+                Err(e) => {
+                    tracing::error!(error = %e, "a background round panicked");
+                    AFTER_FAILURE
                 }
-                Err(e) => tracing::error!(error = %e, "housekeeping sweep panicked"),
-            }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(r.every) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stopped.changed() => break,
             }
         }
@@ -108,4 +105,24 @@ pub fn spawn(pool: Pool, r: Retention) -> Worker {
         stop,
         task: Some(task),
     }
+}
+
+/// The pause after a round that failed or panicked, at least: a failure that repeats
+/// (the database is down) is logged once a minute, not once a round.
+pub const AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+pub fn spawn(pool: Pool, r: Retention) -> Worker {
+    repeat(move || {
+        match sweep(&pool, &r) {
+            Ok(s) if s == Swept::default() => {}
+            Ok(s) => tracing::info!(
+                idempotency_keys = s.idempotency_keys,
+                deliveries = s.deliveries,
+                events = s.events,
+                "housekeeping removed expired rows"
+            ),
+            Err(e) => tracing::warn!(error = %e, "housekeeping sweep failed; retrying later"),
+        }
+        r.every
+    })
 }

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod housekeeping;
 pub mod imports;
+pub mod text_indexes;
 pub mod webhooks;
 
 use actix_web::{web, App, HttpServer};
@@ -259,6 +260,16 @@ pub struct Settings {
         global = true
     )]
     pub event_retention_days: u64,
+    /// On PostgreSQL, ms between two flushes of the free-text indexes' pending entries into
+    /// the indexes, done in the background so that no write stalls doing it (0: leave it to
+    /// PostgreSQL, which does it inside the write that fills the list, and in autovacuum).
+    #[arg(
+        long,
+        env = "CRM_TEXT_INDEX_FLUSH_MS",
+        default_value_t = 250,
+        global = true
+    )]
+    pub text_index_flush_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,16 +373,25 @@ impl Settings {
         }
     }
 
-    /// Starts the background workers: webhook delivery, imports and housekeeping.
+    /// Starts the background workers: webhook delivery, imports, housekeeping and, on
+    /// PostgreSQL, the text-index flush.
     pub fn spawn_workers(&self, pool: &crm_db::Pool) -> Result<Background, StartError> {
         let webhooks = webhooks::spawn(pool.clone(), self.worker_settings()?)
             .map_err(|e| StartError::Config(e.to_string()))?;
         let imports = imports::spawn(pool.clone(), self.import_settings());
         let housekeeping = housekeeping::spawn(pool.clone(), self.retention());
+        let postgres = matches!(self.database()?, DatabaseUrl::Postgres(_));
+        let text_indexes = (postgres && self.text_index_flush_ms > 0).then(|| {
+            text_indexes::spawn(
+                pool.clone(),
+                std::time::Duration::from_millis(self.text_index_flush_ms),
+            )
+        });
         Ok(Background {
             webhooks,
             imports,
             housekeeping,
+            text_indexes,
         })
     }
 
@@ -386,6 +406,7 @@ pub struct Background {
     webhooks: webhooks::Workers,
     imports: imports::Worker,
     housekeeping: housekeeping::Worker,
+    text_indexes: Option<housekeeping::Worker>,
 }
 
 impl Background {
@@ -393,6 +414,9 @@ impl Background {
         self.imports.shutdown().await;
         self.webhooks.shutdown().await;
         self.housekeeping.shutdown().await;
+        if let Some(w) = self.text_indexes {
+            w.shutdown().await;
+        }
     }
 }
 

@@ -368,3 +368,80 @@ async fn postgres_keeps_a_wide_histogram_of_the_searched_text() {
     );
     assert_eq!((wide, all), (7, 7));
 }
+
+/// Pages in the pending list of the contacts' free-text index (PostgreSQL).
+fn pending_pages(app: &TestApp) -> i64 {
+    app.sql_count(
+        "SELECT CAST(pending_pages AS BIGINT) AS n FROM public.pgstatginindex('contacts_text_trgm')",
+    )
+}
+
+async fn create_named(app: &TestApp, token: &str, prefix: &str) {
+    let ops: Vec<Value> = (0..500)
+        .map(|i| json!({"op": "create", "data": {"first_name": format!("{prefix}{i}"), "last_name": "Pendleton", "email": format!("{prefix}.{i}@example.com")}}))
+        .collect();
+    let (s, v) = app
+        .post("/api/v1/contacts/batch", token, json!({"operations": ops}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// On PostgreSQL the server moves new entries of the free-text indexes out of their pending
+/// lists in the background (`CRM_TEXT_INDEX_FLUSH_MS`), so no write pays for the merge.
+/// With the flush off, a batch's entries stay pending until something flushes them; with
+/// it on, the list empties by itself and `/metrics` counts the pages. Search finds the
+/// records in both states.
+#[tokio::test]
+async fn the_server_flushes_pending_text_index_entries_in_the_background() {
+    let postgres = crm_e2e::backend() == "postgres";
+    if postgres {
+        TestApp::spawn().await.sql(
+            "BEGIN; SELECT pg_advisory_xact_lock(7220119); \
+             CREATE EXTENSION IF NOT EXISTS pgstattuple SCHEMA public; COMMIT;",
+        );
+    }
+
+    // Flush off: the entries wait in the pending list; a flush moves them.
+    let app = TestApp::spawn_with(|s| s.text_index_flush_ms = 0).await;
+    let a = app.workspace("Acme").await;
+    create_named(&app, &a.token, "Quillon").await;
+    assert_eq!(q(&app, &a.token, "contacts", "quillon417").await.len(), 1);
+    let pool = crm_server::open_database(&TestApp::settings(&app.database_url)).unwrap();
+    if postgres {
+        let before = pending_pages(&app);
+        assert!(before > 0, "a batch's entries are pending");
+        assert!(crm_server::text_indexes::flush(&pool).unwrap() >= before);
+        assert_eq!(pending_pages(&app), 0);
+    }
+    assert_eq!(
+        crm_server::text_indexes::flush(&pool).unwrap(),
+        0,
+        "nothing left"
+    );
+    assert_eq!(q(&app, &a.token, "contacts", "quillon417").await.len(), 1);
+
+    // Flush on: the list empties by itself.
+    let app = TestApp::spawn_with(|s| s.text_index_flush_ms = 50).await;
+    let a = app.workspace("Acme").await;
+    create_named(&app, &a.token, "Marrow").await;
+    if postgres {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while pending_pages(&app) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pending list stays"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let metrics = app.metrics().await;
+        let flushed: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("crm_text_index_pages_flushed_total "))
+            .expect("the counter is exposed")
+            .parse()
+            .unwrap();
+        assert!(flushed > 0.0, "{flushed}");
+    }
+    assert_eq!(q(&app, &a.token, "contacts", "marrow123").await.len(), 1);
+    assert_eq!(q(&app, &a.token, "contacts", "pendleton").await.len(), 50);
+}

@@ -177,3 +177,39 @@ pub fn prune_events(
         }
     }
 }
+
+#[derive(QueryableByName)]
+struct PagesRow {
+    #[diesel(sql_type = BigInt)]
+    pages: i64,
+}
+
+/// On PostgreSQL, moves the entries that writes left in the pending lists of the schema's
+/// GIN indexes (the free-text trigram indexes) into the indexes proper, and says how many
+/// pending-list pages that emptied; on SQLite, which has no such indexes, does nothing.
+///
+/// A GIN index takes new entries into an unsorted pending list, cheap to append to, and
+/// merges the list into the index once it outgrows `gin_pending_list_limit` (4 MB by
+/// default). Left to PostgreSQL, that merge runs inside whichever write fills the list,
+/// which then takes hundreds of milliseconds longer than its neighbours, and every search
+/// reads the whole list until then. Called often from a background worker, the list stays
+/// small and writes rarely pay for it. Only indexes the current user may maintain (owns,
+/// or is a member of the owner's role) are touched; a concurrent call waits for the other
+/// to finish and then finds little left to do.
+pub fn flush_text_indexes(conn: &mut DbConnection) -> RepoResult<i64> {
+    if conn.dialect() == crate::conn::Dialect::Sqlite {
+        return Ok(0);
+    }
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(
+        "SELECT CAST(COALESCE(SUM(gin_clean_pending_list(c.oid::regclass)), 0) AS BIGINT) AS pages \
+         FROM pg_class c JOIN pg_am a ON a.oid = c.relam \
+         WHERE c.relkind = 'i' AND a.amname = 'gin' \
+         AND c.relnamespace = current_schema()::regnamespace \
+         AND pg_has_role(current_user, c.relowner, 'USAGE')",
+    );
+    Ok(b.load::<PagesRow>(conn)?
+        .first()
+        .map(|r| r.pages)
+        .unwrap_or(0))
+}
