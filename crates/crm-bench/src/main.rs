@@ -128,7 +128,13 @@ fn main() -> Result<()> {
     };
     for (i, db) in dbs.iter().enumerate() {
         let url = match *db {
-            "postgres" => fresh_pg_database(&pg_root, "crm_bench")?,
+            "postgres" => {
+                let url = fresh_pg_database(&pg_root, "crm_bench")?;
+                let settings = pgbench::settings(&url)?;
+                println!("PostgreSQL: {settings}");
+                report.postgres_settings = Some(settings);
+                url
+            }
             _ => fresh_sqlite_file(&cli.out.join("crm-bench.sqlite"))?,
         };
         let port = cli.port + i as u16;
@@ -273,9 +279,11 @@ pub(crate) fn seed_database(
             activities,
         )?;
         println!(
-            "seeded {} deals ({} stage changes), {} activities ({} on {} contacts) in {:.1} s ({:.0} rows/s)",
+            "seeded {} deals ({} stage changes, {} quotes with {} lines), {} activities ({} on {} contacts) in {:.1} s ({:.0} rows/s)",
             s.deals,
             s.stage_changes,
+            s.quotes,
+            s.quote_lines,
             s.activities,
             s.hot_contact_activities,
             s.hot_contact_ids.len(),

@@ -27,6 +27,26 @@ fn pgbench(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The settings of the PostgreSQL at `url` that shape the figures, as `name=value` pairs:
+/// with `autovacuum=off`, for one, tables keep the statistics of the bench's own `ANALYZE`
+/// after seeding, and what a scenario writes is never vacuumed during the run.
+pub fn settings(url: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-AtXc",
+            "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) \
+             FROM pg_settings WHERE name IN ('autovacuum', 'shared_buffers', 'max_wal_size', \
+             'synchronous_commit', 'fsync', 'max_connections', 'server_version')",
+        ])
+        .output()
+        .context("running psql (apt-get install postgresql-client)")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// `pgbench -i -s scale` into the (fresh) database at `url`.
 pub fn init(url: &str, scale: u32) -> Result<()> {
     pgbench(&["-i", "-q", "-s", &scale.to_string(), url]).map(|_| ())

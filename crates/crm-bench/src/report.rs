@@ -55,6 +55,8 @@ pub struct Report {
     pub concurrency: Vec<usize>,
     pub binary_size_bytes: u64,
     pub pgbench_scale: u32,
+    /// The PostgreSQL settings that shape the figures (`name=value, …`).
+    pub postgres_settings: Option<String>,
     pub databases: Vec<DbReport>,
     pub pgbench: Vec<Baseline>,
     pub targets: Vec<TargetCheck>,
@@ -81,6 +83,7 @@ impl Report {
             concurrency: concurrency.to_vec(),
             binary_size_bytes,
             pgbench_scale: 0,
+            postgres_settings: None,
             databases: Vec::new(),
             pgbench: Vec::new(),
             targets: Vec::new(),
@@ -238,6 +241,9 @@ impl Report {
             self.generated_at,
             self.binary_size_bytes as f64 / (1024.0 * 1024.0)
         );
+        if let Some(pg) = &self.postgres_settings {
+            let _ = writeln!(m, "\nPostgreSQL: {pg}.");
+        }
         let mut seeds = Table::new(&[
             "database",
             "seed (contacts / companies / links)",

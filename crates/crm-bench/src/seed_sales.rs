@@ -4,7 +4,9 @@
 
 use anyhow::{anyhow, Result};
 use chrono::{Days, NaiveDateTime, TimeDelta};
-use crm_db::models::{ActivityLinkRow, ActivityRow, DealRow, StageChangeRow, StageRow};
+use crm_db::models::{
+    ActivityLinkRow, ActivityRow, DealRow, QuoteLineRow, QuoteRow, StageChangeRow, StageRow,
+};
 use crm_db::repo::{bulk, pipelines};
 use crm_db::DbConnection;
 use crm_domain::deals::StageKind;
@@ -22,6 +24,10 @@ const HOT_CONTACTS: usize = 20;
 const HOT_SHARE: f64 = 0.05;
 /// How many deal ids the quote scenario draws from.
 const SAMPLE_DEALS: usize = 1000;
+/// One deal in this many has a quote already, of 1 to [`MAX_SEEDED_LINES`] lines: the
+/// quotes table is not empty when the quote scenario starts, as in a workspace in use.
+const DEALS_PER_QUOTE: usize = 4;
+const MAX_SEEDED_LINES: usize = 10;
 
 const TYPES: &[&str] = &["task", "call", "meeting", "email", "note"];
 const SUBJECTS: &[&str] = &[
@@ -40,6 +46,8 @@ pub struct SalesSeeded {
     pub deals: usize,
     /// Rows of the deals' stage history.
     pub stage_changes: usize,
+    pub quotes: usize,
+    pub quote_lines: usize,
     pub activities: usize,
     pub activity_links: usize,
     pub hot_contact_activities: usize,
@@ -105,6 +113,80 @@ fn deal(
         archived_at: None,
         version: 1,
     }
+}
+
+/// A draft quote for a deal with its priced lines, as the API computes them (its number is
+/// drawn when it is written).
+fn quote(rng: &mut StdRng, deal: &DealRow) -> (QuoteRow, Vec<QuoteLineRow>) {
+    use crm_domain::money;
+    let currency = deal.currency.clone().unwrap_or_else(|| "EUR".into());
+    let id = crm_domain::new_id().to_string();
+    let entered: Vec<[String; 4]> = (0..rng.gen_range(1..=MAX_SEEDED_LINES))
+        .map(|_| {
+            [
+                rng.gen_range(1..20).to_string(),
+                format!("{}.{:02}", rng.gen_range(1..5000), rng.gen_range(0..100)),
+                pick(rng, &["0", "5", "12.5"]).to_string(),
+                pick(rng, &["0", "7", "19"]).to_string(),
+            ]
+        })
+        .collect();
+    let parse = |s: &str| money::parse(s).unwrap_or_default();
+    let inputs: Vec<money::LineInput> = entered
+        .iter()
+        .map(|[q, p, d, t]| money::LineInput {
+            quantity: parse(q),
+            unit_price: parse(p),
+            discount_percent: parse(d),
+            tax_rate: parse(t),
+        })
+        .collect();
+    let totals = money::quote_totals(&inputs, &currency).unwrap_or_else(|e| {
+        unreachable!("seeded lines are valid: {e:?}");
+    });
+    let f = |d| money::format(d, &currency);
+    let lines = entered
+        .into_iter()
+        .zip(&totals.lines)
+        .enumerate()
+        .map(
+            |(i, ([quantity, unit_price, discount_percent, tax_rate], t))| QuoteLineRow {
+                workspace_id: deal.workspace_id.clone(),
+                quote_id: id.clone(),
+                position: i as i32,
+                product_id: None,
+                description: Some(format!("Line {i}")),
+                quantity,
+                unit_price,
+                discount_percent,
+                tax_rate,
+                gross: f(t.gross),
+                discount: f(t.discount),
+                net: f(t.net),
+                tax: f(t.tax),
+                total: f(t.total),
+            },
+        )
+        .collect();
+    let row = QuoteRow {
+        workspace_id: deal.workspace_id.clone(),
+        id,
+        number: 0,
+        deal_id: Some(deal.id.clone()),
+        status: "draft".into(),
+        currency: currency.clone(),
+        price_book_id: None,
+        valid_until: None,
+        subtotal: f(totals.subtotal),
+        discount_total: f(totals.discount_total),
+        tax_total: f(totals.tax_total),
+        total: f(totals.total),
+        created_at: deal.created_at,
+        updated_at: deal.created_at,
+        archived_at: None,
+        version: 1,
+    };
+    (row, lines)
 }
 
 /// The stage changes that brought a deal to its stage, as the API records them: into the
@@ -222,6 +304,7 @@ pub fn seed(
     let stride = (deals / SAMPLE_DEALS).max(1);
     let mut deal_ids = Vec::new();
     let mut stage_changes = 0;
+    let (mut quotes, mut quote_lines) = (0, 0);
     let mut start = 0;
     while start < deals {
         let end = (start + BATCH).min(deals);
@@ -237,6 +320,16 @@ pub fn seed(
             .collect();
         stage_changes += history.len();
         bulk::insert_deals(conn, &rows, &history).map_err(|e| anyhow!("deals: {e:?}"))?;
+        let (mut quote_rows, lines): (Vec<QuoteRow>, Vec<Vec<QuoteLineRow>>) = rows
+            .iter()
+            .step_by(DEALS_PER_QUOTE)
+            .map(|d| quote(&mut rng, d))
+            .unzip();
+        let lines: Vec<QuoteLineRow> = lines.into_iter().flatten().collect();
+        quotes += quote_rows.len();
+        quote_lines += lines.len();
+        bulk::insert_quotes(conn, ws, &mut quote_rows, &lines)
+            .map_err(|e| anyhow!("quotes: {e:?}"))?;
         deal_ids.extend(rows.iter().step_by(stride).map(|r| r.id.clone()));
         start = end;
     }
@@ -262,11 +355,14 @@ pub fn seed(
     Ok(SalesSeeded {
         deals,
         stage_changes,
+        quotes,
+        quote_lines,
         activities,
         activity_links: activities,
         hot_contact_activities: hot_count,
         seconds,
-        rows_per_second: (deals + stage_changes + 2 * activities) as f64 / seconds.max(1e-9),
+        rows_per_second: (deals + stage_changes + quotes + quote_lines + 2 * activities) as f64
+            / seconds.max(1e-9),
         pipeline_id: pipeline.id,
         deal_ids,
         hot_contact_ids: hot,

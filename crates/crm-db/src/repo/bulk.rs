@@ -9,12 +9,12 @@ use crate::conn::{write_tx, DbConnection, Dialect};
 use crate::error::RepoResult;
 use crate::models::{
     ActivityLinkRow, ActivityRow, CompanyChanges, CompanyRow, ContactChanges, ContactCompanyRow,
-    ContactRow, DealRow, LifecycleChangeRow, StageChangeRow,
+    ContactRow, DealRow, LifecycleChangeRow, QuoteLineRow, QuoteRow, StageChangeRow,
 };
 use crate::query::{Bind, SqlBuf};
 use crate::schema::{
     activities, activity_links, companies, contact_companies, contact_lifecycle_changes, contacts,
-    deal_stage_changes, deals,
+    deal_stage_changes, deals, quote_lines, quotes,
 };
 use chrono::NaiveDateTime;
 use crm_domain::WorkspaceId;
@@ -102,6 +102,29 @@ pub fn insert_activities(
         let n = insert_chunks!(c, activities::table, rows);
         insert_chunks!(c, activity_links::table, links);
         Ok(n)
+    })
+}
+
+/// Inserts quotes of one workspace with their lines, numbered in the given order from the
+/// workspace's quote counter, which moves on by their count (their `number` is set here).
+pub fn insert_quotes(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    rows: &mut [QuoteRow],
+    lines: &[QuoteLineRow],
+) -> RepoResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    write_tx(conn, |c| {
+        let n = rows.len() as i64;
+        let last = super::records::reserve_in_counter(c, "quote_counters", "last_number", ws, n)?;
+        for (number, row) in (last - n + 1..).zip(rows.iter_mut()) {
+            row.number = number;
+        }
+        let written = insert_chunks!(c, quotes::table, &*rows);
+        insert_chunks!(c, quote_lines::table, lines);
+        Ok(written)
     })
 }
 
