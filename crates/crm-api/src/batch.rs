@@ -36,10 +36,12 @@ pub enum BatchOp {
 }
 
 /// One operation. `update` and `delete` name the record by `id`; `upsert` finds it by the
-/// value of `match_on` in `data` and updates it, or creates it when there is none. A
-/// contact or company upsert whose `data` would change nothing in the record it finds
-/// leaves the record as it is: 200 with the record, its `version` and `updated_at` kept,
-/// and no event (a nightly sync that sends every record again writes only what changed).
+/// value of `match_on` in `data` and updates it, or creates it when there is none. An
+/// upsert whose `data` would change nothing in the record it finds leaves the record as it
+/// is: 200 with the record, its `version` and `updated_at` kept, and no event (a nightly
+/// sync that sends every record again writes only what changed). Contacts and companies
+/// compare values as stored, after normalisation (`ADA@example.com` changes nothing in
+/// `ada@example.com`); other records compare them as entered.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchOperation {
@@ -296,9 +298,13 @@ fn find_match<R: Record>(
     }
 }
 
-/// The record an upsert found, as it is, when the upsert's data would change nothing in it
-/// (for a resource that writes in bulk, which can tell): it is then left alone, with no
-/// new version and no event. `None`: the upsert writes.
+/// The record an upsert found, as it is, when the upsert's data would change nothing in it:
+/// it is then left alone, with no new version and no event. `None`: the upsert writes.
+///
+/// A resource that writes in bulk compares the row the write would store with the stored
+/// one, after normalisation (`ADA@example.com` changes nothing in `ada@example.com`). Any
+/// other compares the record's writable fields with the upsert's data merged into them, as
+/// entered: a value that only normalisation would equate still writes.
 fn unchanged<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
@@ -306,16 +312,27 @@ fn unchanged<R: Record>(
     data: &Value,
     known: &mut Known,
 ) -> ApiResult<Option<Value>> {
-    let Some(bulk) = R::bulk() else {
-        return Ok(None);
-    };
     crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
     let current = R::get(c, p.workspace, id)?;
+    if R::is_archived(&current) {
+        // Archived since it was matched: the write answers for it.
+        return Ok(None);
+    }
     check_patch::<R>(data)?;
     let mut input = merged::<R>(&current, data)?;
-    let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
-    let next = (bulk.row)(p, Some(&current), input, custom)?;
-    if (bulk.unchanged)(&current, &next) {
+    let same = match R::bulk() {
+        Some(bulk) => {
+            let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
+            let next = (bulk.row)(p, Some(&current), input, custom)?;
+            (bulk.unchanged)(&current, &next)
+        }
+        None => {
+            let as_stored = R::Input::from(&current);
+            serde_json::to_value(&input).map_err(ApiError::internal)?
+                == serde_json::to_value(&as_stored).map_err(ApiError::internal)?
+        }
+    };
+    if same {
         Ok(Some(shown::<R>(&current)?))
     } else {
         Ok(None)

@@ -832,3 +832,99 @@ async fn upserts_that_change_nothing_leave_the_record_as_it_is() {
         "no event for the upserts that changed nothing"
     );
 }
+
+/// Resources that write item by item (products, deals) leave a record alone too when an
+/// upsert's data, merged into its fields as entered, changes none of them; a value written
+/// differently from how it is stored (`49.90` for `49.9`) writes.
+#[tokio::test]
+async fn upserts_of_other_records_that_change_nothing_write_nothing() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, product) = app
+        .post(
+            "/api/v1/products",
+            &a.token,
+            json!({"sku": "SUP-100", "name": "Support plan", "unit_price": "49.90", "currency": "EUR", "custom": {}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{product}");
+    let (s, deal) = app
+        .post(
+            "/api/v1/deals",
+            &a.token,
+            json!({"name": "Renewal", "amount": "1200", "currency": "EUR", "external_id": "erp-d1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{deal}");
+    let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
+    let after = feed["data"].as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (s, v) = app
+        .post(
+            "/api/v1/products/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"sku": "SUP-100", "name": "Support plan", "unit_price": "49.9"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200]);
+    assert_eq!(v["results"][0]["data"], product, "the record as it is");
+    let (s, v) = app
+        .post(
+            "/api/v1/deals/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"external_id": "erp-d1", "name": "Renewal", "stage_id": deal["stage_id"]}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"], deal, "the record as it is");
+    let deal_id = deal["id"].as_str().unwrap();
+    let (_, stored) = app.get(&format!("/api/v1/deals/{deal_id}"), &a.token).await;
+    assert_eq!(stored, deal, "version and updated_at kept");
+
+    // Written differently, or changed: written.
+    let (s, v) = app
+        .post(
+            "/api/v1/products/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"sku": "SUP-100", "unit_price": "49.90"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"]["version"], 2, "{v}");
+    let (s, v) = app
+        .post(
+            "/api/v1/deals/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"external_id": "erp-d1", "name": "Renewal 2027"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["results"][0]["data"]["version"], 2, "{v}");
+
+    let (_, feed) = app
+        .get(&format!("/api/v1/events?after={after}&limit=500"), &a.token)
+        .await;
+    assert_eq!(
+        event_types(&feed),
+        [
+            (
+                "product.updated".to_string(),
+                product["id"].as_str().unwrap().to_string()
+            ),
+            ("deal.updated".to_string(), deal_id.to_string()),
+        ],
+        "events only for the upserts that wrote"
+    );
+}

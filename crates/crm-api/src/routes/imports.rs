@@ -308,9 +308,9 @@ fn parse_options(pairs: &[(String, String)], content_type: Option<&str>) -> ApiR
 /// records as `POST /{object}` takes them; `mapping` renames (or, with null, drops) keys.
 ///
 /// `mode=upsert` updates the record whose `match_on` field holds a row's value, or
-/// creates one; a value repeated in the file updates the record its first row made. A
-/// contact or company row that would change nothing in its record leaves the record as it
-/// is (no new version, no event) and counts as `updated`.
+/// creates one; a value repeated in the file updates the record its first row made. A row
+/// that would change nothing in its record leaves the record as it is (no new version, no
+/// event) and counts as `updated`.
 /// `dry_run=true` validates and counts without writing anything.
 ///
 /// A job survives a crash or restart of the server: it resumes after the last batch it
