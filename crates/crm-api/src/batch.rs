@@ -94,6 +94,16 @@ fn invalid(field: &str, code: &str, message: impl Into<String>) -> ApiError {
 
 /// The column and (normalised) value an upsert matches on.
 fn match_key<R: Record>(match_on: &str, data: &Value) -> ApiResult<(&'static str, String)> {
+    if R::MATCH_ON.is_empty() {
+        return Err(invalid(
+            "op",
+            "invalid_value",
+            format!(
+                "{} have no field to upsert on: use create or update",
+                R::OBJECT.replace('-', " ")
+            ),
+        ));
+    }
     let Some(column) = R::MATCH_ON.iter().copied().find(|m| *m == match_on) else {
         return Err(invalid(
             "match_on",

@@ -486,3 +486,124 @@ async fn withdrawn_products_are_refused_on_new_lines_but_kept_on_drafts() {
     assert_eq!(v["lines"][0]["product_id"], json!(kept));
     assert_eq!(v["total"], "10.00");
 }
+
+/// Quotes and price books take batches like every other resource: quotes are priced and
+/// numbered in input order, a refused item draws no number, a sent quote's lines stay as
+/// they are, and an upsert (neither has a field to match on) is refused by name.
+#[tokio::test]
+async fn quotes_and_price_books_are_written_in_batches() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let support = product(&app, &a, "SUP", "49.90", "19").await;
+    let (s, sent) = app
+        .post(
+            "/api/v1/quotes",
+            &a.token,
+            json!({"currency": "EUR", "lines": [{"description": "Work", "quantity": "1", "unit_price": "100"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{sent}");
+    let sent_id = sent["id"].as_str().unwrap();
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/quotes/{sent_id}"),
+            &a.token,
+            json!({"status": "sent"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, v) = app
+        .post(
+            "/api/v1/quotes/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"currency": "EUR", "lines": [{"product_id": support, "quantity": "3"}]}},
+                {"op": "create", "data": {"currency": "EUR", "lines": [{"product_id": support, "quantity": "-1"}]}},
+                {"op": "create", "data": {"currency": "EUR", "lines": [{"description": "Setup", "quantity": "1", "unit_price": "250", "discount_percent": "10"}]}},
+                {"op": "update", "id": sent_id, "data": {"lines": []}},
+                {"op": "upsert", "data": {"currency": "EUR"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let statuses: Vec<i64> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 422, 201, 409, 422], "{v}");
+    let first = &v["results"][0]["data"];
+    assert_eq!(first["number"], 2, "{v}");
+    assert_eq!(first["subtotal"], "149.70");
+    assert_eq!(first["tax_total"], "28.44");
+    assert_eq!(first["total"], "178.14");
+    assert_eq!(
+        v["results"][2]["data"]["number"], 3,
+        "no number drawn for the refused item"
+    );
+    assert_eq!(v["results"][2]["data"]["total"], "225.00");
+    assert_eq!(
+        fields(&v["results"][1]["error"]),
+        ["lines[0].quantity"],
+        "{v}"
+    );
+    assert_eq!(fields(&v["results"][4]["error"]), ["op"], "{v}");
+    let (_, stored) = app
+        .get(&format!("/api/v1/quotes/{sent_id}"), &a.token)
+        .await;
+    assert_eq!(stored["lines"].as_array().unwrap().len(), 1, "{stored}");
+    assert_eq!(stored["version"], sent["version"].as_i64().unwrap() + 1);
+
+    // An atomic batch that fails leaves no quote and draws no number.
+    let (s, v) = app
+        .post(
+            "/api/v1/quotes/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "create", "data": {"currency": "EUR"}},
+                {"op": "create", "data": {"currency": "EURO"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, page) = app.get("/api/v1/quotes?count=true", &a.token).await;
+    assert_eq!(page["total"], 3, "{page}");
+    let (_, next) = app
+        .post("/api/v1/quotes", &a.token, json!({"currency": "EUR"}))
+        .await;
+    assert_eq!(next["number"], 4, "{next}");
+
+    let (s, v) = app
+        .post(
+            "/api/v1/price-books/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"name": "Standard", "currency": "EUR", "is_default": true}},
+                {"op": "create", "data": {"name": "Second default", "currency": "EUR", "is_default": true}},
+                {"op": "create", "data": {"name": "Partners", "currency": "EUR"}},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let statuses: Vec<i64> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 409, 201], "{v}");
+    let b = app.workspace("Beta").await;
+    let (_, page) = app.get("/api/v1/price-books?count=true", &b.token).await;
+    assert_eq!(page["total"], 0, "another workspace sees none");
+    let viewer = app.user(&a, "viewer").await;
+    let (s, _) = app
+        .post(
+            "/api/v1/price-books/batch",
+            &viewer.token,
+            json!({"operations": [{"op": "create", "data": {"name": "X", "currency": "EUR"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -92,7 +92,10 @@ record_handlers! {
     ///
     /// Filters come as query parameters: `currency=EUR`, `is_default=true`, `active=true`.
     /// Price books have no free text: `q` is a 422.
-    list list_price_books; search search_price_books;
+    list list_price_books;
+    /// Create, update and archive up to 1000 price books in one request (price books have
+    /// no field to upsert on).
+    batch batch_price_books; search search_price_books;
     /// Create a price book. A second live default for a currency is a 409 naming the
     /// current one (`existing_id`).
     create create_price_book; get get_price_book; update update_price_book;

@@ -502,7 +502,14 @@ record_handlers! {
     /// Filters come as query parameters: `status=sent`, `deal_id=…`, `total[gte]=1000`,
     /// `valid_until[lt]=2027-01-01`; sort by `number`, `total`, `valid_until`, ….
     /// Quotes have no free text: `q` is a 422.
-    list list_quotes; search search_quotes;
+    list list_quotes;
+    /// Create, update and archive up to 1000 quotes in one request.
+    ///
+    /// Each operation's `data` is what `POST /quotes` or `PATCH /quotes/{id}` takes: lines
+    /// included, amounts computed, numbers drawn in input order (a refused create draws
+    /// none). Quotes have no field to upsert on. Editing a quote that is no longer a draft
+    /// is that item's 409.
+    batch batch_quotes; search search_quotes;
     /// Create a quote (a draft with the workspace's next number).
     ///
     /// Each line names a product or describes what is sold. Prices default to the price
