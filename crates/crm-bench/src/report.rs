@@ -178,6 +178,13 @@ impl Report {
                 ),
                 ("create", 10.0, "create p99 < 10 ms"),
                 ("batch_upsert_1000", 250.0, "1000-upsert batch p99 < 250 ms"),
+                ("pipeline_board", 20.0, "pipeline board p99 < 20 ms"),
+                ("record_timeline", 10.0, "record timeline page p99 < 10 ms"),
+                (
+                    "quote_50_lines",
+                    15.0,
+                    "quote of 50 lines created p99 < 15 ms",
+                ),
             ];
             for (name, goal, label) in latency_goals {
                 for &c in &self.concurrency {

@@ -3,10 +3,11 @@
 //! dialect. Field names never reach SQL unless they were resolved through the resource's
 //! catalogue (or are validated custom-field identifiers).
 
+use crate::conn::MultiBackend;
 use crate::conn::{DbConnection, Dialect};
 use chrono::{NaiveDate, NaiveDateTime};
 use crm_domain::filter::{FieldKind, Op, Scalar, Typed};
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::{BigInt, Bool, Date, Double, Text, Timestamp};
 use diesel::{QueryableByName, RunQueryDsl};
 
@@ -89,10 +90,51 @@ impl SqlBuf {
         self.query().load::<R>(conn)
     }
 
+    /// [`SqlBuf::load`] for a statement of a fixed shape that runs often (a timeline page):
+    /// the connection prepares it once and reuses it, which spares the database parsing
+    /// and, on PostgreSQL, planning it again once a generic plan proves as good. Only for
+    /// SQL whose text takes a bounded number of forms: each form stays prepared on every
+    /// pooled connection.
+    pub fn load_prepared<R>(&self, conn: &mut DbConnection) -> diesel::QueryResult<Vec<R>>
+    where
+        R: QueryableByName<crate::conn::MultiBackend> + 'static,
+    {
+        Prepared(self.query()).load::<R>(conn)
+    }
+
     pub fn execute(&self, conn: &mut DbConnection) -> diesel::QueryResult<usize> {
         self.query().execute(conn)
     }
+
+    /// [`SqlBuf::execute`] kept prepared, as [`SqlBuf::load_prepared`] is.
+    pub fn execute_prepared(&self, conn: &mut DbConnection) -> diesel::QueryResult<usize> {
+        Prepared(self.query()).execute(conn)
+    }
 }
+
+/// A raw SQL statement the connection may keep prepared, keyed by its text and bind types
+/// (diesel treats raw SQL as never safe to cache, since its text may vary without bound).
+struct Prepared<Q>(Q);
+
+impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+    fn is_safe_to_cache_prepared(&self, _: &MultiBackend) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
 
 #[derive(QueryableByName)]
 struct CountRow {

@@ -343,7 +343,8 @@ pub fn board(
         }
     }
     b.push(" GROUP BY d.stage_id, d.currency");
-    Ok(b.load(conn)?)
+    // Sixteen forms at most (which filters are given): kept prepared.
+    Ok(b.load_prepared(conn)?)
 }
 
 /// A pipeline's running totals hold at most this many delta rows per cell (plus a
@@ -391,7 +392,7 @@ fn board_totals(
         b.bind(Bind::Text(cur.to_string()));
     }
     b.push(" GROUP BY stage_id, currency");
-    let sums: Vec<Delta> = b.load(conn)?;
+    let sums: Vec<Delta> = b.load_prepared(conn)?;
     let deltas: i64 = sums.iter().map(|s| s.deltas).sum();
     if deltas > DELTAS_PER_CELL * sums.len() as i64 + DELTAS_MARGIN {
         crate::conn::write_tx(conn, |c| compact_board(c, ws, pipeline_id))?;

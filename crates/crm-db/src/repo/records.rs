@@ -30,7 +30,7 @@ pub fn state(
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND id = ");
     b.bind(Bind::Text(id.to_string()));
-    let rows: Vec<State> = b.load(conn)?;
+    let rows: Vec<State> = b.load_prepared(conn)?;
     rows.into_iter()
         .next()
         .map(|s| (s.version, s.archived_at))
@@ -55,7 +55,7 @@ pub fn lock(
     b.push(" AND id = ");
     b.bind(Bind::Text(id.to_string()));
     b.push(" FOR UPDATE");
-    b.execute(conn)?;
+    b.execute_prepared(conn)?;
     Ok(())
 }
 

@@ -243,5 +243,6 @@ pub fn page(
     }
     b.push(") AS items ORDER BY at DESC, kind DESC, id DESC LIMIT ");
     b.bind(Bind::Int(limit));
-    Ok(b.load(conn)?)
+    // A few forms only (record type × cursor kind): kept prepared.
+    Ok(b.load_prepared(conn)?)
 }
