@@ -373,7 +373,9 @@ fn deals_aggregate(
     b.push(")");
     narrow(&mut b, ws, f, "d");
     b.push(" GROUP BY 1, 2, 3, 4");
-    Ok(b.load(conn)?)
+    // A bounded number of forms (ranges before and after the whole months, three
+    // optional conditions): kept prepared.
+    Ok(b.load_prepared(conn)?)
 }
 
 /// A workspace's forecast totals in a currency hold at most as many fresh delta rows as
@@ -426,7 +428,7 @@ fn totals_aggregate(
     b.push("))");
     narrow(&mut b, ws, f, "x");
     b.push(" GROUP BY 1, 2, 3, 4");
-    let rows: Vec<TotalsCell> = b.load(conn)?;
+    let rows: Vec<TotalsCell> = b.load_prepared(conn)?;
     let fresh: i64 = rows.iter().map(|r| r.fresh).sum();
     let folded: i64 = rows.iter().map(|r| r.folded).sum();
     if fresh > folded + FRESH_MARGIN {
