@@ -3,6 +3,7 @@
 pub mod client;
 pub mod housekeeping;
 pub mod imports;
+pub mod running_totals;
 pub mod text_indexes;
 pub mod webhooks;
 
@@ -374,7 +375,7 @@ impl Settings {
     }
 
     /// Starts the background workers: webhook delivery, imports, housekeeping and, on
-    /// PostgreSQL, the text-index flush.
+    /// PostgreSQL, the text-index flush and the running totals' vacuum.
     pub fn spawn_workers(&self, pool: &crm_db::Pool) -> Result<Background, StartError> {
         let webhooks = webhooks::spawn(pool.clone(), self.worker_settings()?)
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -387,11 +388,13 @@ impl Settings {
                 std::time::Duration::from_millis(self.text_index_flush_ms),
             )
         });
+        let running_totals = postgres.then(|| running_totals::spawn(pool.clone()));
         Ok(Background {
             webhooks,
             imports,
             housekeeping,
             text_indexes,
+            running_totals,
         })
     }
 
@@ -407,6 +410,7 @@ pub struct Background {
     imports: imports::Worker,
     housekeeping: housekeeping::Worker,
     text_indexes: Option<housekeeping::Worker>,
+    running_totals: Option<housekeeping::Worker>,
 }
 
 impl Background {
@@ -414,7 +418,10 @@ impl Background {
         self.imports.shutdown().await;
         self.webhooks.shutdown().await;
         self.housekeeping.shutdown().await;
-        if let Some(w) = self.text_indexes {
+        for w in [self.text_indexes, self.running_totals]
+            .into_iter()
+            .flatten()
+        {
             w.shutdown().await;
         }
     }

@@ -1434,3 +1434,56 @@ async fn the_boards_running_totals_follow_every_kind_of_deal_write() {
     // D1 archived, D2 erased, D5 moved away.
     assert_eq!(proposal_col["deal_count"], 198 + 3);
 }
+
+/// A board read that folds a pipeline's running totals leaves the folded rows dead; on
+/// PostgreSQL the server vacuums the table within seconds, so later reads do not wade
+/// through them. The board is right before, during and after.
+#[tokio::test]
+async fn folded_running_totals_are_vacuumed_and_the_board_stays_right() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    for n in [1000, 200] {
+        let ops: Vec<Value> = (0..n)
+            .map(|i| json!({"op": "create", "data": {"name": format!("Deal {i}"), "amount": "10.5", "currency": "EUR"}}))
+            .collect();
+        let (s, v) = app
+            .post("/api/v1/deals/batch", &a.token, json!({"operations": ops}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let pid = default_pipeline(&app, &a).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first_stage = |b: &Value| b["stages"][0].clone();
+    let path = format!("/api/v1/pipelines/{pid}/board?currency=EUR");
+    let (s, b) = app.get(&path, &a.token).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(first_stage(&b)["deal_count"], 1200, "{b}");
+    assert_eq!(first_stage(&b)["total_amount"], "12600", "{b}");
+
+    if crm_e2e::backend() == "postgres" {
+        let vacuums = || {
+            app.sql_count(
+                "SELECT CAST(vacuum_count AS BIGINT) AS n FROM pg_stat_user_tables \
+                 WHERE schemaname = current_schema() AND relname = 'deal_board_deltas'",
+            )
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while vacuums() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the folded board totals were not vacuumed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let dead = app.sql_count(
+            "SELECT n_dead_tup AS n FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND relname = 'deal_board_deltas'",
+        );
+        assert!(dead < 1000, "{dead} dead rows left");
+    }
+    let (_, b) = app.get(&path, &a.token).await;
+    assert_eq!(first_stage(&b)["deal_count"], 1200, "{b}");
+    assert_eq!(first_stage(&b)["total_amount"], "12600", "{b}");
+}

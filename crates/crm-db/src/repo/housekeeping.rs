@@ -213,3 +213,56 @@ pub fn flush_text_indexes(conn: &mut DbConnection) -> RepoResult<i64> {
         .map(|r| r.pages)
         .unwrap_or(0))
 }
+
+/// The running-total tables: appended to by every deal write and folded (every row
+/// deleted, one per cell written back) by reads, so they churn through many dead rows.
+pub const RUNNING_TOTALS: &[&str] = &["deal_board_deltas", "deal_forecast_deltas"];
+
+/// Dead rows a running-total table holds, at least, before [`vacuum_running_totals`]
+/// vacuums it (and more dead than live ones).
+pub const DEAD_ROWS_TO_VACUUM: i64 = 1000;
+
+#[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = Text)]
+    table: String,
+}
+
+/// On PostgreSQL, vacuums (and analyzes) each running-total table of the schema whose
+/// folds have left more dead rows than live ones, [`DEAD_ROWS_TO_VACUUM`] at least, and
+/// names the tables it vacuumed; on SQLite, which reuses deleted rows' space in place,
+/// does nothing.
+///
+/// A fold deletes every row of a cell it sums, so after folding a pipeline's 100 000
+/// deltas the board's dozen rows sit among 100 000 dead ones, and every read of the board
+/// wades through them (and plans for 100 000 rows) until the table is vacuumed.
+/// Autovacuum gets there within a minute or so where it runs; this does it within a
+/// round. Tables the current user may not vacuum are skipped by PostgreSQL with a warning.
+/// Must run outside a transaction.
+pub fn vacuum_running_totals(conn: &mut DbConnection) -> RepoResult<Vec<String>> {
+    use diesel::RunQueryDsl;
+    if conn.dialect() == crate::conn::Dialect::Sqlite {
+        return Ok(Vec::new());
+    }
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push(
+        "SELECT CAST(relname AS TEXT) AS \"table\" FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND relname IN (",
+    );
+    b.bind_list(RUNNING_TOTALS.iter().map(|t| Bind::Text(t.to_string())));
+    b.push(") AND n_dead_tup >= ");
+    b.bind(Bind::Int(DEAD_ROWS_TO_VACUUM));
+    b.push(" AND n_dead_tup > n_live_tup ORDER BY relname");
+    let churned: Vec<String> = b
+        .load::<TableRow>(conn)?
+        .into_iter()
+        .map(|r| r.table)
+        .collect();
+    for table in &churned {
+        // Only the names listed in RUNNING_TOTALS reach this statement.
+        if RUNNING_TOTALS.contains(&table.as_str()) {
+            diesel::sql_query(format!("VACUUM (ANALYZE) {table}")).execute(conn)?;
+        }
+    }
+    Ok(churned)
+}
