@@ -14,6 +14,16 @@ async fn product(app: &TestApp, s: &Session, sku: &str, price: &str, tax: &str) 
     v["id"].as_str().unwrap().to_string()
 }
 
+/// A batch response's statuses, in input order.
+fn statuses(batch: &Value) -> Vec<i64> {
+    batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect()
+}
+
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
@@ -527,13 +537,7 @@ async fn quotes_and_price_books_are_written_in_batches() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let statuses: Vec<i64> = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect();
-    assert_eq!(statuses, [201, 422, 201, 409, 422], "{v}");
+    assert_eq!(statuses(&v), [201, 422, 201, 409, 422], "{v}");
     let first = &v["results"][0]["data"];
     assert_eq!(first["number"], 2, "{v}");
     assert_eq!(first["subtotal"], "149.70");
@@ -587,13 +591,7 @@ async fn quotes_and_price_books_are_written_in_batches() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let statuses: Vec<i64> = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect();
-    assert_eq!(statuses, [201, 409, 201], "{v}");
+    assert_eq!(statuses(&v), [201, 409, 201], "{v}");
     let b = app.workspace("Beta").await;
     let (_, page) = app.get("/api/v1/price-books?count=true", &b.token).await;
     assert_eq!(page["total"], 0, "another workspace sees none");
