@@ -334,3 +334,13 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
     fields.sort();
     fields
 }
+
+/// A batch response's per-item statuses, in input order.
+pub fn batch_statuses(batch: &Value) -> Vec<i64> {
+    batch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect()
+}

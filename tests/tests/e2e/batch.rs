@@ -1,15 +1,6 @@
-use crm_e2e::TestApp;
+use crm_e2e::{batch_statuses as statuses, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn statuses(v: &Value) -> Vec<i64> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect()
-}
 
 #[tokio::test]
 async fn batches_apply_each_operation_in_order_and_report_each_outcome() {

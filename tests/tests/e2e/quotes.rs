@@ -1,4 +1,4 @@
-use crm_e2e::{Session, TestApp};
+use crm_e2e::{batch_statuses as statuses, Session, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -12,16 +12,6 @@ async fn product(app: &TestApp, s: &Session, sku: &str, price: &str, tax: &str) 
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     v["id"].as_str().unwrap().to_string()
-}
-
-/// A batch response's statuses, in input order.
-fn statuses(batch: &Value) -> Vec<i64> {
-    batch["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_i64().unwrap())
-        .collect()
 }
 
 fn fields(problem: &Value) -> Vec<String> {
