@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{parse_json, RawJson};
 use crate::records::{
     archive_in, check_patch, check_references, event_rows, flush, insert_in, merged, patch_in,
-    shown, Change, Known, Record,
+    patch_locked, shown, Change, Known, Record,
 };
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -308,27 +308,36 @@ fn find_match<R: Record>(
     }
 }
 
-/// The record an upsert found, as it is, when the upsert's data would change nothing in it:
-/// it is then left alone, with no new version and no event. `None`: the upsert writes.
+/// What an upsert found in the record it matched.
+enum Matched<Row> {
+    /// The upsert's data would change nothing: the record as shown, left alone (no new
+    /// version, no event).
+    Unchanged(Value),
+    /// The record, live, locked and read by this transaction: the upsert writes it.
+    Changes(Row),
+    /// Archived since it was matched: the write answers for it.
+    Archived,
+}
+
+/// Locks and reads the record an upsert matched and tells whether its data would change
+/// anything in it.
 ///
 /// A resource that writes in bulk compares the row the write would store with the stored
 /// one, after normalisation (`ADA@example.com` changes nothing in `ada@example.com`). Any
 /// other compares the record's writable fields with the upsert's data merged into them, as
 /// entered: a value that only normalisation would equate still writes.
-fn unchanged<R: Record>(
+fn matched<R: Record>(
     c: &mut DbConnection,
     p: &Principal,
     id: &str,
     data: &Value,
     known: &mut Known,
-) -> ApiResult<Option<Value>> {
+) -> ApiResult<Matched<R::Row>> {
     crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
     let current = R::get(c, p.workspace, id)?;
     if R::is_archived(&current) {
-        // Archived since it was matched: the write answers for it.
-        return Ok(None);
+        return Ok(Matched::Archived);
     }
-    check_patch::<R>(data)?;
     let mut input = merged::<R>(&current, data)?;
     let same = match R::bulk() {
         Some(bulk) => {
@@ -343,9 +352,9 @@ fn unchanged<R: Record>(
         }
     };
     if same {
-        Ok(Some(shown::<R>(&current)?))
+        Ok(Matched::Unchanged(shown::<R>(&current)?))
     } else {
-        Ok(None)
+        Ok(Matched::Changes(current))
     }
 }
 
@@ -404,10 +413,17 @@ fn run_one<R: Record>(
                             fields.remove(match_on);
                         }
                     }
-                    if let Some(record) = unchanged::<R>(c, p, &id, &data, &mut ahead.known)? {
-                        return Ok((StatusCode::OK, Some(record)));
+                    check_patch::<R>(&data)?;
+                    match matched::<R>(c, p, &id, &data, &mut ahead.known)? {
+                        Matched::Unchanged(record) => Ok((StatusCode::OK, Some(record))),
+                        Matched::Changes(current) => {
+                            let known = &mut ahead.known;
+                            let row =
+                                patch_locked::<R>(c, p, &id, &current, &data, changes, known)?;
+                            Ok((StatusCode::OK, Some(shown::<R>(&row)?)))
+                        }
+                        Matched::Archived => updated(c, changes, &mut ahead.known, &id, data),
                     }
-                    updated(c, changes, &mut ahead.known, &id, data)
                 }
                 None => created(c, changes, &mut ahead.known, data),
             }

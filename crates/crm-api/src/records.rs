@@ -376,11 +376,24 @@ pub(crate) fn patch_in<R: Record>(
         return Err(ApiError::NotFound);
     }
     crm_db::repo::records::check_version(R::version(&current), if_match)?;
-    let mut input = merged::<R>(&current, patch)?;
+    patch_locked::<R>(c, p, id, &current, patch, changes, known)
+}
+
+/// [`patch_in`] of a live record the caller's transaction has already locked and read.
+pub(crate) fn patch_locked<R: Record>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    current: &R::Row,
+    patch: &Value,
+    changes: &mut Vec<Change>,
+    known: &mut Known,
+) -> ApiResult<R::Row> {
+    let mut input = merged::<R>(current, patch)?;
     let links = R::links(&input)?;
     let custom = check_references::<R>(c, p.workspace, &mut input, known)?;
-    let row = R::update(c, p, &current, input, custom)?;
-    changes.push(change::<R>("updated", id, Some(&current), Some(&row))?);
+    let row = R::update(c, p, current, input, custom)?;
+    changes.push(change::<R>("updated", id, Some(current), Some(&row))?);
     set_links::<R>(c, p, id, links, changes)?;
     Ok(row)
 }

@@ -261,8 +261,9 @@ pub(crate) fn seed_database(
         .find(|u| u.workspace_id == workspace.as_string())
         .context("the admin user is missing")?;
     if matches!(conn, DbConnection::Pg(_)) {
-        // The seed's links and history point at rows of the same run, so this session
-        // skips the per-row foreign-key triggers; commits need not wait for the disk.
+        // The contact seed's links and history point at rows of the same run, so it skips
+        // the per-row foreign-key triggers (the sales seed turns them back on, below);
+        // commits need not wait for the disk.
         conn.batch_execute("SET session_replication_role = replica; SET synchronous_commit = off")?;
     }
     let mut seeded = seed::seed(&mut conn, &ws, &owner.id, contacts, companies)?;
