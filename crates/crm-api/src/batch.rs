@@ -16,7 +16,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use crm_db::DbConnection;
-use crm_domain::FieldError;
+use crm_domain::{FieldError, Permission};
 use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,17 +92,19 @@ fn invalid(field: &str, code: &str, message: impl Into<String>) -> ApiError {
     ApiError::field(field, code, message)
 }
 
+/// The answer to an upsert of records that have no field to match on.
+fn nothing_to_match(plural: &str) -> ApiError {
+    invalid(
+        "op",
+        "invalid_value",
+        format!("{plural} have no field to upsert on: use create or update"),
+    )
+}
+
 /// The column and (normalised) value an upsert matches on.
 fn match_key<R: Record>(match_on: &str, data: &Value) -> ApiResult<(&'static str, String)> {
     if R::MATCH_ON.is_empty() {
-        return Err(invalid(
-            "op",
-            "invalid_value",
-            format!(
-                "{} have no field to upsert on: use create or update",
-                R::OBJECT.replace('-', " ")
-            ),
-        ));
+        return Err(nothing_to_match(&R::OBJECT.replace('-', " ")));
     }
     let Some(column) = R::MATCH_ON.iter().copied().find(|m| *m == match_on) else {
         return Err(invalid(
@@ -447,6 +449,13 @@ pub async fn batch<R: Record>(
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
     p.require(R::WRITE)?;
+    let req = parse_request(&body)?;
+    let atomic = req.atomic;
+    answer(state, move |c| run_all::<R>(c, &p, &req, atomic, true)).await
+}
+
+/// The request body, its size and shape checked.
+fn parse_request(body: &RawJson) -> ApiResult<BatchRequest> {
     let req: BatchRequest = parse_json(&body.0)?;
     if req.operations.is_empty() || req.operations.len() > MAX_OPERATIONS {
         return Err(ApiError::Validation(vec![FieldError::new(
@@ -456,17 +465,117 @@ pub async fn batch<R: Record>(
         )]));
     }
     check_shape(&req)?;
-    let atomic = req.atomic;
+    Ok(req)
+}
+
+/// Runs a batch in one write transaction and answers with its results (those of a rolled
+/// back atomic batch too).
+async fn answer(
+    state: web::Data<AppState>,
+    run: impl FnOnce(&mut DbConnection) -> Result<Vec<BatchResult>, Abort> + Send + 'static,
+) -> ApiResult<HttpResponse> {
     let outcome = state
-        .db(move |c| {
-            let run = crm_db::write_tx(c, |c| run_all::<R>(c, &p, &req, atomic, true));
-            match run {
-                Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
-                Err(Abort::Api(e)) => Err(e),
-            }
+        .db(move |c| match crm_db::write_tx(c, run) {
+            Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
+            Err(Abort::Api(e)) => Err(e),
         })
         .await?;
     Ok(HttpResponse::Ok().json(BatchResponse { results: outcome }))
+}
+
+/// A resource whose batch runs each operation through the resource's own single-record
+/// writes, one after another: configuration such as pipelines (with their stages) and
+/// assignment rules, written rarely and a few at a time. Its records have nothing to
+/// match an upsert on, so an upsert is that item's 422.
+pub trait ItemWrites {
+    /// What a batch needs, as the single-record writes do.
+    const WRITE: Permission;
+    /// The resource's name in messages (`pipelines`).
+    const PLURAL: &'static str;
+    /// Creates from `data`, read as the create endpoint reads its body: the record as
+    /// that endpoint answers it.
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value>;
+    /// Applies `patch` as the update endpoint applies its merge patch.
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value>;
+    /// Does what the delete endpoint does.
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()>;
+}
+
+/// The handler behind `POST /{resource}/batch` of an [`ItemWrites`] resource.
+pub async fn batch_items<T: ItemWrites>(
+    state: web::Data<AppState>,
+    p: Principal,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    p.require(T::WRITE)?;
+    let req = parse_request(&body)?;
+    answer(state, move |c| run_items::<T>(c, &p, &req)).await
+}
+
+/// A JSON value read as an endpoint reads its body, so that errors name fields alike.
+pub(crate) fn read_as<T: serde::de::DeserializeOwned>(data: &Value) -> ApiResult<T> {
+    parse_json(&serde_json::to_vec(data).map_err(ApiError::internal)?)
+}
+
+fn run_items<T: ItemWrites>(
+    c: &mut DbConnection,
+    p: &Principal,
+    req: &BatchRequest,
+) -> Result<Vec<BatchResult>, Abort> {
+    let mut results = Vec::with_capacity(req.operations.len());
+    for (i, op) in req.operations.iter().enumerate() {
+        let data = || {
+            op.data
+                .as_ref()
+                .ok_or_else(|| invalid("data", "required", "this operation needs `data`"))
+        };
+        let id = || {
+            op.id
+                .as_deref()
+                .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
+        };
+        let outcome = c.transaction(|c| match op.op {
+            BatchOp::Create => Ok((StatusCode::CREATED, Some(T::create(c, p, data()?)?))),
+            BatchOp::Update => Ok((StatusCode::OK, Some(T::update(c, p, id()?, data()?)?))),
+            BatchOp::Delete => T::delete(c, p, id()?).map(|()| (StatusCode::NO_CONTENT, None)),
+            BatchOp::Upsert => Err(nothing_to_match(T::PLURAL)),
+        });
+        results.push(settled(i, outcome, req)?);
+    }
+    Ok(results)
+}
+
+/// An operation's result; a failure of an atomic batch (or a server-side failure) ends
+/// the batch instead.
+fn settled(
+    i: usize,
+    outcome: ApiResult<(StatusCode, Option<Value>)>,
+    req: &BatchRequest,
+) -> Result<BatchResult, Abort> {
+    match outcome {
+        Ok((status, data)) => Ok(BatchResult {
+            index: i,
+            status: status.as_u16(),
+            data,
+            error: None,
+        }),
+        Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => Err(Abort::Api(e)),
+        Err(e) if req.atomic => Err(Abort::Rolled(atomic_failure(i, &e, req))),
+        Err(e) => Ok(failure(i, &e)),
+    }
+}
+
+/// The results of an atomic batch whose operation `i` failed with `e`: that one's error,
+/// 424 for every other.
+fn atomic_failure(i: usize, e: &ApiError, req: &BatchRequest) -> Vec<BatchResult> {
+    let skipped = ApiError::FailedDependency(format!(
+        "not applied: operation {i} of this atomic batch failed"
+    ));
+    let mut out: Vec<BatchResult> = (0..req.operations.len())
+        .map(|j| failure(j, &skipped))
+        .collect();
+    out[i] = failure(i, e);
+    out
 }
 
 /// The request's own shape, as its schema states it, is checked before any operation runs:
@@ -576,16 +685,7 @@ fn run_all<R: Record>(
             Err(e @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => {
                 return Err(Abort::Api(e))
             }
-            Err(e) if atomic => {
-                let skipped = ApiError::FailedDependency(format!(
-                    "not applied: operation {i} of this atomic batch failed"
-                ));
-                let mut out: Vec<BatchResult> = (0..req.operations.len())
-                    .map(|j| failure(j, &skipped))
-                    .collect();
-                out[i] = failure(i, &e);
-                return Err(Abort::Rolled(out));
-            }
+            Err(e) if atomic => return Err(Abort::Rolled(atomic_failure(i, &e, req))),
             Err(e) => {
                 // An update or delete of a merged-away id points at the survivor, as the
                 // record's own endpoints do.

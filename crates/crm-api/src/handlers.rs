@@ -31,6 +31,15 @@ pub const BATCH_DESCRIPTION: &str =
 a failed operation changes nothing and the others stand; with `atomic: true`, the first\n\
 failure rolls back all of them (the others then answer 424).";
 
+/// The description of the batch endpoint of a configuration resource, whose operations run
+/// one by one through its own endpoints' logic.
+pub const ITEM_BATCH_DESCRIPTION: &str =
+    "Each operation runs as its own endpoint would run it (`create` as `POST`, `update` as a\n\
+`PATCH` merge patch without `If-Match`, `delete` as `DELETE`), in order; each result sits at\n\
+its operation's index. These records have no field to match on: an `upsert` answers 422\n\
+naming `op`. Without `atomic`, a failed operation changes nothing and the others stand; with\n\
+`atomic: true`, the first failure rolls back all of them (the others then answer 424).";
+
 /// The description of a merge endpoint below its summary.
 pub const MERGE_DESCRIPTION: &str =
     "The record of the path survives: it keeps its values, takes the other's where it has\n\

@@ -919,3 +919,178 @@ async fn upserts_of_other_records_that_change_nothing_write_nothing() {
         "events only for the upserts that wrote"
     );
 }
+
+#[tokio::test]
+async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Beta").await;
+    let manager = app.user(&a, "manager").await;
+    let sales = app.user(&a, "sales").await;
+    let (_, pipelines) = app.get("/api/v1/pipelines", &a.token).await;
+    let default_id = pipelines["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, theirs) = app.get("/api/v1/pipelines", &b.token).await;
+    let their_id = theirs["data"][0]["id"].as_str().unwrap().to_string();
+
+    let (s, v) = app
+        .post(
+            "/api/v1/pipelines/batch",
+            &manager.token,
+            json!({"operations": [
+                {"op": "create", "data": {"name": "Renewals", "stages": [
+                    {"name": "Due", "probability": 50},
+                    {"name": "Renewed", "probability": 100, "kind": "won"}]}},
+                {"op": "create", "data": {"name": "Closed only", "stages": [
+                    {"name": "Won", "probability": 100, "kind": "won"}]}},
+                {"op": "create", "data": {"name": "Partners"}},
+                {"op": "upsert", "data": {"name": "Renewals"}},
+                {"op": "delete", "id": default_id},
+                {"op": "update", "id": their_id, "data": {"name": "Mine now"}},
+                {"op": "update", "data": {"name": "No id"}},
+                {"op": "create", "data": {"name": "Odd", "colour": "red"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        statuses(&v),
+        [201, 422, 201, 422, 409, 404, 422, 422],
+        "{v}"
+    );
+    let results = v["results"].as_array().unwrap();
+    let renewals = &results[0]["data"];
+    assert_eq!(renewals["name"], "Renewals");
+    assert_eq!(renewals["stages"][1]["kind"], "won");
+    assert_eq!(results[1]["error"]["errors"][0]["field"], "stages");
+    assert_eq!(results[2]["data"]["stages"].as_array().unwrap().len(), 6);
+    assert_eq!(results[3]["error"]["errors"][0]["field"], "op");
+    assert_eq!(results[6]["error"]["errors"][0]["field"], "id");
+    assert_eq!(results[7]["error"]["errors"][0]["field"], "colour");
+    // The other workspace's pipeline is untouched.
+    let (_, still) = app
+        .get(&format!("/api/v1/pipelines/{their_id}"), &b.token)
+        .await;
+    assert_ne!(still["name"], "Mine now");
+
+    // Updates are merge patches; deletes archive; each writes its event as the endpoint does.
+    let renewals_id = renewals["id"].as_str().unwrap();
+    let partners_id = results[2]["data"]["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(
+            "/api/v1/pipelines/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "update", "id": renewals_id, "data": {"name": "Renewals 2027", "is_default": true}},
+                {"op": "delete", "id": partners_id}
+            ]}),
+        )
+        .await;
+    assert_eq!((s, statuses(&v)), (StatusCode::OK, vec![200, 204]), "{v}");
+    assert_eq!(v["results"][0]["data"]["name"], "Renewals 2027");
+    assert_eq!(v["results"][0]["data"]["is_default"], true);
+    assert_eq!(v["results"][0]["data"]["version"], 2);
+    let (_, live) = app.get("/api/v1/pipelines", &a.token).await;
+    let names: Vec<&str> = live["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{live}");
+    assert!(names.contains(&"Renewals 2027") && !names.contains(&"Partners"));
+    let (_, events) = app
+        .get(
+            "/api/v1/events?types=pipeline.created,pipeline.updated,pipeline.archived",
+            &a.token,
+        )
+        .await;
+    let kinds: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "pipeline.created",
+            "pipeline.created",
+            "pipeline.updated",
+            "pipeline.archived"
+        ],
+        "{events}"
+    );
+
+    // An atomic batch with a failure writes nothing.
+    let (s, v) = app
+        .post(
+            "/api/v1/pipelines/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "create", "data": {"name": "Never"}},
+                {"op": "create", "data": {"name": " "}}
+            ]}),
+        )
+        .await;
+    assert_eq!((s, statuses(&v)), (StatusCode::OK, vec![424, 422]), "{v}");
+    let (_, live) = app.get("/api/v1/pipelines", &a.token).await;
+    assert_eq!(live["data"].as_array().unwrap().len(), 2);
+
+    // Sales people write neither pipelines nor rules, in a batch or not.
+    let one = json!({"operations": [{"op": "create", "data": {"name": "X"}}]});
+    for path in ["/api/v1/pipelines/batch", "/api/v1/assignment-rules/batch"] {
+        let (s, v) = app.post(path, &sales.token, one.clone()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+
+    // Assignment rules: created, patched and deleted as their endpoints do.
+    let (s, v) = app
+        .post(
+            "/api/v1/assignment-rules/batch",
+            &manager.token,
+            json!({"operations": [
+                {"op": "create", "data": {"name": "Everyone to the manager", "strategy": "fixed", "user_id": manager.user_id}},
+                {"op": "create", "data": {"name": "Turns", "strategy": "round_robin", "user_ids": [manager.user_id, sales.user_id], "position": 5}},
+                {"op": "create", "data": {"name": "No strategy"}},
+                {"op": "create", "data": {"name": "Stranger", "strategy": "fixed", "user_id": b.user_id}},
+                {"op": "upsert", "data": {"name": "Turns"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [201, 201, 422, 422, 422], "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results[2]["error"]["errors"][0]["field"], "strategy");
+    assert_eq!(results[3]["error"]["errors"][0]["field"], "user_id");
+    assert_eq!(results[4]["error"]["errors"][0]["field"], "op");
+    let fixed_id = results[0]["data"]["id"].as_str().unwrap();
+    let turns_id = results[1]["data"]["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(
+            "/api/v1/assignment-rules/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "update", "id": turns_id, "data": {"position": 0, "user_ids": [sales.user_id]}},
+                {"op": "delete", "id": fixed_id},
+                {"op": "delete", "id": fixed_id}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (s, statuses(&v)),
+        (StatusCode::OK, vec![200, 204, 404]),
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["data"]["user_ids"], json!([sales.user_id]));
+    let (_, rules) = app.get("/api/v1/assignment-rules", &a.token).await;
+    assert_eq!(rules["data"].as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!(rules["data"][0]["position"], 0);
+    // The rule now assigns new leads to the one user it names.
+    let (s, lead) = app
+        .post("/api/v1/leads", &a.token, json!({"last_name": "Inbound"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{lead}");
+    assert_eq!(lead["owner_id"], json!(sales.user_id));
+    let (_, none) = app.get("/api/v1/assignment-rules", &b.token).await;
+    assert_eq!(none["data"], json!([]));
+}

@@ -3,7 +3,8 @@
 //! picks one: always the same user (`fixed`), or each active user of a list or a team in
 //! turn (`round_robin`).
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Principal};
+use crate::batch::read_as;
 use crate::dto::common::{json_list, parse_list, text, utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{etag, parse_json, IfMatch, QueryPairs, RawJson};
@@ -386,38 +387,7 @@ pub async fn create_assignment_rule(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::AssignmentRulesWrite)?;
     let input: AssignmentRuleInput = parse_json(&body.0)?;
-    let row = state
-        .tx(move |c| {
-            let ch = checked(c, p.workspace, input)?;
-            if repo::count(c, p.workspace, &ch.object)? >= MAX_RULES {
-                return Err(ApiError::field(
-                    "object",
-                    "too_many",
-                    format!("at most {MAX_RULES} rules per object"),
-                ));
-            }
-            let now = crm_domain::values_time::now();
-            let row = AssignmentRuleRow {
-                workspace_id: p.workspace.as_string(),
-                id: new_id().to_string(),
-                name: ch.name,
-                object: ch.object,
-                position: ch.position,
-                active: ch.active,
-                filter: ch.filter,
-                strategy: ch.strategy,
-                user_id: ch.user_id,
-                user_ids: ch.user_ids,
-                team_id: ch.team_id,
-                assigned_count: 0,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            repo::insert(c, &row)?;
-            Ok(row)
-        })
-        .await?;
+    let row = state.tx(move |c| create_in(c, p.workspace, input)).await?;
     let location = format!("/api/v1/assignment-rules/{}", row.id);
     let mut res = respond(actix_web::http::StatusCode::CREATED, row);
     res.headers_mut().insert(
@@ -468,17 +438,7 @@ pub async fn update_assignment_rule(
     }
     let id = id.into_inner();
     let row = state
-        .tx(move |c| {
-            let cur = repo::get(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(cur.version, if_match.0)?;
-            let mut doc = serde_json::to_value(AssignmentRuleInput::from(&cur))
-                .map_err(ApiError::internal)?;
-            json_patch::merge(&mut doc, &patch);
-            let merged = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
-            let input: AssignmentRuleInput = parse_json(&merged)?;
-            let ch = checked(c, p.workspace, input)?;
-            Ok(repo::update(c, p.workspace, &cur, &ch)?)
-        })
+        .tx(move |c| update_in(c, p.workspace, &id, if_match.0, &patch))
         .await?;
     Ok(respond(actix_web::http::StatusCode::OK, row))
 }
@@ -495,14 +455,120 @@ pub async fn delete_assignment_rule(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::AssignmentRulesWrite)?;
-    let version = |c: &mut DbConnection, ws, id: &str| Ok(repo::get(c, ws, id)?.version);
-    crate::records::delete_versioned(&state, p, id.into_inner(), if_match, version, repo::delete)
-        .await
+    let id = id.into_inner();
+    state
+        .tx(move |c| delete_in(c, p.workspace, &id, if_match.0))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Creates a rule in the caller's transaction.
+fn create_in(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    input: AssignmentRuleInput,
+) -> ApiResult<AssignmentRuleRow> {
+    let ch = checked(c, ws, input)?;
+    if repo::count(c, ws, &ch.object)? >= MAX_RULES {
+        return Err(ApiError::field(
+            "object",
+            "too_many",
+            format!("at most {MAX_RULES} rules per object"),
+        ));
+    }
+    let now = crm_domain::values_time::now();
+    let row = AssignmentRuleRow {
+        workspace_id: ws.as_string(),
+        id: new_id().to_string(),
+        name: ch.name,
+        object: ch.object,
+        position: ch.position,
+        active: ch.active,
+        filter: ch.filter,
+        strategy: ch.strategy,
+        user_id: ch.user_id,
+        user_ids: ch.user_ids,
+        team_id: ch.team_id,
+        assigned_count: 0,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    repo::insert(c, &row)?;
+    Ok(row)
+}
+
+/// Applies a rule's merge patch in the caller's transaction.
+fn update_in(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    if_match: Option<i32>,
+    patch: &Value,
+) -> ApiResult<AssignmentRuleRow> {
+    let cur = repo::get(c, ws, id)?;
+    crm_db::repo::records::check_version(cur.version, if_match)?;
+    let mut doc =
+        serde_json::to_value(AssignmentRuleInput::from(&cur)).map_err(ApiError::internal)?;
+    json_patch::merge(&mut doc, patch);
+    let ch = checked(c, ws, read_as(&doc)?)?;
+    Ok(repo::update(c, ws, &cur, &ch)?)
+}
+
+/// Deletes a rule in the caller's transaction.
+fn delete_in(
+    c: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    if_match: Option<i32>,
+) -> ApiResult<()> {
+    crm_db::repo::records::check_version(repo::get(c, ws, id)?.version, if_match)?;
+    Ok(repo::delete(c, ws, id)?)
+}
+
+/// Assignment rules in a batch: each operation as its own endpoint runs it.
+pub struct AssignmentRuleItems;
+
+impl crate::batch::ItemWrites for AssignmentRuleItems {
+    const WRITE: Permission = Permission::AssignmentRulesWrite;
+    const PLURAL: &'static str = "assignment rules";
+
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
+        shown(create_in(c, p.workspace, read_as(data)?)?)
+    }
+
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
+        shown(update_in(c, p.workspace, id, None, patch)?)
+    }
+
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
+        delete_in(c, p.workspace, id, None)
+    }
+}
+
+fn shown(row: AssignmentRuleRow) -> ApiResult<Value> {
+    serde_json::to_value(AssignmentRule::from(row)).map_err(ApiError::internal)
+}
+
+/// Create, update and delete up to 1000 assignment rules in one request (admins and
+/// managers).
+#[utoipa::path(post, path = "/api/v1/assignment-rules/batch", tag = "assignment-rules", operation_id = "batch_assignment_rules",
+    description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/assignment-rules/batch")]
+pub async fn batch_assignment_rules(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch_items::<AssignmentRuleItems>(state, p, body).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_assignment_rules)
         .service(create_assignment_rule)
+        .service(batch_assignment_rules)
         .service(get_assignment_rule)
         .service(update_assignment_rule)
         .service(delete_assignment_rule);

@@ -9,6 +9,7 @@
 //! `If-Match` on it.
 
 use crate::auth::{Auth, Principal};
+use crate::batch::read_as;
 use crate::dto::common::{text, utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{etag, id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
@@ -247,40 +248,51 @@ async fn change_pipeline_in(
 ) -> ApiResult<Pipeline> {
     p.require(Permission::PipelinesWrite)?;
     state
-        .tx(move |c| {
-            let current = repo::get(c, p.workspace, &id)?;
-            if current.archived_at.is_some() != archived {
-                return Err(ApiError::NotFound);
-            }
-            crm_db::repo::records::check_version(current.version, if_match.0)?;
-            let before = load(c, p.workspace, &id)?;
-            let deal_changes = change(c, &p, &current)?;
-            // The change may have written the pipeline row itself (name, default).
-            let now_row = repo::get(c, p.workspace, &id)?;
-            if now_row.version == current.version {
-                repo::update(
-                    c,
-                    p.workspace,
-                    &now_row,
-                    &now_row.name,
-                    now_row.is_default,
-                    now_row.archived_at,
-                )?;
-            }
-            let after = load(c, p.workspace, &id)?;
-            records::flush::<Deals>(c, &p, deal_changes)?;
-            crate::events::record(
-                c,
-                &p,
-                "pipeline",
-                verb,
-                &id,
-                Some(&shown(&before)?),
-                Some(&shown(&after)?),
-            )?;
-            Ok(after)
-        })
+        .tx(move |c| change_in(c, &p, &id, if_match.0, verb, archived, change))
         .await
+}
+
+/// The work of [`change_pipeline_in`], in the caller's transaction.
+fn change_in(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    verb: &'static str,
+    archived: bool,
+    change: impl FnOnce(&mut DbConnection, &Principal, &PipelineRow) -> ApiResult<Vec<Change>>,
+) -> ApiResult<Pipeline> {
+    let current = repo::get(c, p.workspace, id)?;
+    if current.archived_at.is_some() != archived {
+        return Err(ApiError::NotFound);
+    }
+    crm_db::repo::records::check_version(current.version, if_match)?;
+    let before = load(c, p.workspace, id)?;
+    let deal_changes = change(c, p, &current)?;
+    // The change may have written the pipeline row itself (name, default).
+    let now_row = repo::get(c, p.workspace, id)?;
+    if now_row.version == current.version {
+        repo::update(
+            c,
+            p.workspace,
+            &now_row,
+            &now_row.name,
+            now_row.is_default,
+            now_row.archived_at,
+        )?;
+    }
+    let after = load(c, p.workspace, id)?;
+    records::flush::<Deals>(c, p, deal_changes)?;
+    crate::events::record(
+        c,
+        p,
+        "pipeline",
+        verb,
+        id,
+        Some(&shown(&before)?),
+        Some(&shown(&after)?),
+    )?;
+    Ok(after)
 }
 
 /// List pipelines, oldest first, with their stages.
@@ -326,6 +338,18 @@ pub async fn create_pipeline(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::PipelinesWrite)?;
     let input: CreatePipeline = parse_json(&body.0)?;
+    let pipeline = state.tx(move |c| create_in(c, &p, input)).await?;
+    let location = format!("/api/v1/pipelines/{}", pipeline.id);
+    let mut res = respond(actix_web::http::StatusCode::CREATED, pipeline);
+    res.headers_mut().insert(
+        actix_web::http::header::LOCATION,
+        actix_web::http::header::HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+    );
+    Ok(res)
+}
+
+/// Creates a pipeline in the caller's transaction.
+fn create_in(c: &mut DbConnection, p: &Principal, input: CreatePipeline) -> ApiResult<Pipeline> {
     let mut errors = validate_input(&input);
     let name = input.name.trim().to_string();
     if name.is_empty() {
@@ -365,51 +389,38 @@ pub async fn create_pipeline(
         }
     }
     fail_if(errors)?;
-    let pipeline = state
-        .tx(move |c| {
-            let ws = p.workspace.as_string();
-            let t = now();
-            let row = PipelineRow {
-                workspace_id: ws.clone(),
-                id: new_id().to_string(),
-                name,
-                is_default: false,
-                created_at: t,
-                updated_at: t,
-                archived_at: None,
-                version: 1,
-            };
-            let stage_rows: Vec<StageRow> = stages
-                .iter()
-                .enumerate()
-                .map(|(i, (n, pr, k))| {
-                    repo::new_stage(&ws, &row.id, n, i as i32, *pr, k.as_str(), t)
-                })
-                .collect();
-            repo::insert(c, &row, &stage_rows)?;
-            if input.is_default {
-                repo::update(c, p.workspace, &row, &row.name, true, None)?;
-            }
-            let out = load(c, p.workspace, &row.id)?;
-            crate::events::record(
-                c,
-                &p,
-                "pipeline",
-                "created",
-                &row.id,
-                None,
-                Some(&shown(&out)?),
-            )?;
-            Ok(out)
-        })
-        .await?;
-    let location = format!("/api/v1/pipelines/{}", pipeline.id);
-    let mut res = respond(actix_web::http::StatusCode::CREATED, pipeline);
-    res.headers_mut().insert(
-        actix_web::http::header::LOCATION,
-        actix_web::http::header::HeaderValue::from_str(&location).map_err(ApiError::internal)?,
-    );
-    Ok(res)
+    let ws = p.workspace.as_string();
+    let t = now();
+    let row = PipelineRow {
+        workspace_id: ws.clone(),
+        id: new_id().to_string(),
+        name,
+        is_default: false,
+        created_at: t,
+        updated_at: t,
+        archived_at: None,
+        version: 1,
+    };
+    let stage_rows: Vec<StageRow> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (n, pr, k))| repo::new_stage(&ws, &row.id, n, i as i32, *pr, k.as_str(), t))
+        .collect();
+    repo::insert(c, &row, &stage_rows)?;
+    if input.is_default {
+        repo::update(c, p.workspace, &row, &row.name, true, None)?;
+    }
+    let out = load(c, p.workspace, &row.id)?;
+    crate::events::record(
+        c,
+        p,
+        "pipeline",
+        "created",
+        &row.id,
+        None,
+        Some(&shown(&out)?),
+    )?;
+    Ok(out)
 }
 
 /// Get a pipeline with its stages.
@@ -440,7 +451,23 @@ pub async fn update_pipeline(
     if_match: IfMatch,
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
+    p.require(Permission::PipelinesWrite)?;
     let input: UpdatePipeline = parse_json(&body.0)?;
+    let id = id.into_inner();
+    let pipeline = state
+        .tx(move |c| update_in(c, &p, &id, if_match.0, input))
+        .await?;
+    Ok(respond(actix_web::http::StatusCode::OK, pipeline))
+}
+
+/// Applies a pipeline's merge patch in the caller's transaction.
+fn update_in(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    input: UpdatePipeline,
+) -> ApiResult<Pipeline> {
     let mut errors = validate_input(&input);
     let name = text(input.name.clone());
     if input.name.is_some() && name.is_none() && errors.is_empty() {
@@ -454,21 +481,12 @@ pub async fn update_pipeline(
         ));
     }
     fail_if(errors)?;
-    let pipeline = change_pipeline(
-        &state,
-        p,
-        id.into_inner(),
-        if_match,
-        "updated",
-        move |c, p, cur| {
-            let name = name.unwrap_or_else(|| cur.name.clone());
-            let is_default = input.is_default.unwrap_or(cur.is_default);
-            repo::update(c, p.workspace, cur, &name, is_default, None)?;
-            Ok(Vec::new())
-        },
-    )
-    .await?;
-    Ok(respond(actix_web::http::StatusCode::OK, pipeline))
+    change_in(c, p, id, if_match, "updated", false, move |c, p, cur| {
+        let name = name.unwrap_or_else(|| cur.name.clone());
+        let is_default = input.is_default.unwrap_or(cur.is_default);
+        repo::update(c, p.workspace, cur, &name, is_default, None)?;
+        Ok(Vec::new())
+    })
 }
 
 /// Archive a pipeline: it and its deals stay readable, but no deal moves in. The default
@@ -483,7 +501,22 @@ pub async fn delete_pipeline(
     id: web::Path<String>,
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
-    change_pipeline(&state, p, id.into_inner(), if_match, "archived", |c, p, cur| {
+    p.require(Permission::PipelinesWrite)?;
+    let id = id.into_inner();
+    state
+        .tx(move |c| archive_in(c, &p, &id, if_match.0))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Archives a pipeline in the caller's transaction.
+fn archive_in(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+) -> ApiResult<Pipeline> {
+    change_in(c, p, id, if_match, "archived", false, |c, p, cur| {
         if cur.is_default {
             return Err(ApiError::Conflict {
                 message: "the default pipeline cannot be archived; make another pipeline the default first".into(),
@@ -493,8 +526,40 @@ pub async fn delete_pipeline(
         repo::update(c, p.workspace, cur, &cur.name, false, Some(now()))?;
         Ok(Vec::new())
     })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Pipelines in a batch: each operation as its own endpoint runs it (a delete archives).
+pub struct PipelineItems;
+
+impl crate::batch::ItemWrites for PipelineItems {
+    const WRITE: Permission = Permission::PipelinesWrite;
+    const PLURAL: &'static str = "pipelines";
+
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
+        shown(&create_in(c, p, read_as(data)?)?)
+    }
+
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
+        shown(&update_in(c, p, id, None, read_as(patch)?)?)
+    }
+
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
+        archive_in(c, p, id, None).map(drop)
+    }
+}
+
+/// Create, update and archive up to 1000 pipelines in one request.
+#[utoipa::path(post, path = "/api/v1/pipelines/batch", tag = "pipelines", operation_id = "batch_pipelines",
+    description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/pipelines/batch")]
+pub async fn batch_pipelines(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch_items::<PipelineItems>(state, p, body).await
 }
 
 /// Restore an archived pipeline: deals can move into it again. It comes back as it was
@@ -1005,6 +1070,7 @@ fn board_stage(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_pipelines)
         .service(create_pipeline)
+        .service(batch_pipelines)
         .service(get_pipeline)
         .service(update_pipeline)
         .service(delete_pipeline)
