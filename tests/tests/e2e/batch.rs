@@ -1093,4 +1093,31 @@ async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
     assert_eq!(lead["owner_id"], json!(sales.user_id));
     let (_, none) = app.get("/api/v1/assignment-rules", &b.token).await;
     assert_eq!(none["data"], json!([]));
+    // Each rule write is in the audit log, with what changed.
+    let (s, log) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=assignment_rule&record_id={turns_id}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let kinds: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["assignment_rule.updated", "assignment_rule.created"],
+        "{log}"
+    );
+    assert_eq!(log["data"][0]["changes"]["position"]["old"], 5, "{log}");
+    assert_eq!(log["data"][0]["changes"]["position"]["new"], 0, "{log}");
+    assert_eq!(log["data"][1]["actor"]["id"], json!(manager.user_id));
+    let (_, deleted) = app
+        .get("/api/v1/events?types=assignment_rule.deleted", &a.token)
+        .await;
+    assert_eq!(deleted["data"][0]["record_id"], fixed_id, "{deleted}");
+    assert_eq!(deleted["data"].as_array().unwrap().len(), 1, "{deleted}");
 }

@@ -1,7 +1,9 @@
 //! `/api/v1/assignment-rules`: who owns a new record. When a lead is created without an
 //! owner, the first active rule of its object (by `position`) whose filter matches the lead
 //! picks one: always the same user (`fixed`), or each active user of a list or a team in
-//! turn (`round_robin`).
+//! turn (`round_robin`). Every write of a rule records its event
+//! (`assignment_rule.created`, `.updated`, `.deleted`), so the audit log shows who changed
+//! how records are routed.
 
 use crate::auth::{Auth, Principal};
 use crate::batch::read_as;
@@ -387,7 +389,7 @@ pub async fn create_assignment_rule(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::AssignmentRulesWrite)?;
     let input: AssignmentRuleInput = parse_json(&body.0)?;
-    let row = state.tx(move |c| create_in(c, p.workspace, input)).await?;
+    let row = state.tx(move |c| create_in(c, &p, input)).await?;
     let location = format!("/api/v1/assignment-rules/{}", row.id);
     let mut res = respond(actix_web::http::StatusCode::CREATED, row);
     res.headers_mut().insert(
@@ -438,7 +440,7 @@ pub async fn update_assignment_rule(
     }
     let id = id.into_inner();
     let row = state
-        .tx(move |c| update_in(c, p.workspace, &id, if_match.0, &patch))
+        .tx(move |c| update_in(c, &p, &id, if_match.0, &patch))
         .await?;
     Ok(respond(actix_web::http::StatusCode::OK, row))
 }
@@ -456,18 +458,20 @@ pub async fn delete_assignment_rule(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::AssignmentRulesWrite)?;
     let id = id.into_inner();
-    state
-        .tx(move |c| delete_in(c, p.workspace, &id, if_match.0))
-        .await?;
+    state.tx(move |c| delete_in(c, &p, &id, if_match.0)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The type of a rule's events: `assignment_rule.created`, `.updated`, `.deleted`.
+const EVENT: &str = "assignment_rule";
 
 /// Creates a rule in the caller's transaction.
 fn create_in(
     c: &mut DbConnection,
-    ws: WorkspaceId,
+    p: &Principal,
     input: AssignmentRuleInput,
 ) -> ApiResult<AssignmentRuleRow> {
+    let ws = p.workspace;
     let ch = checked(c, ws, input)?;
     if repo::count(c, ws, &ch.object)? >= MAX_RULES {
         return Err(ApiError::field(
@@ -495,35 +499,44 @@ fn create_in(
         version: 1,
     };
     repo::insert(c, &row)?;
+    let after = shown(row.clone())?;
+    crate::events::record(c, p, EVENT, "created", &row.id, None, Some(&after))?;
     Ok(row)
 }
 
 /// Applies a rule's merge patch in the caller's transaction.
 fn update_in(
     c: &mut DbConnection,
-    ws: WorkspaceId,
+    p: &Principal,
     id: &str,
     if_match: Option<i32>,
     patch: &Value,
 ) -> ApiResult<AssignmentRuleRow> {
+    let ws = p.workspace;
     let cur = repo::get(c, ws, id)?;
     crm_db::repo::records::check_version(cur.version, if_match)?;
     let mut doc =
         serde_json::to_value(AssignmentRuleInput::from(&cur)).map_err(ApiError::internal)?;
     json_patch::merge(&mut doc, patch);
     let ch = checked(c, ws, read_as(&doc)?)?;
-    Ok(repo::update(c, ws, &cur, &ch)?)
+    let row = repo::update(c, ws, &cur, &ch)?;
+    let (before, after) = (shown(cur)?, shown(row.clone())?);
+    crate::events::record(c, p, EVENT, "updated", id, Some(&before), Some(&after))?;
+    Ok(row)
 }
 
 /// Deletes a rule in the caller's transaction.
 fn delete_in(
     c: &mut DbConnection,
-    ws: WorkspaceId,
+    p: &Principal,
     id: &str,
     if_match: Option<i32>,
 ) -> ApiResult<()> {
-    crm_db::repo::records::check_version(repo::get(c, ws, id)?.version, if_match)?;
-    Ok(repo::delete(c, ws, id)?)
+    let cur = repo::get(c, p.workspace, id)?;
+    crm_db::repo::records::check_version(cur.version, if_match)?;
+    repo::delete(c, p.workspace, id)?;
+    let before = shown(cur)?;
+    crate::events::record(c, p, EVENT, "deleted", id, Some(&before), None)
 }
 
 /// Assignment rules in a batch: each operation as its own endpoint runs it.
@@ -534,15 +547,15 @@ impl crate::batch::ItemWrites for AssignmentRuleItems {
     const PLURAL: &'static str = "assignment rules";
 
     fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
-        shown(create_in(c, p.workspace, read_as(data)?)?)
+        shown(create_in(c, p, read_as(data)?)?)
     }
 
     fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
-        shown(update_in(c, p.workspace, id, None, patch)?)
+        shown(update_in(c, p, id, None, patch)?)
     }
 
     fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
-        delete_in(c, p.workspace, id, None)
+        delete_in(c, p, id, None)
     }
 }
 
