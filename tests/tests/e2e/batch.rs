@@ -920,6 +920,16 @@ async fn upserts_of_other_records_that_change_nothing_write_nothing() {
     );
 }
 
+/// The types of a page of events, in order.
+fn types_of(page: &Value) -> Vec<&str> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
     let app = TestApp::spawn().await;
@@ -1004,14 +1014,8 @@ async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
             &a.token,
         )
         .await;
-    let kinds: Vec<&str> = events["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        types_of(&events),
         [
             "pipeline.created",
             "pipeline.created",
@@ -1101,14 +1105,8 @@ async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{log}");
-    let kinds: Vec<&str> = log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        kinds,
+        types_of(&log),
         ["assignment_rule.updated", "assignment_rule.created"],
         "{log}"
     );
