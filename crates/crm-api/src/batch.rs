@@ -56,6 +56,22 @@ pub struct BatchOperation {
     pub data: Option<Value>,
 }
 
+impl BatchOperation {
+    /// The operation's `data`, or the item's 422 when it has none.
+    fn data(&self) -> ApiResult<&Value> {
+        self.data
+            .as_ref()
+            .ok_or_else(|| invalid("data", "required", "this operation needs `data`"))
+    }
+
+    /// The `id` of the record the operation names, or the item's 422 when it names none.
+    fn id(&self) -> ApiResult<&str> {
+        self.id
+            .as_deref()
+            .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"operations": [{"op": "upsert", "match_on": "external_id", "data": {"external_id": "erp-1001", "first_name": "Ada"}}, {"op": "delete", "id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01"}], "atomic": false}))]
@@ -368,16 +384,8 @@ fn run_one<R: Record>(
     changes: &mut Vec<Change>,
     ahead: &mut Ahead,
 ) -> ApiResult<(StatusCode, Option<Value>)> {
-    let data = || {
-        op.data
-            .clone()
-            .ok_or_else(|| invalid("data", "required", "this operation needs `data`"))
-    };
-    let id = || {
-        op.id
-            .clone()
-            .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
-    };
+    let data = || op.data().cloned();
+    let id = || op.id().map(String::from);
     let created = |c: &mut DbConnection,
                    changes: &mut Vec<Change>,
                    known: &mut Known,
@@ -524,20 +532,10 @@ fn run_items<T: ItemWrites>(
 ) -> Result<Vec<BatchResult>, Abort> {
     let mut results = Vec::with_capacity(req.operations.len());
     for (i, op) in req.operations.iter().enumerate() {
-        let data = || {
-            op.data
-                .as_ref()
-                .ok_or_else(|| invalid("data", "required", "this operation needs `data`"))
-        };
-        let id = || {
-            op.id
-                .as_deref()
-                .ok_or_else(|| invalid("id", "required", "this operation needs `id`"))
-        };
         let outcome = c.transaction(|c| match op.op {
-            BatchOp::Create => Ok((StatusCode::CREATED, Some(T::create(c, p, data()?)?))),
-            BatchOp::Update => Ok((StatusCode::OK, Some(T::update(c, p, id()?, data()?)?))),
-            BatchOp::Delete => T::delete(c, p, id()?).map(|()| (StatusCode::NO_CONTENT, None)),
+            BatchOp::Create => Ok((StatusCode::CREATED, Some(T::create(c, p, op.data()?)?))),
+            BatchOp::Update => Ok((StatusCode::OK, Some(T::update(c, p, op.id()?, op.data()?)?))),
+            BatchOp::Delete => T::delete(c, p, op.id()?).map(|()| (StatusCode::NO_CONTENT, None)),
             BatchOp::Upsert => Err(nothing_to_match(T::PLURAL)),
         });
         results.push(settled(i, outcome, req)?);
