@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use chrono::{DateTime, Utc};
 use crm_db::models::EventRow;
 use crm_db::DbConnection;
-use crm_domain::new_id;
+use crm_domain::{new_id, Permission};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -43,7 +43,8 @@ pub struct Event {
     pub sequence: i64,
     /// `<record type>.<verb>`: `created`, `updated`, `archived`, `restored`, `deleted`,
     /// `merged` (the survivor of a merge; the merged-away record gets `deleted`),
-    /// `links_changed`.
+    /// `links_changed`; administration adds `user.deactivated`, `user.reactivated`,
+    /// `api_key.revoked` and `webhook.secret_rotated`.
     #[serde(rename = "type")]
     #[schema(example = "contact.updated")]
     pub kind: String,
@@ -58,6 +59,7 @@ pub struct Event {
     /// Each changed field by its path (`address.city`, `custom.segment`). A merge also
     /// names the other record: `merged_from` on the survivor's `merged` event and
     /// `merged_into` on the merged-away record's `deleted` event (`old` null, `new` its id).
+    /// A user's new password shows as `password` with `new` `"changed"`, never the value.
     pub changes: std::collections::BTreeMap<String, FieldChange>,
 }
 
@@ -152,6 +154,48 @@ pub fn record(
     let row = event_row(p, record_type, verb, record_id, before, after)?;
     crm_db::repo::events::append(c, p.workspace, row)?;
     Ok(())
+}
+
+/// [`record`] for a resource whose API form is a serialisable type (configuration and
+/// administration: teams, users, API keys, custom fields, webhooks).
+pub fn record_shown<T: Serialize>(
+    c: &mut DbConnection,
+    p: &Principal,
+    record_type: &str,
+    verb: &str,
+    record_id: &str,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> ApiResult<()> {
+    let value = |v: Option<&T>| v.map(serde_json::to_value).transpose();
+    let before = value(before).map_err(ApiError::internal)?;
+    let after = value(after).map_err(ApiError::internal)?;
+    record(
+        c,
+        p,
+        record_type,
+        verb,
+        record_id,
+        before.as_ref(),
+        after.as_ref(),
+    )
+}
+
+/// Record types whose events are shown only to callers holding a permission beyond
+/// `events:read` / `audit:read`: an API key's scopes, and a webhook's URL (which may carry
+/// the receiver's token), are for admins.
+const GUARDED: &[(&str, Permission)] = &[
+    ("api_key", Permission::ApiKeysManage),
+    ("webhook", Permission::WebhooksManage),
+];
+
+/// The record types whose events `p` may not read (see [`GUARDED`]).
+pub fn hidden_record_types(p: &Principal) -> Vec<String> {
+    GUARDED
+        .iter()
+        .filter(|(_, perm)| !p.can(*perm))
+        .map(|(t, _)| t.to_string())
+        .collect()
 }
 
 /// The event of a change, not yet written (see [`record`]).

@@ -625,21 +625,24 @@ async fn search_with<R: Record>(
     Ok(web::Json(page))
 }
 
-/// `DELETE` of a configuration object (team, webhook) that is erased, not archived: checks
-/// `If-Match` against `version` and deletes in one transaction; 204.
-pub async fn delete_versioned(
+/// `DELETE` of a configuration object (team, webhook) that is erased, not archived: reads
+/// its `version` and API form with `current`, checks `If-Match`, deletes, and records the
+/// `<record_type>.deleted` event in one transaction; 204.
+pub async fn delete_versioned<T: Serialize + Send + 'static>(
     state: &AppState,
     p: Principal,
     id: String,
     if_match: IfMatch,
-    version: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<i32>,
+    record_type: &'static str,
+    current: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<(i32, T)>,
     delete: fn(&mut DbConnection, WorkspaceId, &str) -> Result<(), RepoError>,
 ) -> ApiResult<HttpResponse> {
     state
         .tx(move |c| {
-            let current = version(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(current, if_match.0)?;
-            Ok(delete(c, p.workspace, &id)?)
+            let (version, before) = current(c, p.workspace, &id)?;
+            crm_db::repo::records::check_version(version, if_match.0)?;
+            delete(c, p.workspace, &id)?;
+            crate::events::record_shown(c, &p, record_type, "deleted", &id, Some(&before), None)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -163,7 +163,7 @@ fn dispatch(c: &mut DbConnection, ws: WorkspaceId, hook_id: &str) -> WorkResult<
         if !hook.active {
             return Ok(false);
         }
-        let batch = events::feed(c, ws, hook.cursor_seq, &[], BATCH)?;
+        let batch = events::feed(c, ws, hook.cursor_seq, &[], &[], BATCH)?;
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(false);
         };

@@ -244,7 +244,8 @@ async fn concurrent_writes_get_gap_free_sequences_and_api_keys_are_actors() {
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=24).collect::<Vec<_>>());
+    // Event 1 is the key's own `api_key.created`, which only `api_keys:manage` reads.
+    assert_eq!(seqs, (2..=25).collect::<Vec<_>>());
     let by_key = page["data"]
         .as_array()
         .unwrap()
@@ -387,4 +388,242 @@ async fn a_follower_of_the_feed_sees_concurrent_changes_once_and_in_order() {
         .get(&format!("/api/v1/contacts/{shared}"), &a.token)
         .await;
     assert_eq!(last["job_title"], titles[27].1);
+}
+
+/// The audit log of one record type, as `token` sees it, newest first.
+async fn audit_of(app: &TestApp, token: &str, record_type: &str) -> Vec<Value> {
+    let path = format!("/api/v1/audit-log?record_type={record_type}&limit=100");
+    let (s, v) = app.get(&path, token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn administration_is_audited_and_keys_and_webhooks_are_shown_to_admins_only() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Beta").await;
+    let manager = app.user(&a, "manager").await;
+
+    // Teams: create, a member added, a rename, delete; a refused write leaves no event.
+    let (s, bad) = app
+        .post(
+            "/api/v1/teams",
+            &manager.token,
+            json!({"name": "Ghosts", "member_ids": [b.user_id]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    let (s, team) = app
+        .post("/api/v1/teams", &manager.token, json!({"name": "EMEA"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{team}");
+    let team_id = team["id"].as_str().unwrap();
+    let member = format!("/api/v1/teams/{team_id}/members/{}", manager.user_id);
+    let (s, _, _) = app
+        .call(Method::PUT, &member, Some(&manager.token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Adding the same member again changes nothing and records nothing.
+    app.call(Method::PUT, &member, Some(&manager.token), None)
+        .await;
+    let team_path = format!("/api/v1/teams/{team_id}");
+    let (s, _) = app
+        .patch(&team_path, &manager.token, json!({"name": "EMEA North"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        app.delete(&team_path, &manager.token).await,
+        StatusCode::NO_CONTENT
+    );
+    let teams = audit_of(&app, &a.token, "team").await;
+    assert_eq!(
+        types(&json!({ "data": teams })),
+        [
+            "team.deleted",
+            "team.updated",
+            "team.updated",
+            "team.created"
+        ]
+    );
+    assert!(teams.iter().all(|e| e["record_id"] == team_id));
+    assert!(teams
+        .iter()
+        .all(|e| e["actor"]["id"] == manager.user_id.as_str()));
+    assert_eq!(
+        teams[2]["changes"]["member_ids"],
+        json!({"old": [], "new": [manager.user_id]})
+    );
+    assert_eq!(
+        teams[1]["changes"]["name"],
+        json!({"old": "EMEA", "new": "EMEA North"})
+    );
+    assert_eq!(teams[0]["data"]["name"], "EMEA North");
+
+    // Users: a role and password change, deactivation, reactivation; no hash anywhere.
+    let rep = app.user(&a, "sales").await;
+    let rep_path = format!("/api/v1/users/{}", rep.user_id);
+    let (s, v) = app
+        .patch(
+            &rep_path,
+            &a.token,
+            json!({"role": "support", "password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        app.delete(&rep_path, &a.token).await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, _) = app
+        .patch(&rep_path, &a.token, json!({"active": true}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let users = audit_of(&app, &a.token, "user").await;
+    let rep_events: Vec<&Value> = users
+        .iter()
+        .filter(|e| e["record_id"] == rep.user_id.as_str())
+        .collect();
+    assert_eq!(
+        types(&json!({ "data": rep_events })),
+        [
+            "user.reactivated",
+            "user.deactivated",
+            "user.updated",
+            "user.created"
+        ]
+    );
+    let changed = &rep_events[2]["changes"];
+    assert_eq!(changed["role"], json!({"old": "sales", "new": "support"}));
+    assert_eq!(changed["password"], json!({"old": null, "new": "changed"}));
+    assert_eq!(
+        rep_events[1]["changes"]["active"],
+        json!({"old": true, "new": false})
+    );
+    assert!(users
+        .iter()
+        .any(|e| e["type"] == "user.created" && e["record_id"] == manager.user_id.as_str()));
+    let all = serde_json::to_string(&users).unwrap();
+    assert!(
+        !all.contains("password_hash") && !all.contains("argon2"),
+        "{all}"
+    );
+
+    // Custom field definitions.
+    let (s, _) = app
+        .post(
+            "/api/v1/fields/contacts",
+            &a.token,
+            json!({"name": "segment", "label": "Segment", "type": "select", "options": ["smb"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let field = "/api/v1/fields/contacts/segment";
+    let (s, _) = app
+        .patch(field, &a.token, json!({"options": ["smb", "mid"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.delete(field, &a.token).await, StatusCode::NO_CONTENT);
+    let fields = audit_of(&app, &a.token, "custom_field").await;
+    assert_eq!(
+        types(&json!({ "data": fields })),
+        [
+            "custom_field.deleted",
+            "custom_field.updated",
+            "custom_field.created"
+        ]
+    );
+    assert_eq!(
+        fields[1]["changes"]["options"],
+        json!({"old": ["smb"], "new": ["smb", "mid"]})
+    );
+
+    // API keys and webhooks: their events never hold a secret.
+    let (s, key) = app
+        .post(
+            "/api/v1/api-keys",
+            &a.token,
+            json!({"name": "ERP", "scopes": ["contacts:read"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let key_id = key["id"].as_str().unwrap();
+    let key_path = format!("/api/v1/api-keys/{key_id}");
+    assert_eq!(
+        app.delete(&key_path, &a.token).await,
+        StatusCode::NO_CONTENT
+    );
+    // Revoking twice is a 404 and records nothing more.
+    assert_eq!(app.delete(&key_path, &a.token).await, StatusCode::NOT_FOUND);
+    let keys = audit_of(&app, &a.token, "api_key").await;
+    assert_eq!(
+        types(&json!({ "data": keys })),
+        ["api_key.revoked", "api_key.created"]
+    );
+    assert_eq!(keys[1]["data"]["scopes"], json!(["contacts:read"]));
+    let secret = key["secret"].as_str().unwrap();
+    assert!(!serde_json::to_string(&keys).unwrap().contains(secret));
+
+    let (s, hook) = app
+        .post(
+            "/api/v1/webhooks",
+            &a.token,
+            json!({"url": "http://127.0.0.1:9/hook?token=receiver-token", "events": ["contact.*"], "active": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let hook_path = format!("/api/v1/webhooks/{}", hook["id"].as_str().unwrap());
+    let (s, _) = app
+        .patch(
+            &hook_path,
+            &a.token,
+            json!({"events": ["contact.*", "deal.*"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, rotated) = app
+        .post(&format!("{hook_path}/rotate-secret"), &a.token, json!(null))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    assert_eq!(
+        app.delete(&hook_path, &a.token).await,
+        StatusCode::NO_CONTENT
+    );
+    let hooks = audit_of(&app, &a.token, "webhook").await;
+    assert_eq!(
+        types(&json!({ "data": hooks })),
+        [
+            "webhook.deleted",
+            "webhook.secret_rotated",
+            "webhook.updated",
+            "webhook.created"
+        ]
+    );
+    let text = serde_json::to_string(&hooks).unwrap();
+    for s in [&hook["secret"], &rotated["secret"]] {
+        assert!(!text.contains(s.as_str().unwrap()), "a secret is in {text}");
+    }
+    assert_eq!(
+        hooks[2]["changes"]["events"],
+        json!({"old": ["contact.*"], "new": ["contact.*", "deal.*"]})
+    );
+
+    // A manager reads team, user and field changes, but not keys' or webhooks'.
+    assert!(audit_of(&app, &manager.token, "api_key").await.is_empty());
+    assert!(audit_of(&app, &manager.token, "webhook").await.is_empty());
+    assert_eq!(audit_of(&app, &manager.token, "team").await.len(), 4);
+    let seen = feed(&app, &manager.token, "?limit=500").await;
+    let seen = types(&seen);
+    assert!(seen.contains(&"team.created".to_string()), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|t| t.starts_with("api_key.") || t.starts_with("webhook.")),
+        "{seen:?}"
+    );
+    let admin_feed = feed(&app, &a.token, "?types=api_key.created,webhook.created").await;
+    assert_eq!(types(&admin_feed), ["api_key.created", "webhook.created"]);
+    // The other workspace sees none of it.
+    assert!(audit_of(&app, &b.token, "team").await.is_empty());
+    assert!(audit_of(&app, &b.token, "user").await.is_empty());
 }

@@ -1,8 +1,12 @@
-//! Workspaces, sign-in, users and API keys.
+//! Workspaces, sign-in, users and API keys. Changes to users and keys record events:
+//! `user.created`, `user.updated`, `user.deactivated`, `user.reactivated` (a new password is
+//! named in `changes`, never shown) and `api_key.created`, `api_key.revoked` (never the
+//! secret).
 
 use crate::auth::{self, Actor, Auth};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::events::{self, record_shown};
 use crate::extract::{id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
@@ -13,8 +17,14 @@ use crm_domain::values::normalize_email;
 use crm_domain::values_time::now;
 use crm_domain::{new_id, FieldError, Permission, Role, WorkspaceId};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use validator::Validate;
+
+/// The type of a user's events.
+const USER_EVENT: &str = "user";
+/// The type of an API key's events.
+const KEY_EVENT: &str = "api_key";
 
 /// Creates a workspace and its first admin.
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -544,7 +554,14 @@ pub async fn create_user(
         updated_at: t,
         version: 1,
     };
-    let user = state.tx(move |c| Ok(repo::insert_user(c, &row)?)).await?;
+    let user = state
+        .tx(move |c| {
+            let user = repo::insert_user(c, &row)?;
+            let shown = User::from(user.clone());
+            record_shown(c, &p, USER_EVENT, "created", &user.id, None, Some(&shown))?;
+            Ok(user)
+        })
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
         .insert_header(crate::extract::etag(user.version))
@@ -631,6 +648,29 @@ async fn change_user(
             if !active || input.password.is_some() {
                 repo::revoke_user_tokens(c, p.workspace, &id, now())?;
             }
+            let verb = match (cur.active, updated.active) {
+                (true, false) => "deactivated",
+                (false, true) => "reactivated",
+                _ => "updated",
+            };
+            let shown = |u: UserRow| serde_json::to_value(User::from(u));
+            let before = shown(cur).map_err(ApiError::internal)?;
+            let after = shown(updated.clone()).map_err(ApiError::internal)?;
+            // A new password is named, never shown.
+            let note = input
+                .password
+                .is_some()
+                .then(|| ("password", json!("changed")));
+            let event = events::event_row_noting(
+                &p,
+                USER_EVENT,
+                verb,
+                &id,
+                Some(&before),
+                Some(&after),
+                note,
+            )?;
+            crm_db::repo::events::append(c, p.workspace, event)?;
             Ok(updated)
         })
         .await;
@@ -796,7 +836,13 @@ pub async fn create_api_key(
         created_at: now(),
     };
     let r2 = row.clone();
-    state.tx(move |c| Ok(repo::insert_api_key(c, &r2)?)).await?;
+    state
+        .tx(move |c| {
+            repo::insert_api_key(c, &r2)?;
+            let shown = ApiKey::from(r2.clone());
+            record_shown(c, &p, KEY_EVENT, "created", &r2.id, None, Some(&shown))
+        })
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/api-keys/{}", row.id)))
         .json(ApiKeyCreated {
@@ -831,11 +877,15 @@ pub async fn revoke_api_key(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::ApiKeysManage)?;
     let id = id.into_inner();
-    let key_id = id.clone();
+    let (ws, key_id) = (p.workspace, id.clone());
     let revoked = state
-        .tx(move |c| Ok(repo::revoke_api_key(c, p.workspace, &id, now())?))
+        .tx(move |c| {
+            let before = ApiKey::from(repo::get_api_key(c, p.workspace, &id)?);
+            repo::revoke_api_key(c, p.workspace, &id, now())?;
+            record_shown(c, &p, KEY_EVENT, "revoked", &id, Some(&before), None)
+        })
         .await;
-    state.auth_cache.forget_api_key(p.workspace, &key_id);
+    state.auth_cache.forget_api_key(ws, &key_id);
     revoked?;
     Ok(HttpResponse::NoContent().finish())
 }

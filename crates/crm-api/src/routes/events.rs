@@ -61,6 +61,8 @@ fn seq_named(
 ///
 /// Every create, update, archive, restore and delete writes one event in the same
 /// transaction as the change, so paging with `after` never misses or repeats a change.
+/// Administration writes events too (`team.*`, `user.*`, `custom_field.*`, and, shown only
+/// to callers with `api_keys:manage` or `webhooks:manage`, `api_key.*` and `webhook.*`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", operation_id = "list_events",
     params(
         ("after" = Option<String>, Query, description = "An event id: only events after it"),
@@ -89,6 +91,7 @@ pub async fn list_events(
             _ => return Err(unknown(k)),
         }
     }
+    let hidden = crate::events::hidden_record_types(&p);
     let (rows, more) = state
         .db(move |c| {
             repo::settle(c, p.workspace)?;
@@ -96,7 +99,7 @@ pub async fn list_events(
                 Some(id) => seq_named(c, p.workspace, "after", id)?,
                 None => 0,
             };
-            let mut rows = repo::feed(c, p.workspace, from, &types, limit + 1)?;
+            let mut rows = repo::feed(c, p.workspace, from, &types, &hidden, limit + 1)?;
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
             Ok((rows, more))
@@ -115,6 +118,9 @@ pub async fn list_events(
 }
 
 /// Who changed what and when, with each field's old and new value.
+///
+/// `api_key` and `webhook` changes are listed only for callers with `api_keys:manage` and
+/// `webhooks:manage` respectively.
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "events", operation_id = "audit_log",
     params(
         ("record_type" = Option<String>, Query, description = "e.g. `contact`, `company`"),
@@ -131,7 +137,10 @@ pub async fn audit_log(
     q: QueryPairs,
 ) -> ApiResult<web::Json<AuditPage>> {
     p.require(Permission::AuditRead)?;
-    let mut f = AuditFilter::default();
+    let mut f = AuditFilter {
+        hidden: crate::events::hidden_record_types(&p),
+        ..AuditFilter::default()
+    };
     let (mut cursor, mut limit) = (None, 50);
     for (k, v) in &q.0 {
         match k.as_str() {

@@ -1,8 +1,10 @@
-//! `/api/v1/fields/{object}`: custom field definitions.
+//! `/api/v1/fields/{object}`: custom field definitions. Every write records its event
+//! (`custom_field.created`, `custom_field.updated`, `custom_field.deleted`).
 
 use crate::auth::Auth;
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::events::record_shown;
 use crate::extract::{parse_json, IfMatch, RawJson};
 use crate::state::AppState;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
@@ -94,6 +96,9 @@ impl From<CustomFieldRow> for CustomField {
         }
     }
 }
+
+/// The type of a definition's events.
+const EVENT: &str = "custom_field";
 
 fn object(raw: &str) -> ApiResult<CustomObject> {
     CustomObject::parse(raw).ok_or(ApiError::NotFound)
@@ -215,7 +220,10 @@ pub async fn create_field(
                     format!("an object has at most {MAX_FIELDS_PER_OBJECT} custom fields"),
                 ));
             }
-            Ok(repo::insert(c, &row)?)
+            let row = repo::insert(c, &row)?;
+            let shown = CustomField::from(row.clone());
+            record_shown(c, &p, EVENT, "created", &row.id, None, Some(&shown))?;
+            Ok(row)
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -302,9 +310,20 @@ pub async fn update_field(
                 description: input.description.unwrap_or(cur.description.clone()),
                 updated_at: crm_domain::values_time::now(),
                 version: cur.version + 1,
-                ..cur
+                ..cur.clone()
             };
-            Ok(repo::update(c, p.workspace, &next)?)
+            let row = repo::update(c, p.workspace, &next)?;
+            let (before, after) = (CustomField::from(cur), CustomField::from(row.clone()));
+            record_shown(
+                c,
+                &p,
+                EVENT,
+                "updated",
+                &row.id,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok(row)
         })
         .await?;
     Ok(HttpResponse::Ok()
@@ -327,7 +346,11 @@ pub async fn delete_field(
     let (obj, name) = path.into_inner();
     let obj = object(&obj)?;
     state
-        .tx(move |c| Ok(repo::delete(c, p.workspace, obj.as_str(), &name)?))
+        .tx(move |c| {
+            let cur = CustomField::from(repo::get(c, p.workspace, obj.as_str(), &name)?);
+            repo::delete(c, p.workspace, obj.as_str(), &name)?;
+            record_shown(c, &p, EVENT, "deleted", &cur.id, Some(&cur), None)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

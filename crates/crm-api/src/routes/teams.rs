@@ -1,8 +1,10 @@
-//! `/api/v1/teams`: named groups of users, for assignment and reporting.
+//! `/api/v1/teams`: named groups of users, for assignment and reporting. Every write
+//! records its event (`team.created`, `team.updated`, `team.deleted`).
 
 use crate::auth::{Auth, Principal};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::events::record_shown;
 use crate::extract::{etag, id_page, id_page_params, parse_json, IfMatch, QueryPairs, RawJson};
 use crate::routes::access::User;
 use crate::state::AppState;
@@ -16,6 +18,10 @@ use crm_domain::{new_id, FieldError, Permission, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
+
+/// The type of a team's events: `team.created`, `team.updated` (membership included),
+/// `team.deleted`.
+const EVENT: &str = "team";
 
 /// Most members a team may have.
 pub const MAX_MEMBERS: usize = 1000;
@@ -224,7 +230,9 @@ pub async fn create_team(
         .tx(move |c| {
             repo::insert(c, p.workspace, &row)?;
             set_members(c, p.workspace, &row.id, &members)?;
-            load_team(c, p.workspace, &row.id)
+            let team = load_team(c, p.workspace, &row.id)?;
+            record_shown(c, &p, EVENT, "created", &team.id, None, Some(&team))?;
+            Ok(team)
         })
         .await?;
     let location = format!("/api/v1/teams/{}", team.id);
@@ -278,14 +286,16 @@ pub async fn update_team(
     let id = id.into_inner();
     let team = state
         .tx(move |c| {
-            let cur = repo::get(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(cur.version, if_match.0)?;
-            let name = name.unwrap_or(cur.name.clone());
-            repo::update(c, p.workspace, &id, cur.version, &name, now())?;
+            let before = load_team(c, p.workspace, &id)?;
+            crm_db::repo::records::check_version(before.version, if_match.0)?;
+            let name = name.unwrap_or(before.name.clone());
+            repo::update(c, p.workspace, &id, before.version, &name, now())?;
             if let Some(m) = members {
                 set_members(c, p.workspace, &id, &m)?;
             }
-            load_team(c, p.workspace, &id)
+            let after = load_team(c, p.workspace, &id)?;
+            record_shown(c, &p, EVENT, "updated", &id, Some(&before), Some(&after))?;
+            Ok(after)
         })
         .await?;
     Ok(team_response(actix_web::http::StatusCode::OK, team))
@@ -303,9 +313,12 @@ pub async fn delete_team(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::TeamsWrite)?;
-    let version = |c: &mut DbConnection, ws, id: &str| Ok(repo::get(c, ws, id)?.version);
-    crate::records::delete_versioned(&state, p, id.into_inner(), if_match, version, repo::delete)
-        .await
+    let current = |c: &mut DbConnection, ws, id: &str| {
+        let team = load_team(c, ws, id)?;
+        Ok((team.version, team))
+    };
+    let id = id.into_inner();
+    crate::records::delete_versioned(&state, p, id, if_match, EVENT, current, repo::delete).await
 }
 
 /// The members of a team, by name.
@@ -339,17 +352,28 @@ async fn change_member(
     let (team_id, user_id) = path;
     state
         .tx(move |c| {
-            repo::get(c, p.workspace, &team_id)?;
+            let before = load_team(c, p.workspace, &team_id)?;
             let changed = if add {
                 crm_db::repo::access::get_user(c, p.workspace, &user_id)?;
                 repo::add_member(c, p.workspace, &team_id, &user_id, now())?
             } else {
                 repo::remove_member(c, p.workspace, &team_id, &user_id)?
             };
-            if changed {
-                repo::touch(c, p.workspace, &team_id, now())?;
+            if !changed {
+                return Ok(before);
             }
-            load_team(c, p.workspace, &team_id)
+            repo::touch(c, p.workspace, &team_id, now())?;
+            let after = load_team(c, p.workspace, &team_id)?;
+            record_shown(
+                c,
+                &p,
+                EVENT,
+                "updated",
+                &team_id,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok(after)
         })
         .await
 }

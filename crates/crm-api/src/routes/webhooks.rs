@@ -1,9 +1,12 @@
 //! `/api/v1/webhooks`: subscriptions to the change feed, delivered by the server's worker
-//! at least once, signed per Standard Webhooks, retried with exponential backoff.
+//! at least once, signed per Standard Webhooks, retried with exponential backoff. Every
+//! write records its event (`webhook.created`, `webhook.updated`, `webhook.secret_rotated`,
+//! `webhook.deleted`), without the secret.
 
 use crate::auth::{Auth, Principal};
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
+use crate::events::record_shown;
 use crate::extract::{etag, parse_json, IfMatch, OptionalJson, QueryPairs, RawJson};
 use crate::state::AppState;
 use crate::webhooks::{check_destination, new_secret, valid_secret};
@@ -19,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use validator::Validate;
+
+/// The type of a subscription's events.
+const EVENT: &str = "webhook";
 
 /// Most event type patterns one subscription lists.
 const MAX_EVENT_TYPES: usize = 100;
@@ -311,6 +317,8 @@ pub async fn create_webhook(
         .tx(move |c| {
             row.cursor_seq = crm_db::repo::events::last_seq(c, p.workspace)?;
             repo::insert(c, &row)?;
+            let shown = Webhook::from(row.clone());
+            record_shown(c, &p, EVENT, "created", &row.id, None, Some(&shown))?;
             Ok(row)
         })
         .await?;
@@ -349,11 +357,12 @@ pub async fn get_webhook(
         .json(Webhook::from(row)))
 }
 
-/// Applies a change to a subscription under `If-Match`.
+/// Applies a change to a subscription under `If-Match` and records it as the event
+/// `webhook.<verb>`.
 async fn change(
     state: &web::Data<AppState>,
     p: Principal,
-    id: String,
+    (id, verb): (String, &'static str),
     if_match: Option<i32>,
     f: impl FnOnce(WebhookRow) -> WebhookRow + Send + 'static,
 ) -> ApiResult<WebhookRow> {
@@ -361,6 +370,7 @@ async fn change(
         .tx(move |c| {
             let cur = repo::get(c, p.workspace, &id)?;
             crm_db::repo::records::check_version(cur.version, if_match)?;
+            let before = Webhook::from(cur.clone());
             let version = cur.version + 1;
             let next = WebhookRow {
                 updated_at: now(),
@@ -368,6 +378,8 @@ async fn change(
                 ..f(cur)
             };
             repo::update(c, p.workspace, &next)?;
+            let after = Webhook::from(next.clone());
+            record_shown(c, &p, EVENT, verb, &id, Some(&before), Some(&after))?;
             Ok(next)
         })
         .await
@@ -404,18 +416,17 @@ pub async fn update_webhook(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let row = change(&state, p, id.into_inner(), if_match.0, move |cur| {
-        WebhookRow {
-            url: url.unwrap_or(cur.url.clone()),
-            event_types: events.unwrap_or(cur.event_types.clone()),
-            filter: filter.unwrap_or(cur.filter.clone()),
-            description: match input.description {
-                Some(d) => crate::dto::common::text(d),
-                None => cur.description.clone(),
-            },
-            active: input.active.unwrap_or(cur.active),
-            ..cur
-        }
+    let target = (id.into_inner(), "updated");
+    let row = change(&state, p, target, if_match.0, move |cur| WebhookRow {
+        url: url.unwrap_or(cur.url.clone()),
+        event_types: events.unwrap_or(cur.event_types.clone()),
+        filter: filter.unwrap_or(cur.filter.clone()),
+        description: match input.description {
+            Some(d) => crate::dto::common::text(d),
+            None => cur.description.clone(),
+        },
+        active: input.active.unwrap_or(cur.active),
+        ..cur
     })
     .await?;
     Ok(HttpResponse::Ok()
@@ -453,7 +464,8 @@ pub async fn rotate_secret(
         ));
     }
     let secret = new_secret();
-    let row = change(&state, p, id.into_inner(), None, move |cur| {
+    let target = (id.into_inner(), "secret_rotated");
+    let row = change(&state, p, target, None, move |cur| {
         let expires = now() + chrono::Duration::seconds(overlap as i64);
         WebhookRow {
             previous_secret: (overlap > 0).then(|| cur.secret.clone()),
@@ -495,9 +507,12 @@ pub async fn delete_webhook(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::WebhooksManage)?;
-    let version = |c: &mut DbConnection, ws, id: &str| Ok(repo::get(c, ws, id)?.version);
-    crate::records::delete_versioned(&state, p, id.into_inner(), if_match, version, repo::delete)
-        .await
+    let current = |c: &mut DbConnection, ws, id: &str| {
+        let row = repo::get(c, ws, id)?;
+        Ok((row.version, Webhook::from(row)))
+    };
+    let id = id.into_inner();
+    crate::records::delete_versioned(&state, p, id, if_match, EVENT, current, repo::delete).await
 }
 
 /// A subscription's deliveries with every attempt, newest event first.

@@ -166,12 +166,14 @@ pub fn seq_of(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<
         .optional()?)
 }
 
-/// Events after `after_seq`, oldest first, optionally of the given types only.
+/// Events after `after_seq`, oldest first, optionally of the given types only, never of the
+/// `hidden` record types.
 pub fn feed(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     after_seq: i64,
     types: &[String],
+    hidden: &[String],
     limit: i64,
 ) -> RepoResult<Vec<EventRow>> {
     let mut q = events::table
@@ -180,6 +182,9 @@ pub fn feed(
         .into_boxed();
     if !types.is_empty() {
         q = q.filter(events::event_type.eq_any(types));
+    }
+    if !hidden.is_empty() {
+        q = q.filter(events::record_type.ne_all(hidden));
     }
     Ok(q.order(events::seq.asc()).limit(limit).load(conn)?)
 }
@@ -190,6 +195,8 @@ pub struct AuditFilter {
     pub record_type: Option<String>,
     pub record_id: Option<String>,
     pub actor_id: Option<String>,
+    /// Record types left out, whatever else is asked.
+    pub hidden: Vec<String>,
     /// Only events older than this sequence number (the page cursor).
     pub before_seq: Option<i64>,
 }
@@ -213,6 +220,9 @@ pub fn audit(
     }
     if let Some(a) = &f.actor_id {
         q = q.filter(events::actor_id.eq(a.clone()));
+    }
+    if !f.hidden.is_empty() {
+        q = q.filter(events::record_type.ne_all(f.hidden.clone()));
     }
     if let Some(b) = f.before_seq {
         q = q.filter(events::seq.lt(b));
