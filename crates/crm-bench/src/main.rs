@@ -84,7 +84,14 @@ struct Cli {
     /// `pgbench -i -s` scale of the baseline database.
     #[arg(long, default_value_t = 10)]
     pgbench_scale: u32,
-    /// Only these scenarios, comma-separated (default: all), e.g. `get_by_id`.
+    /// Size of the `import_1gb` scenario's file, in MiB.
+    #[arg(long, default_value_t = 1024, env = "BENCH_LARGE_IMPORT_MIB")]
+    large_import_mib: u64,
+    /// Write the `import_1gb` file's rows instead of a dry run (validate and count only).
+    #[arg(long, env = "BENCH_LARGE_IMPORT_WRITE")]
+    large_import_write: bool,
+    /// Only these scenarios, comma-separated (default: all but `import_1gb`), e.g.
+    /// `get_by_id`.
     #[arg(long, value_delimiter = ',', env = "BENCH_SCENARIOS")]
     scenarios: Vec<String>,
     #[command(subcommand)]
@@ -392,20 +399,21 @@ fn run_database(
         }
     }
     let max_rss_kib = sampler.finish();
-    let import = if cli.scenarios.is_empty() || cli.scenarios.iter().any(|n| n == import::NAME) {
-        let rows = ((1_000_000.0 * cli.scale) as usize).max(1000);
-        Some(import::run(
-            crm_bin,
-            addr,
-            &target.token,
-            server.pid(),
-            &seeded,
-            rows,
-            &cli.out,
-        )?)
-    } else {
-        None
+    let target = import::Target {
+        crm_bin,
+        addr,
+        token: &target.token,
+        server_pid: server.pid(),
     };
+    let mut imports = Vec::new();
+    if cli.scenarios.is_empty() || cli.scenarios.iter().any(|n| n == import::NAME) {
+        let rows = ((1_000_000.0 * cli.scale) as usize).max(1000);
+        imports.push(import::run(&target, &seeded, rows, &cli.out)?);
+    }
+    if cli.scenarios.iter().any(|n| n == import::NAME_LARGE) {
+        let (mib, write) = (cli.large_import_mib, cli.large_import_write);
+        imports.push(import::run_large(&target, mib, write, &cli.out)?);
+    }
     let ready_ms = server.ready_ms;
     drop(server);
     Ok(DbReport {
@@ -415,6 +423,6 @@ fn run_database(
         idle_rss_kib,
         max_rss_kib_under_load: max_rss_kib,
         results,
-        import,
+        imports,
     })
 }

@@ -98,10 +98,11 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS missing from /proc")
 }
 
-/// Samples a process's RSS every 100 ms and keeps the highest.
+/// Samples a process's RSS every 100 ms, keeping the highest and each sample in order.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
     max: Arc<AtomicU64>,
+    samples: Arc<std::sync::Mutex<Vec<u64>>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -109,11 +110,15 @@ impl RssSampler {
     pub fn start(pid: u32) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicU64::new(0));
-        let (s, m) = (stop.clone(), max.clone());
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, m, all) = (stop.clone(), max.clone(), samples.clone());
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 if let Ok(kib) = rss_kib(pid) {
                     m.fetch_max(kib, Ordering::Relaxed);
+                    if let Ok(mut v) = all.lock() {
+                        v.push(kib);
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -121,16 +126,29 @@ impl RssSampler {
         RssSampler {
             stop,
             max,
+            samples,
             handle: Some(handle),
         }
     }
 
     /// Stops sampling and returns the highest RSS seen, in KiB.
-    pub fn finish(mut self) -> u64 {
+    pub fn finish(self) -> u64 {
+        self.finish_by_quarter().0
+    }
+
+    /// Stops sampling and returns the highest RSS seen and the highest in each quarter of
+    /// the sampled time, in KiB: memory that stays flat shows four close figures.
+    pub fn finish_by_quarter(mut self) -> (u64, [u64; 4]) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        self.max.load(Ordering::Relaxed)
+        let samples = self.samples.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut quarters = [0u64; 4];
+        for (i, kib) in samples.iter().enumerate() {
+            let q = (i * 4 / samples.len().max(1)).min(3);
+            quarters[q] = quarters[q].max(*kib);
+        }
+        (self.max.load(Ordering::Relaxed), quarters)
     }
 }
