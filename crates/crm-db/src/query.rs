@@ -30,6 +30,8 @@ pub struct SqlBuf {
     pub dialect: Dialect,
     pub sql: String,
     pub binds: Vec<Bind>,
+    /// Where each bind's placeholder starts in `sql`, and where it ends.
+    marks: Vec<(usize, usize)>,
 }
 
 impl SqlBuf {
@@ -38,6 +40,7 @@ impl SqlBuf {
             dialect,
             sql: String::with_capacity(512),
             binds: Vec::new(),
+            marks: Vec::new(),
         }
     }
     pub fn push(&mut self, s: &str) -> &mut Self {
@@ -56,6 +59,7 @@ impl SqlBuf {
     }
     pub fn bind(&mut self, b: Bind) -> &mut Self {
         self.binds.push(b);
+        let start = self.sql.len();
         match self.dialect {
             Dialect::Postgres => {
                 self.sql.push('$');
@@ -63,6 +67,7 @@ impl SqlBuf {
             }
             Dialect::Sqlite => self.sql.push('?'),
         }
+        self.marks.push((start, self.sql.len()));
         self
     }
 
@@ -99,7 +104,7 @@ impl SqlBuf {
     where
         R: QueryableByName<crate::conn::MultiBackend> + 'static,
     {
-        Prepared(self.query()).load::<R>(conn)
+        Prepared(self).load::<R>(conn)
     }
 
     pub fn execute(&self, conn: &mut DbConnection) -> diesel::QueryResult<usize> {
@@ -108,33 +113,52 @@ impl SqlBuf {
 
     /// [`SqlBuf::execute`] kept prepared, as [`SqlBuf::load_prepared`] is.
     pub fn execute_prepared(&self, conn: &mut DbConnection) -> diesel::QueryResult<usize> {
-        Prepared(self.query()).execute(conn)
+        Prepared(self).execute(conn)
     }
 }
 
-/// A raw SQL statement the connection may keep prepared, keyed by its text and bind types
-/// (diesel treats raw SQL as never safe to cache, since its text may vary without bound).
-struct Prepared<Q>(Q);
+/// A [`SqlBuf`] as a statement the connection may keep prepared, keyed by its text and bind
+/// types. diesel's raw SQL query marks itself never safe to cache (its text may vary
+/// without bound), and a wrapper that only says otherwise is not asked when diesel runs the
+/// statement by reference, as `execute` does; so this fragment writes the SQL and its binds
+/// itself, and never marks itself unsafe.
+struct Prepared<'a>(&'a SqlBuf);
 
-impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Prepared<Q> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-    fn is_safe_to_cache_prepared(&self, _: &MultiBackend) -> diesel::QueryResult<bool> {
-        Ok(true)
+impl QueryFragment<MultiBackend> for Prepared<'_> {
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
+        use diesel::sql_types::Nullable;
+        let buf = self.0;
+        let mut from = 0;
+        for (b, &(start, end)) in buf.binds.iter().zip(&buf.marks) {
+            pass.push_sql(&buf.sql[from..start]);
+            // The query builder writes the placeholder in the connection's own syntax.
+            match b {
+                Bind::Text(v) => pass.push_bind_param::<Text, _>(v)?,
+                Bind::Int(v) => pass.push_bind_param::<BigInt, _>(v)?,
+                Bind::Float(v) => pass.push_bind_param::<Double, _>(v)?,
+                Bind::Bool(v) => pass.push_bind_param::<Bool, _>(v)?,
+                Bind::Ts(v) => pass.push_bind_param::<Timestamp, _>(v)?,
+                Bind::Date(v) => pass.push_bind_param::<Date, _>(v)?,
+                Bind::OptText(v) => pass.push_bind_param::<Nullable<Text>, _>(v)?,
+                Bind::OptTs(v) => pass.push_bind_param::<Nullable<Timestamp>, _>(v)?,
+            }
+            from = end;
+        }
+        pass.push_sql(&buf.sql[from..]);
+        Ok(())
     }
 }
 
-impl<Q> QueryId for Prepared<Q> {
+impl QueryId for Prepared<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q: Query> Query for Prepared<Q> {
-    type SqlType = Q::SqlType;
+impl Query for Prepared<'_> {
+    type SqlType = diesel::sql_types::Untyped;
 }
 
-impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
+impl<C> RunQueryDsl<C> for Prepared<'_> {}
 
 #[derive(QueryableByName)]
 struct CountRow {

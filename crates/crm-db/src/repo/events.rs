@@ -12,6 +12,9 @@ use diesel::prelude::*;
 /// [`append_many`]); more (batches, imports) are numbered from the counter at once.
 const PENDING_AT_MOST: usize = 64;
 
+/// Statements writing up to this many events stay prepared on the connection.
+const PREPARED_AT_MOST: usize = 4;
+
 /// Appends an event in the caller's transaction (see [`append_many`]).
 pub fn append(conn: &mut DbConnection, ws: WorkspaceId, row: EventRow) -> RepoResult<()> {
     append_many(conn, ws, vec![row])
@@ -82,7 +85,12 @@ fn insert(conn: &mut DbConnection, rows: Vec<EventRow>, first: Option<i64>) -> R
             b.bind_list(values);
             b.push(")");
         }
-        b.execute(conn)?;
+        // A single write's few events take a few forms of this statement: kept prepared.
+        if b.binds.len() <= 10 * PREPARED_AT_MOST {
+            b.execute_prepared(conn)?;
+        } else {
+            b.execute(conn)?;
+        }
     }
     Ok(())
 }
@@ -106,7 +114,7 @@ fn number(conn: &mut DbConnection, ws: WorkspaceId, n: i64) -> RepoResult<i64> {
     b.push(" AND seq < 0) p WHERE events.workspace_id = ");
     b.bind(Bind::Text(ws.as_string()));
     b.push(" AND events.seq = p.old");
-    let settled = b.execute(conn)? as i64;
+    let settled = b.execute_prepared(conn)? as i64;
     if settled + n > 0 {
         reserve_in_counter(conn, "event_sequences", "last_seq", ws, settled + n)?;
     }

@@ -196,7 +196,7 @@ pub fn reserve_in_counter(
     ));
     b.bind(Bind::Int(n));
     b.push(&format!(" RETURNING {column} AS n"));
-    let rows: Vec<Counter> = b.load(conn)?;
+    let rows: Vec<Counter> = b.load_prepared(conn)?;
     rows.into_iter()
         .next()
         .map(|r| r.n)
@@ -221,7 +221,7 @@ pub fn find_by(
     b.bind(Bind::Text(ws.as_string()));
     b.push(&format!(" AND {column} = "));
     b.bind(Bind::Text(value.to_string()));
-    let rows: Vec<IdRow> = b.load(conn)?;
+    let rows: Vec<IdRow> = b.load_prepared(conn)?;
     Ok(rows.into_iter().next().map(|r| r.id))
 }
 
