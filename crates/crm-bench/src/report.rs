@@ -340,7 +340,11 @@ impl Report {
                     .collect();
                 t.row(vec![
                     d.db.clone(),
-                    format!("{}{}", i.scenario, if i.dry_run { " (dry run)" } else { "" }),
+                    format!(
+                        "{}{}",
+                        i.scenario,
+                        if i.dry_run { " (dry run)" } else { "" }
+                    ),
                     i.rows.to_string(),
                     format!("{:.1} MiB", i.file_bytes as f64 / 1048576.0),
                     format!("{:.1} s", i.seconds),

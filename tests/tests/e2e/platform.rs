@@ -109,6 +109,86 @@ fn migrations_go_up_down_and_up_again() {
     }
 }
 
+/// A statement kept prepared binds its values in order, in each dialect's placeholder
+/// syntax, whether it is loaded or executed; and on PostgreSQL it really stays prepared on
+/// the connection (a raw statement executed by reference once lost that).
+#[test]
+fn prepared_raw_statements_bind_in_order_and_stay_prepared() {
+    use crm_db::query::{Bind, SqlBuf};
+    use diesel::connection::SimpleConnection;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (url, schema, _dir) = crm_e2e::fresh_database();
+    let url = crm_db::DatabaseUrl::parse(&url).unwrap();
+    let mut conn = crm_db::conn::Manager::new(url).establish().unwrap();
+    conn.batch_execute(
+        "CREATE TABLE prep_probe (name TEXT NOT NULL, n BIGINT NOT NULL, note TEXT)",
+    )
+    .unwrap();
+    let dialect = conn.dialect();
+    let insert = |name: &str, n: i64, note: Option<&str>| {
+        let mut b = SqlBuf::new(dialect);
+        b.push("INSERT INTO prep_probe (name, n, note) VALUES (");
+        b.bind_list([
+            Bind::Text(name.into()),
+            Bind::Int(n),
+            Bind::OptText(note.map(String::from)),
+        ]);
+        b.push(")");
+        b
+    };
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let note = (i == 1).then_some("$1 ? is text, not a placeholder");
+        assert_eq!(
+            insert(name, i as i64 * 10, note)
+                .execute_prepared(&mut conn)
+                .unwrap(),
+            1
+        );
+    }
+    let mut q = SqlBuf::new(dialect);
+    q.push("SELECT name, n FROM prep_probe WHERE n >= ");
+    q.bind(Bind::Int(10));
+    q.push(" AND name <> ");
+    q.bind(Bind::Text("z".into()));
+    q.push(" ORDER BY n");
+    let rows: Vec<Row> = q.load_prepared(&mut conn).unwrap();
+    let got: Vec<(String, i64)> = rows.into_iter().map(|r| (r.name, r.n)).collect();
+    assert_eq!(got, [("b".to_string(), 10), ("c".to_string(), 20)]);
+    let mut note = SqlBuf::new(dialect);
+    note.push("SELECT name, n FROM prep_probe WHERE note = ");
+    note.bind(Bind::Text("$1 ? is text, not a placeholder".into()));
+    let rows: Vec<Row> = note.load_prepared(&mut conn).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "b");
+    if let Some((admin, schema)) = schema {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Vec<Count> = diesel::RunQueryDsl::load(
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_prepared_statements \
+                 WHERE statement LIKE 'INSERT INTO prep_probe%' OR statement LIKE 'SELECT name, n FROM prep_probe%'",
+            ),
+            &mut conn,
+        )
+        .unwrap();
+        // One insert, executed three times, and two queries: three statements in all.
+        assert_eq!(count[0].n, 3);
+        drop(conn);
+        let mut c = diesel::PgConnection::establish(&admin).unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+}
+
 /// Both dialects have the same migrations, and no two share a version: diesel keys applied
 /// migrations by the digits of the directory name, so a repeated version is silently skipped.
 #[test]
