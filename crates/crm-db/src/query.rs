@@ -160,6 +160,32 @@ impl Query for Prepared<'_> {
 
 impl<C> RunQueryDsl<C> for Prepared<'_> {}
 
+/// A statement diesel builds (an `UPDATE … RETURNING` of a fixed changeset, say) that
+/// takes one form only, kept prepared when it is loaded: diesel marks every `UPDATE` never
+/// safe to cache, since its column list may vary. Only for loading (`get_result`,
+/// `load`), where diesel asks this wrapper; `execute` would ask the statement itself.
+pub struct OneForm<Q>(pub Q);
+
+impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for OneForm<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, MultiBackend>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+    fn is_safe_to_cache_prepared(&self, _: &MultiBackend) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for OneForm<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for OneForm<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, C> RunQueryDsl<C> for OneForm<Q> {}
+
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]

@@ -249,7 +249,7 @@ pub fn update_contact(
     } else {
         current.lifecycle_stage_changed_at
     };
-    let n = diesel::update(
+    let update = diesel::update(
         contacts::table
             .filter(contacts::workspace_id.eq(ws.as_string()))
             .filter(contacts::id.eq(&current.id))
@@ -261,14 +261,18 @@ pub fn update_contact(
         contacts::version.eq(current.version + 1),
         contacts::lifecycle_stage_changed_at.eq(stage_at),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "contacts"))?;
-    if n == 0 {
+    .returning(contacts::all_columns);
+    // One round trip that hands back the row, prepared once per connection.
+    let updated: Option<ContactRow> = crate::query::OneForm(update)
+        .get_result(conn)
+        .optional()
+        .map_err(|e| on_unique_race(e, "contacts"))?;
+    let Some(updated) = updated else {
         return Err(RepoError::VersionMismatch {
             expected: current.version,
             current: current.version + 1,
         });
-    }
+    };
     if stage_changed {
         record_lifecycle(
             conn,
@@ -280,7 +284,7 @@ pub fn update_contact(
             actor,
         )?;
     }
-    get_contact(conn, ws, &current.id)
+    Ok(updated)
 }
 
 fn record_lifecycle(
