@@ -235,12 +235,17 @@ pub fn update_contact(
     changes: &ContactChanges,
     actor: Option<&str>,
 ) -> RepoResult<ContactRow> {
+    // A value the contact already holds is its own: only a new one is looked up (the unique
+    // indexes still refuse a value another write takes meanwhile).
+    fn new<'a>(next: &'a Option<String>, held: &Option<String>) -> Option<&'a str> {
+        next.as_deref().filter(|v| held.as_deref() != Some(*v))
+    }
     check_contact_unique(
         conn,
         ws,
         &current.id,
-        changes.email.as_deref(),
-        changes.external_id.as_deref(),
+        new(&changes.email, &current.email),
+        new(&changes.external_id, &current.external_id),
     )?;
     let now = crm_domain::values_time::now();
     let stage_changed = changes.lifecycle_stage != current.lifecycle_stage;
