@@ -1,6 +1,6 @@
 //! Contacts, companies, the links between them and the lifecycle history.
 
-use super::records::{ensure_unique, on_unique_race};
+use super::records::{changed, ensure_unique, on_unique_race, written};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::*;
@@ -235,17 +235,12 @@ pub fn update_contact(
     changes: &ContactChanges,
     actor: Option<&str>,
 ) -> RepoResult<ContactRow> {
-    // A value the contact already holds is its own: only a new one is looked up (the unique
-    // indexes still refuse a value another write takes meanwhile).
-    fn new<'a>(next: &'a Option<String>, held: &Option<String>) -> Option<&'a str> {
-        next.as_deref().filter(|v| held.as_deref() != Some(*v))
-    }
     check_contact_unique(
         conn,
         ws,
         &current.id,
-        new(&changes.email, &current.email),
-        new(&changes.external_id, &current.external_id),
+        changed(&changes.email, &current.email),
+        changed(&changes.external_id, &current.external_id),
     )?;
     let now = crm_domain::values_time::now();
     let stage_changed = changes.lifecycle_stage != current.lifecycle_stage;
@@ -272,12 +267,7 @@ pub fn update_contact(
         .get_result(conn)
         .optional()
         .map_err(|e| on_unique_race(e, "contacts"))?;
-    let Some(updated) = updated else {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    };
+    let updated = written(updated, current.version)?;
     if stage_changed {
         record_lifecycle(
             conn,
@@ -369,9 +359,10 @@ pub fn update_company(
     current: &CompanyRow,
     changes: &CompanyChanges,
 ) -> RepoResult<CompanyRow> {
-    check_company_unique(conn, ws, &current.id, changes.external_id.as_deref())?;
+    let external = changed(&changes.external_id, &current.external_id);
+    check_company_unique(conn, ws, &current.id, external)?;
     let now = crm_domain::values_time::now();
-    let n = diesel::update(
+    let update = diesel::update(
         companies::table
             .filter(companies::workspace_id.eq(ws.as_string()))
             .filter(companies::id.eq(&current.id))
@@ -382,15 +373,12 @@ pub fn update_company(
         companies::updated_at.eq(now),
         companies::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "companies"))?;
-    if n == 0 {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    }
-    get_company(conn, ws, &current.id)
+    .returning(companies::all_columns);
+    let updated: Option<CompanyRow> = crate::query::OneForm(update)
+        .get_result(conn)
+        .optional()
+        .map_err(|e| on_unique_race(e, "companies"))?;
+    written(updated, current.version)
 }
 
 // ---- links ----

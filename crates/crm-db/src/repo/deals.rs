@@ -1,6 +1,6 @@
 //! Deals, their stage history, the pipeline board and their contacts.
 
-use super::records::{ensure_unique, on_unique_race};
+use super::records::{changed, ensure_unique, on_unique_race, written};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::{DealChanges, DealContactRow, DealRow, StageChangeRow};
@@ -109,11 +109,14 @@ pub fn update_deal(
         "deals",
         ws,
         &current.id,
-        &[("external_id", changes.external_id.as_deref())],
+        &[(
+            "external_id",
+            changed(&changes.external_id, &current.external_id),
+        )],
     )?;
     let now = crm_domain::values_time::now();
     let moved = changes.stage_id != current.stage_id;
-    let n = diesel::update(
+    let update = diesel::update(
         deals::table
             .filter(deals::workspace_id.eq(ws.as_string()))
             .filter(deals::id.eq(&current.id))
@@ -126,14 +129,12 @@ pub fn update_deal(
         deals::updated_at.eq(now),
         deals::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "deals"))?;
-    if n == 0 {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    }
+    .returning(deals::all_columns);
+    let updated: Option<DealRow> = crate::query::OneForm(update)
+        .get_result(conn)
+        .optional()
+        .map_err(|e| on_unique_race(e, "deals"))?;
+    let updated = written(updated, current.version)?;
     if moved {
         record_stage(
             conn,
@@ -145,7 +146,7 @@ pub fn update_deal(
             actor,
         )?;
     }
-    get_deal(conn, ws, &current.id)
+    Ok(updated)
 }
 
 fn record_stage(

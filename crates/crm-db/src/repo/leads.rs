@@ -1,6 +1,6 @@
 //! Leads: the catalogue lists and search use, and their writes.
 
-use super::records::{ensure_unique, on_unique_race};
+use super::records::{changed, ensure_unique, on_unique_race, written};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::{LeadChanges, LeadRow, LeadStatusChangeRow};
@@ -151,11 +151,11 @@ pub fn update(
         conn,
         ws,
         &current.id,
-        changes.email.as_deref(),
-        changes.external_id.as_deref(),
+        changed(&changes.email, &current.email),
+        changed(&changes.external_id, &current.external_id),
     )?;
     let now = crm_domain::values_time::now();
-    let n = diesel::update(
+    let update = diesel::update(
         leads::table
             .filter(leads::workspace_id.eq(ws.as_string()))
             .filter(leads::id.eq(&current.id))
@@ -166,12 +166,15 @@ pub fn update(
         leads::updated_at.eq(now),
         leads::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "leads"))?;
-    bumped(n, current)?;
+    .returning(leads::all_columns);
+    let updated: Option<LeadRow> = crate::query::OneForm(update)
+        .get_result(conn)
+        .optional()
+        .map_err(|e| on_unique_race(e, "leads"))?;
+    let updated = written(updated, current.version)?;
     let to = &changes.status;
     record_status(conn, ws, &current.id, Some(&current.status), to, now, actor)?;
-    get(conn, ws, &current.id)
+    Ok(updated)
 }
 
 /// What a lead became on conversion.

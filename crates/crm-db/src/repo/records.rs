@@ -59,6 +59,22 @@ pub fn lock(
     Ok(())
 }
 
+/// A unique value an update sets, when it differs from the one the record holds: only a
+/// changed value needs looking up (the unique indexes still refuse one another write takes
+/// meanwhile).
+pub fn changed<'a>(next: &'a Option<String>, held: &Option<String>) -> Option<&'a str> {
+    next.as_deref().filter(|v| held.as_deref() != Some(*v))
+}
+
+/// The row an `UPDATE … RETURNING` of a record at its `version` wrote; none means another
+/// write moved the record on first.
+pub fn written<R>(row: Option<R>, version: i32) -> RepoResult<R> {
+    row.ok_or(RepoError::VersionMismatch {
+        expected: version,
+        current: version + 1,
+    })
+}
+
 /// Checks `If-Match` against the current version.
 pub fn check_version(current: i32, expected: Option<i32>) -> RepoResult<()> {
     match expected {
