@@ -1,6 +1,6 @@
 //! Contacts, companies, the links between them and the lifecycle history.
 
-use super::records::{changed, ensure_unique, on_unique_race, written};
+use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::*;
@@ -262,12 +262,7 @@ pub fn update_contact(
         contacts::lifecycle_stage_changed_at.eq(stage_at),
     ))
     .returning(contacts::all_columns);
-    // One round trip that hands back the row, prepared once per connection.
-    let updated: Option<ContactRow> = crate::query::OneForm(update)
-        .get_result(conn)
-        .optional()
-        .map_err(|e| on_unique_race(e, "contacts"))?;
-    let updated = written(updated, current.version)?;
+    let updated: ContactRow = update_returning(conn, update, "contacts", current.version)?;
     if stage_changed {
         record_lifecycle(
             conn,
@@ -374,11 +369,7 @@ pub fn update_company(
         companies::version.eq(current.version + 1),
     ))
     .returning(companies::all_columns);
-    let updated: Option<CompanyRow> = crate::query::OneForm(update)
-        .get_result(conn)
-        .optional()
-        .map_err(|e| on_unique_race(e, "companies"))?;
-    written(updated, current.version)
+    update_returning(conn, update, "companies", current.version)
 }
 
 // ---- links ----

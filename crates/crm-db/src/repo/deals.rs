@@ -1,6 +1,6 @@
 //! Deals, their stage history, the pipeline board and their contacts.
 
-use super::records::{changed, ensure_unique, on_unique_race, written};
+use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::{DealChanges, DealContactRow, DealRow, StageChangeRow};
@@ -130,11 +130,7 @@ pub fn update_deal(
         deals::version.eq(current.version + 1),
     ))
     .returning(deals::all_columns);
-    let updated: Option<DealRow> = crate::query::OneForm(update)
-        .get_result(conn)
-        .optional()
-        .map_err(|e| on_unique_race(e, "deals"))?;
-    let updated = written(updated, current.version)?;
+    let updated: DealRow = update_returning(conn, update, "deals", current.version)?;
     if moved {
         record_stage(
             conn,

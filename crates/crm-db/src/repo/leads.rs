@@ -1,6 +1,6 @@
 //! Leads: the catalogue lists and search use, and their writes.
 
-use super::records::{changed, ensure_unique, on_unique_race, written};
+use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::{LeadChanges, LeadRow, LeadStatusChangeRow};
@@ -167,11 +167,7 @@ pub fn update(
         leads::version.eq(current.version + 1),
     ))
     .returning(leads::all_columns);
-    let updated: Option<LeadRow> = crate::query::OneForm(update)
-        .get_result(conn)
-        .optional()
-        .map_err(|e| on_unique_race(e, "leads"))?;
-    let updated = written(updated, current.version)?;
+    let updated: LeadRow = update_returning(conn, update, "leads", current.version)?;
     let to = &changes.status;
     record_status(conn, ws, &current.id, Some(&current.status), to, now, actor)?;
     Ok(updated)

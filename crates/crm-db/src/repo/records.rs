@@ -66,13 +66,27 @@ pub fn changed<'a>(next: &'a Option<String>, held: &Option<String>) -> Option<&'
     next.as_deref().filter(|v| held.as_deref() != Some(*v))
 }
 
-/// The row an `UPDATE … RETURNING` of a record at its `version` wrote; none means another
-/// write moved the record on first.
-pub fn written<R>(row: Option<R>, version: i32) -> RepoResult<R> {
-    row.ok_or(RepoError::VersionMismatch {
-        expected: version,
-        current: version + 1,
-    })
+/// Runs the `UPDATE … RETURNING` of one record at its `version` (kept prepared: it has one
+/// form) and hands back the row it wrote; none written means another write moved the record
+/// on first, and a unique value another write took meanwhile is a conflict naming it.
+pub fn update_returning<'q, Q, R>(
+    conn: &mut DbConnection,
+    update: Q,
+    table: &'static str,
+    version: i32,
+) -> RepoResult<R>
+where
+    crate::query::OneForm<Q>: diesel::query_dsl::LoadQuery<'q, DbConnection, R>,
+{
+    use diesel::{OptionalExtension, RunQueryDsl};
+    crate::query::OneForm(update)
+        .get_result(conn)
+        .optional()
+        .map_err(|e| on_unique_race(e, table))?
+        .ok_or(RepoError::VersionMismatch {
+            expected: version,
+            current: version + 1,
+        })
 }
 
 /// Checks `If-Match` against the current version.
