@@ -92,6 +92,8 @@ impl TestApp {
             auth_cache_ttl: 5,
             rate_limit: 6000,
             rate_limit_bulk: 120,
+            sign_in_max_failures: 10,
+            sign_in_lock_secs: 300,
             shutdown_timeout: 5,
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,

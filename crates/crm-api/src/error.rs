@@ -83,6 +83,9 @@ pub enum ApiError {
         window: u32,
         retry_after: u64,
     },
+    /// Too many failed sign-ins in a row locked the account's password sign-in.
+    #[error("too many failed sign-ins: password sign-in to this account is locked; retry in {retry_after} s")]
+    SignInLocked { retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -129,6 +132,7 @@ impl ApiError {
             ApiError::Validation(_) => ("validation", "Validation failed"),
             ApiError::FailedDependency(_) => ("failed-dependency", "Not applied"),
             ApiError::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
+            ApiError::SignInLocked { .. } => ("sign-in-locked", "Too many failed sign-ins"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal server error"),
         }
@@ -203,7 +207,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::FailedDependency(_) => StatusCode::FAILED_DEPENDENCY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::SignInLocked { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -232,7 +238,9 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable(_)) {
             res.insert_header((header::RETRY_AFTER, "1"));
         }
-        if let ApiError::TooManyRequests { retry_after, .. } = self {
+        if let ApiError::TooManyRequests { retry_after, .. }
+        | ApiError::SignInLocked { retry_after } = self
+        {
             res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
         }
         res.json(self.problem())

@@ -27,6 +27,8 @@ pub struct ApiConfig {
     pub export_page_size: i64,
     /// Largest file an import accepts, in bytes.
     pub import_max_bytes: u64,
+    /// When too many failed sign-ins lock an account's password sign-in.
+    pub sign_in_lockout: crm_domain::sign_in::LockoutPolicy,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("rate_limits", &self.rate_limits)
             .field("export_page_size", &self.export_page_size)
             .field("import_max_bytes", &self.import_max_bytes)
+            .field("sign_in_lockout", &self.sign_in_lockout)
             .finish()
     }
 }

@@ -29,10 +29,14 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i32,
+    /// Failed password sign-ins in a row since the last successful one.
+    pub failed_sign_ins: i32,
+    /// Password sign-in is refused until then (set after too many failures).
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, AsChangeset)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserChanges {
     pub email: String,
     pub name: String,
@@ -41,6 +45,8 @@ pub struct UserChanges {
     pub active: bool,
     pub updated_at: NaiveDateTime,
     pub version: i32,
+    pub failed_sign_ins: i32,
+    pub locked_until: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

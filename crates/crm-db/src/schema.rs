@@ -24,6 +24,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> Integer,
+        failed_sign_ins -> Integer,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 

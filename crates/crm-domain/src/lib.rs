@@ -13,6 +13,7 @@ pub mod money;
 pub mod quotes;
 pub mod records;
 pub mod role;
+pub mod sign_in;
 pub mod values;
 pub mod values_time;
 pub mod webhook;

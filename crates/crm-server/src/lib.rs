@@ -146,6 +146,24 @@ pub struct Settings {
         global = true
     )]
     pub rate_limit_bulk: u32,
+    /// Failed password sign-ins in a row after which an account's password sign-in is
+    /// refused for a while (429 with `Retry-After`; 0: never).
+    #[arg(
+        long,
+        env = "CRM_SIGN_IN_MAX_FAILURES",
+        default_value_t = 10,
+        global = true
+    )]
+    pub sign_in_max_failures: u32,
+    /// Seconds the first lock lasts; each further failed sign-in after it doubles it, up to
+    /// an hour.
+    #[arg(
+        long,
+        env = "CRM_SIGN_IN_LOCK_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub sign_in_lock_secs: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -327,6 +345,10 @@ impl Settings {
             },
             export_page_size: self.export_page_size,
             import_max_bytes: self.import_max_bytes,
+            sign_in_lockout: crm_domain::sign_in::LockoutPolicy {
+                max_failures: self.sign_in_max_failures,
+                lock_secs: self.sign_in_lock_secs,
+            },
         })
     }
 

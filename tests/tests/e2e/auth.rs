@@ -468,3 +468,154 @@ async fn another_server_on_the_same_database_sees_changes_within_its_auth_cache_
         StatusCode::OK
     );
 }
+
+/// Signs in with `password`: status, body and the `Retry-After` header, if any.
+async fn sign_in(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> (StatusCode, serde_json::Value, Option<u64>) {
+    let (s, v, h) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+    let retry = h
+        .get("retry-after")
+        .map(|r| r.to_str().unwrap().parse::<u64>().unwrap());
+    (s, v, retry)
+}
+
+#[tokio::test]
+async fn failed_sign_ins_in_a_row_lock_password_sign_in_until_the_lock_ends_or_an_admin_unlocks() {
+    let app = TestApp::spawn_with(|s| {
+        s.sign_in_max_failures = 3;
+        s.sign_in_lock_secs = 2;
+    })
+    .await;
+    let admin = app.workspace("Acme").await;
+    let email = format!("rep-{}@example.com", uuid::Uuid::new_v4().simple());
+    let (s, rep) = app
+        .post(
+            "/api/v1/users",
+            &admin.token,
+            json!({"email": email, "name": "Rep", "role": "sales", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rep}");
+    assert_eq!(rep["failed_sign_ins"], 0);
+    assert!(rep["locked_until"].is_null());
+    let session = app.login(&email, PASSWORD).await;
+    let user_path = format!("/api/v1/users/{}", rep["id"].as_str().unwrap());
+
+    // A success clears the count: two failures, a success, two failures do not lock.
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app, &email, "wrong password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (_, shown) = app.get(&user_path, &admin.token).await;
+    assert_eq!(shown["failed_sign_ins"], 2, "{shown}");
+    assert_eq!(sign_in(&app, &email, PASSWORD).await.0, StatusCode::OK);
+    let (_, shown) = app.get(&user_path, &admin.token).await;
+    assert_eq!(shown["failed_sign_ins"], 0, "{shown}");
+    for _ in 0..2 {
+        assert_eq!(
+            sign_in(&app, &email, "wrong password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The third in a row locks: even the right password is refused, with Retry-After.
+    let (s, v, _) = sign_in(&app, &email, "wrong password").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, problem, retry) = sign_in(&app, &email, PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert_eq!(problem["type"], "/problems/sign-in-locked");
+    assert_eq!(problem["status"], 429);
+    assert!(matches!(retry, Some(1..=2)), "{retry:?}");
+    let (_, shown) = app.get(&user_path, &admin.token).await;
+    assert_eq!(shown["failed_sign_ins"], 3, "{shown}");
+    assert!(shown["locked_until"].is_string(), "{shown}");
+    // Tokens issued before the lock keep working.
+    let (s, _) = app.get("/api/v1/me", &session.token).await;
+    assert_eq!(s, StatusCode::OK);
+    // An unknown e-mail is never locked: a wrong password answers alike.
+    let stranger = "nobody-here@example.com";
+    for _ in 0..4 {
+        let (s, v, _) = sign_in(&app, stranger, "wrong password").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    }
+
+    // An admin unlocks at once; only null is accepted.
+    let (s, problem) = app
+        .patch(
+            &user_path,
+            &admin.token,
+            json!({"locked_until": "2030-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "locked_until");
+    let (s, unlocked) = app
+        .patch(&user_path, &admin.token, json!({"locked_until": null}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{unlocked}");
+    assert!(unlocked["locked_until"].is_null());
+    assert_eq!(unlocked["failed_sign_ins"], 0);
+    let (s, log) = app
+        .get(
+            &format!(
+                "/api/v1/audit-log?record_type=user&record_id={}",
+                rep["id"].as_str().unwrap()
+            ),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let unlock = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["changes"]["failed_sign_ins"]["old"] == 3)
+        .unwrap_or_else(|| panic!("no event of the unlock: {log}"));
+    assert_eq!(unlock["type"], "user.updated");
+    assert_eq!(unlock["changes"]["failed_sign_ins"]["new"], 0);
+    assert_eq!(sign_in(&app, &email, PASSWORD).await.0, StatusCode::OK);
+
+    // Locked again, the lock ends by itself; each failure past the limit doubles it.
+    for _ in 0..3 {
+        assert_eq!(
+            sign_in(&app, &email, "wrong password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (s, _, retry) = sign_in(&app, &email, PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_secs(retry.unwrap())).await;
+    let (s, v, _) = sign_in(&app, &email, "wrong password").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    let (s, _, retry) = sign_in(&app, &email, PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        matches!(retry, Some(3..=4)),
+        "the fourth failure locks for 4 s: {retry:?}"
+    );
+    // A new password set by an admin also unlocks.
+    let (s, v) = app
+        .patch(
+            &user_path,
+            &admin.token,
+            json!({"password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["locked_until"].is_null());
+    assert_eq!(
+        sign_in(&app, &email, "a brand new password").await.0,
+        StatusCode::OK
+    );
+}

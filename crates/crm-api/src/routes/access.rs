@@ -79,6 +79,13 @@ pub struct User {
     /// False once deactivated; a deactivated user's tokens stop working at once.
     pub active: bool,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Failed password sign-ins in a row since the last successful one.
+    pub failed_sign_ins: i32,
+    /// While set, password sign-in is refused (429): the account locked after too many
+    /// failed sign-ins in a row (`CRM_SIGN_IN_MAX_FAILURES`). Tokens already issued keep
+    /// working. An admin unlocks it at once with `PATCH {"locked_until": null}` or by
+    /// setting a new password; a successful sign-in after the lock also clears it.
+    pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i32,
@@ -86,6 +93,7 @@ pub struct User {
 
 impl From<UserRow> for User {
     fn from(u: UserRow) -> Self {
+        let t = now();
         User {
             id: u.id,
             email: u.email,
@@ -93,6 +101,8 @@ impl From<UserRow> for User {
             role: u.role,
             active: u.active,
             last_login_at: u.last_login_at.map(utc),
+            failed_sign_ins: u.failed_sign_ins,
+            locked_until: u.locked_until.filter(|l| *l > t).map(utc),
             created_at: utc(u.created_at),
             updated_at: utc(u.updated_at),
             version: u.version,
@@ -142,6 +152,8 @@ fn insert_workspace(
         created_at: t,
         updated_at: t,
         version: 1,
+        failed_sign_ins: 0,
+        locked_until: None,
     };
     repo::create_workspace(c, &ws, &admin)?;
     Ok((ws, admin))
@@ -270,8 +282,18 @@ fn ws_of(row: &UserRow) -> ApiResult<WorkspaceId> {
 }
 
 /// Sign in with e-mail and password.
+///
+/// After `CRM_SIGN_IN_MAX_FAILURES` failed sign-ins in a row (default 10), an account's
+/// password sign-in is refused for `CRM_SIGN_IN_LOCK_SECS` (default 300 s), and for twice
+/// as long after each further failure, up to an hour: 429 with `Retry-After`, even with
+/// the right password. A successful sign-in clears the count. An unknown e-mail and a
+/// wrong password answer alike, and take as long.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()), request_body = Login,
-    responses((status = 200, description = "Signed in", body = TokenPair), WriteErrors))]
+    responses((status = 200, description = "Signed in", body = TokenPair),
+        (status = 429, description = "Too many failed sign-ins in a row: password sign-in to this account is locked for `Retry-After` seconds",
+            body = crate::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds until the lock ends"))),
+        WriteErrors))]
 #[post("/auth/login")]
 pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::Json<TokenPair>> {
     let input: Login = parse_json(&body.0)?;
@@ -283,18 +305,39 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
         .db(move |c| Ok(repo::users_by_email(c, &email)?))
         .await?;
     let wanted = input.workspace_id.clone();
+    let t = now();
+    let (locked, open): (Vec<UserRow>, Vec<UserRow>) = candidates
+        .into_iter()
+        .filter(|u| wanted.as_deref().is_none_or(|w| w == u.workspace_id))
+        .partition(|u| u.locked_until.is_some_and(|l| l > t));
+    if open.is_empty() && !locked.is_empty() {
+        // A locked account's password is not even checked until the lock ends.
+        let ends = locked
+            .iter()
+            .filter_map(|u| u.locked_until)
+            .min()
+            .unwrap_or(t);
+        return Err(ApiError::SignInLocked {
+            retry_after: seconds_until(t, ends),
+        });
+    }
     let password = input.password.clone();
-    // Password checks are slow on purpose: run them off the async workers.
-    let matching: Vec<UserRow> = web::block(move || {
-        candidates
-            .into_iter()
-            .filter(|u| wanted.as_deref().is_none_or(|w| w == u.workspace_id))
-            .filter(|u| auth::verify_password(&password, &u.password_hash))
-            .collect()
+    // Password checks are slow on purpose: run them off the async workers. Without an
+    // account to check, a stand-in hash is checked, so that an unknown e-mail takes as
+    // long as a wrong password.
+    let (matching, failed): (Vec<UserRow>, Vec<UserRow>) = web::block(move || {
+        if open.is_empty() {
+            auth::verify_password(&password, auth::stand_in_hash());
+        }
+        open.into_iter()
+            .partition(|u| auth::verify_password(&password, &u.password_hash))
     })
     .await?;
     let user = match matching.len() {
-        0 => return Err(bad()),
+        0 => {
+            count_failures(&state, failed).await?;
+            return Err(bad());
+        }
         1 => matching.into_iter().next().ok_or_else(bad)?,
         _ => {
             return Err(ApiError::field(
@@ -313,6 +356,41 @@ pub async fn login(state: web::Data<AppState>, body: RawJson) -> ApiResult<web::
         })
         .await?;
     Ok(web::Json(pair))
+}
+
+/// Whole seconds from `t` to `until`, at least 1.
+fn seconds_until(t: chrono::NaiveDateTime, until: chrono::NaiveDateTime) -> u64 {
+    let ms = (until - t).num_milliseconds().max(0) as u64;
+    ms.div_ceil(1000).max(1)
+}
+
+/// Counts a failed sign-in against each account whose password did not match, and locks
+/// those that reach the limit.
+async fn count_failures(state: &web::Data<AppState>, failed: Vec<UserRow>) -> ApiResult<()> {
+    let policy = state.config.sign_in_lockout;
+    if failed.is_empty() || policy.max_failures == 0 {
+        return Ok(());
+    }
+    state
+        .tx(move |c| {
+            for u in &failed {
+                let ws = ws_of(u)?;
+                let failures = repo::count_failed_sign_in(c, ws, &u.id)?;
+                if let Some(secs) = policy.lock_after(failures.max(0) as u32) {
+                    let until = now() + chrono::Duration::seconds(secs as i64);
+                    repo::lock_sign_in(c, ws, &u.id, until)?;
+                    tracing::warn!(
+                        workspace_id = %u.workspace_id,
+                        user_id = %u.id,
+                        failures,
+                        lock_secs = secs,
+                        "password sign-in locked after failed sign-ins in a row"
+                    );
+                }
+            }
+            Ok(())
+        })
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
@@ -474,6 +552,19 @@ pub struct UpdateUser {
     #[schema(max_length = 256, min_length = 8)]
     pub password: Option<String>,
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "crate::dto::common::double_option")]
+    #[schema(schema_with = unlock_only)]
+    pub locked_until: Option<Option<serde_json::Value>>,
+}
+
+/// The schema of `locked_until` in a change: only `null`.
+fn unlock_only() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .description(Some(
+            "Only `null`: unlocks password sign-in at once and clears `failed_sign_ins`.",
+        ))
+        .build()
 }
 
 fn parse_role(raw: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
@@ -553,6 +644,8 @@ pub async fn create_user(
         created_at: t,
         updated_at: t,
         version: 1,
+        failed_sign_ins: 0,
+        locked_until: None,
     };
     let user = state
         .tx(move |c| {
@@ -595,6 +688,14 @@ async fn change_user(
     input: UpdateUser,
 ) -> ApiResult<UserRow> {
     let mut errors = validate_input(&input);
+    if matches!(input.locked_until, Some(Some(_))) {
+        errors.push(FieldError::new(
+            "locked_until",
+            "invalid_value",
+            "can only be set to null, which unlocks password sign-in",
+        ));
+    }
+    let unlock = input.locked_until.is_some() || input.password.is_some();
     let email = input
         .email
         .as_deref()
@@ -643,6 +744,8 @@ async fn change_user(
                 active,
                 updated_at: now(),
                 version: cur.version + 1,
+                failed_sign_ins: if unlock { 0 } else { cur.failed_sign_ins },
+                locked_until: if unlock { None } else { cur.locked_until },
             };
             let updated = repo::update_user(c, p.workspace, &id, cur.version, &changes)?;
             if !active || input.password.is_some() {
@@ -716,6 +819,7 @@ pub async fn deactivate_user(
         role: None,
         password: None,
         active: Some(false),
+        locked_until: None,
     };
     change_user(state, p, id.into_inner(), if_match.0, input).await?;
     Ok(HttpResponse::NoContent().finish())

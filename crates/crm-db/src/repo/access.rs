@@ -152,6 +152,7 @@ pub fn count_active_admins(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResu
         .get_result(conn)?)
 }
 
+/// Notes a successful sign-in: its time, and no failures since.
 pub fn touch_login(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -163,7 +164,41 @@ pub fn touch_login(
             .filter(users::workspace_id.eq(ws.as_string()))
             .filter(users::id.eq(id)),
     )
-    .set(users::last_login_at.eq(at))
+    .set((
+        users::last_login_at.eq(at),
+        users::failed_sign_ins.eq(0),
+        users::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Counts a failed sign-in of the user, in the caller's transaction; the failures in a
+/// row, this one included. Concurrent failures each count (the increment is the
+/// database's).
+pub fn count_failed_sign_in(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<i32> {
+    let mine = users::table
+        .filter(users::workspace_id.eq(ws.as_string()))
+        .filter(users::id.eq(id));
+    diesel::update(mine.clone())
+        .set(users::failed_sign_ins.eq(users::failed_sign_ins + 1))
+        .execute(conn)?;
+    Ok(mine.select(users::failed_sign_ins).first(conn)?)
+}
+
+/// Refuses the user's password sign-in until `until`.
+pub fn lock_sign_in(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    id: &str,
+    until: NaiveDateTime,
+) -> RepoResult<()> {
+    diesel::update(
+        users::table
+            .filter(users::workspace_id.eq(ws.as_string()))
+            .filter(users::id.eq(id)),
+    )
+    .set(users::locked_until.eq(until))
     .execute(conn)?;
     Ok(())
 }
