@@ -482,31 +482,72 @@ async fn answer(
     state: web::Data<AppState>,
     run: impl FnOnce(&mut DbConnection) -> Result<Vec<BatchResult>, Abort> + Send + 'static,
 ) -> ApiResult<HttpResponse> {
-    let outcome = state
+    let outcome = results(&state, run).await?;
+    Ok(HttpResponse::Ok().json(BatchResponse { results: outcome }))
+}
+
+/// The results of a batch run in one write transaction (those of a rolled back atomic
+/// batch too).
+async fn results(
+    state: &AppState,
+    run: impl FnOnce(&mut DbConnection) -> Result<Vec<BatchResult>, Abort> + Send + 'static,
+) -> ApiResult<Vec<BatchResult>> {
+    state
         .db(move |c| match crm_db::write_tx(c, run) {
             Ok(results) | Err(Abort::Rolled(results)) => Ok(results),
             Err(Abort::Api(e)) => Err(e),
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(BatchResponse { results: outcome }))
+        .await
 }
 
 /// A resource whose batch runs each operation through the resource's own single-record
 /// writes, one after another: configuration such as pipelines (with their stages) and
-/// assignment rules, written rarely and a few at a time. Its records have nothing to
-/// match an upsert on, so an upsert is that item's 422.
+/// assignment rules, and the workspace's people (users, teams), written rarely and a few
+/// at a time. By default its records have nothing to match an upsert on, so an upsert is
+/// that item's 422.
 pub trait ItemWrites {
     /// What a batch needs, as the single-record writes do.
     const WRITE: Permission;
     /// The resource's name in messages (`pipelines`).
     const PLURAL: &'static str;
+    /// What an operation needs worked out before the batch's transaction, so that slow
+    /// work (hashing a password) does not hold the write lock; `()` for most.
+    type Ready: Default + Send + 'static;
+    /// Works out an operation's [`Self::Ready`], off the async workers and before the
+    /// transaction; an error is that item's failure.
+    fn ready(_op: &BatchOperation) -> ApiResult<Self::Ready> {
+        Ok(Self::Ready::default())
+    }
     /// Creates from `data`, read as the create endpoint reads its body: the record as
     /// that endpoint answers it.
-    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value>;
+    fn create(
+        c: &mut DbConnection,
+        p: &Principal,
+        data: &Value,
+        ready: Self::Ready,
+    ) -> ApiResult<Value>;
     /// Applies `patch` as the update endpoint applies its merge patch.
-    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value>;
+    fn update(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        patch: &Value,
+        ready: Self::Ready,
+    ) -> ApiResult<Value>;
     /// Does what the delete endpoint does.
     fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()>;
+    /// The id of the record an upsert's `data` matches on `match_on`, if there is one.
+    fn matching(
+        _c: &mut DbConnection,
+        _p: &Principal,
+        _match_on: Option<&str>,
+        _data: &Value,
+    ) -> ApiResult<Option<String>> {
+        Err(nothing_to_match(Self::PLURAL))
+    }
+    /// Runs after the batch's transaction ended, with the ids of the records its
+    /// operations named or wrote (to drop what this process caches of them).
+    fn ended(_state: &AppState, _p: &Principal, _ids: &[String]) {}
 }
 
 /// The handler behind `POST /{resource}/batch` of an [`ItemWrites`] resource.
@@ -517,7 +558,24 @@ pub async fn batch_items<T: ItemWrites>(
 ) -> ApiResult<HttpResponse> {
     p.require(T::WRITE)?;
     let req = parse_request(&body)?;
-    answer(state, move |c| run_items::<T>(c, &p, &req)).await
+    let (req, ready) = web::block(move || {
+        let ready: Vec<ApiResult<T::Ready>> = req.operations.iter().map(T::ready).collect();
+        (req, ready)
+    })
+    .await?;
+    let named: Vec<String> = req.operations.iter().filter_map(|o| o.id.clone()).collect();
+    let runner = p.clone();
+    let outcome = results(&state, move |c| run_items::<T>(c, &runner, &req, ready)).await;
+    let mut ids = named;
+    if let Ok(results) = &outcome {
+        ids.extend(
+            results
+                .iter()
+                .filter_map(|r| r.data.as_ref()?.get("id")?.as_str().map(String::from)),
+        );
+    }
+    T::ended(&state, &p, &ids);
+    Ok(HttpResponse::Ok().json(BatchResponse { results: outcome? }))
 }
 
 /// A JSON value read as an endpoint reads its body, so that errors name fields alike.
@@ -529,14 +587,32 @@ fn run_items<T: ItemWrites>(
     c: &mut DbConnection,
     p: &Principal,
     req: &BatchRequest,
+    ready: Vec<ApiResult<T::Ready>>,
 ) -> Result<Vec<BatchResult>, Abort> {
     let mut results = Vec::with_capacity(req.operations.len());
-    for (i, op) in req.operations.iter().enumerate() {
-        let outcome = c.transaction(|c| match op.op {
-            BatchOp::Create => Ok((StatusCode::CREATED, Some(T::create(c, p, op.data()?)?))),
-            BatchOp::Update => Ok((StatusCode::OK, Some(T::update(c, p, op.id()?, op.data()?)?))),
-            BatchOp::Delete => T::delete(c, p, op.id()?).map(|()| (StatusCode::NO_CONTENT, None)),
-            BatchOp::Upsert => Err(nothing_to_match(T::PLURAL)),
+    for (i, (op, ready)) in req.operations.iter().zip(ready).enumerate() {
+        let outcome = c.transaction(|c| {
+            let ready = ready?;
+            match op.op {
+                BatchOp::Create => Ok((
+                    StatusCode::CREATED,
+                    Some(T::create(c, p, op.data()?, ready)?),
+                )),
+                BatchOp::Update => Ok((
+                    StatusCode::OK,
+                    Some(T::update(c, p, op.id()?, op.data()?, ready)?),
+                )),
+                BatchOp::Delete => {
+                    T::delete(c, p, op.id()?).map(|()| (StatusCode::NO_CONTENT, None))
+                }
+                BatchOp::Upsert => {
+                    let data = op.data()?;
+                    match T::matching(c, p, op.match_on.as_deref(), data)? {
+                        Some(id) => Ok((StatusCode::OK, Some(T::update(c, p, &id, data, ready)?))),
+                        None => Ok((StatusCode::CREATED, Some(T::create(c, p, data, ready)?))),
+                    }
+                }
+            }
         });
         results.push(settled(i, outcome, req)?);
     }

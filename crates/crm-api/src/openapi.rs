@@ -175,9 +175,9 @@ impl Modify for ExportObjects {
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,
-        access::list_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
+        access::list_users, access::batch_users, access::create_user, access::get_user, access::update_user, access::deactivate_user,
         access::create_api_key, access::list_api_keys, access::revoke_api_key,
-        teams::list_teams, teams::create_team, teams::get_team, teams::update_team, teams::delete_team,
+        teams::list_teams, teams::create_team, teams::batch_teams, teams::get_team, teams::update_team, teams::delete_team,
         teams::list_team_members, teams::add_team_member, teams::remove_team_member,
         events::list_events, events::audit_log,
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,

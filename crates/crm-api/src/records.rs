@@ -638,12 +638,23 @@ pub async fn delete_versioned<T: Serialize + Send + 'static>(
     delete: fn(&mut DbConnection, WorkspaceId, &str) -> Result<(), RepoError>,
 ) -> ApiResult<HttpResponse> {
     state
-        .tx(move |c| {
-            let (version, before) = current(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(version, if_match.0)?;
-            delete(c, p.workspace, &id)?;
-            crate::events::record_shown(c, &p, record_type, "deleted", &id, Some(&before), None)
-        })
+        .tx(move |c| delete_versioned_in(c, &p, &id, if_match.0, record_type, current, delete))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// [`delete_versioned`] in the caller's transaction (a batch's item).
+pub fn delete_versioned_in<T: Serialize>(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    record_type: &'static str,
+    current: fn(&mut DbConnection, WorkspaceId, &str) -> ApiResult<(i32, T)>,
+    delete: fn(&mut DbConnection, WorkspaceId, &str) -> Result<(), RepoError>,
+) -> ApiResult<()> {
+    let (version, before) = current(c, p.workspace, id)?;
+    crm_db::repo::records::check_version(version, if_match)?;
+    delete(c, p.workspace, id)?;
+    crate::events::record_shown(c, p, record_type, "deleted", id, Some(&before), None)
 }

@@ -1120,3 +1120,207 @@ async fn pipelines_and_assignment_rules_are_written_in_batches_item_by_item() {
     assert_eq!(deleted["data"][0]["record_id"], fixed_id, "{deleted}");
     assert_eq!(deleted["data"].as_array().unwrap().len(), 1, "{deleted}");
 }
+
+#[tokio::test]
+async fn users_and_teams_are_written_in_batches_and_users_upsert_on_email() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let b = app.workspace("Beta").await;
+    let manager = app.user(&a, "manager").await;
+    let (_, me) = app.get("/api/v1/me", &a.token).await;
+    let admin_id = me["user"]["id"].as_str().unwrap().to_string();
+    let (_, their_me) = app.get("/api/v1/me", &b.token).await;
+    let their_admin = their_me["user"]["id"].as_str().unwrap().to_string();
+
+    // Users are for admins only.
+    let (s, v) = app
+        .post(
+            "/api/v1/users/batch",
+            &manager.token,
+            json!({"operations": [{"op": "create", "data": {"email": "x@example.com", "name": "X", "role": "sales", "password": "long enough"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+
+    let (s, v) = app
+        .post(
+            "/api/v1/users/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"email": "Ann@Example.com", "name": "Ann", "role": "sales", "password": "ann's password"}},
+                {"op": "upsert", "data": {"email": "bob@example.com", "name": "Bob", "role": "support", "password": "bob's password"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "ANN@example.com", "role": "manager"}},
+                {"op": "create", "data": {"email": "short@example.com", "name": "Short", "role": "sales", "password": "short"}},
+                {"op": "create", "data": {"email": "ann@example.com", "name": "Ann again", "role": "sales", "password": "ann's password"}},
+                {"op": "upsert", "match_on": "external_id", "data": {"email": "bob@example.com"}},
+                {"op": "upsert", "data": {"name": "Nobody"}},
+                {"op": "delete", "id": admin_id},
+                {"op": "update", "id": their_admin, "data": {"name": "Mine now"}},
+                {"op": "update", "id": admin_id, "data": {"locked_until": "2030-01-01T00:00:00Z"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        statuses(&v),
+        [201, 201, 200, 422, 409, 422, 422, 409, 404, 422],
+        "{v}"
+    );
+    let results = v["results"].as_array().unwrap();
+    let ann = &results[0]["data"];
+    assert_eq!(ann["email"], "ann@example.com");
+    assert!(ann.get("password").is_none() && ann.get("password_hash").is_none());
+    assert_eq!(results[2]["data"]["id"], ann["id"]);
+    assert_eq!(results[2]["data"]["role"], "manager");
+    assert_eq!(results[2]["data"]["version"], 2);
+    assert_eq!(results[3]["error"]["errors"][0]["field"], "password");
+    assert_eq!(results[5]["error"]["errors"][0]["field"], "match_on");
+    assert_eq!(results[6]["error"]["errors"][0]["field"], "email");
+    assert_eq!(results[9]["error"]["errors"][0]["field"], "locked_until");
+    // The other workspace's admin is untouched.
+    let (_, theirs) = app
+        .get(&format!("/api/v1/users/{their_admin}"), &b.token)
+        .await;
+    assert_ne!(theirs["name"], "Mine now");
+
+    // The passwords work; a deactivation in a batch ends the user's sessions at once.
+    let bob = app.login("bob@example.com", "bob's password").await;
+    let ann_session = app.login("ann@example.com", "ann's password").await;
+    let (s, _) = app.get("/api/v1/me", &bob.token).await;
+    assert_eq!(s, StatusCode::OK);
+    let bob_id = results[1]["data"]["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(
+            "/api/v1/users/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "delete", "id": bob_id},
+                {"op": "update", "id": ann["id"], "data": {"password": "a new password"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [204, 200], "{v}");
+    let (s, _) = app.get("/api/v1/me", &bob.token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": ann_session.refresh_token})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "a new password ends the sessions"
+    );
+    app.login("ann@example.com", "a new password").await;
+    // An upsert finds a deactivated user too, and can reactivate them.
+    let (s, v) = app
+        .post(
+            "/api/v1/users/batch",
+            &a.token,
+            json!({"operations": [{"op": "upsert", "data": {"email": "bob@example.com", "active": true}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200], "{v}");
+    assert_eq!(v["results"][0]["data"]["active"], true);
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=user&record_id={bob_id}"),
+            &a.token,
+        )
+        .await;
+    let types: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["user.reactivated", "user.deactivated", "user.created"],
+        "{log}"
+    );
+
+    // Teams: created with members, patched, deleted, item by item; an atomic batch rolls back.
+    let ann_id = ann["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(
+            "/api/v1/teams/batch",
+            &manager.token,
+            json!({"operations": [
+                {"op": "create", "data": {"name": "Inside sales", "member_ids": [ann_id]}},
+                {"op": "create", "data": {"name": "Inside sales"}},
+                {"op": "create", "data": {"name": "Theirs", "member_ids": [their_admin]}},
+                {"op": "upsert", "data": {"name": "Support"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [201, 409, 422, 422], "{v}");
+    let team = &v["results"][0]["data"];
+    assert_eq!(team["member_ids"], json!([ann_id]));
+    assert_eq!(
+        v["results"][2]["error"]["errors"][0]["field"],
+        "member_ids[0]"
+    );
+    assert_eq!(v["results"][3]["error"]["errors"][0]["field"], "op");
+    let team_id = team["id"].as_str().unwrap();
+    let (s, v) = app
+        .post(
+            "/api/v1/teams/batch",
+            &manager.token,
+            json!({"atomic": true, "operations": [
+                {"op": "update", "id": team_id, "data": {"name": "Renamed", "member_ids": [ann_id, bob_id]}},
+                {"op": "delete", "id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [424, 404], "{v}");
+    let (_, kept) = app.get(&format!("/api/v1/teams/{team_id}"), &a.token).await;
+    assert_eq!(kept["name"], "Inside sales");
+    assert_eq!(kept["version"], 1);
+    let (s, v) = app
+        .post(
+            "/api/v1/teams/batch",
+            &manager.token,
+            json!({"operations": [
+                {"op": "update", "id": team_id, "data": {"name": "Renamed", "member_ids": [ann_id, bob_id]}},
+                {"op": "delete", "id": team_id}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 204], "{v}");
+    assert_eq!(
+        v["results"][0]["data"]["member_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (s, _) = app.get(&format!("/api/v1/teams/{team_id}"), &a.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, log) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=team&record_id={team_id}"),
+            &a.token,
+        )
+        .await;
+    let types: Vec<&str> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["team.deleted", "team.updated", "team.created"],
+        "{log}"
+    );
+}

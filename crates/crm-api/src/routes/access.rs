@@ -4,6 +4,7 @@
 //! secret).
 
 use crate::auth::{self, Actor, Auth};
+use crate::batch::read_as;
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::events::{self, record_shown};
@@ -626,14 +627,30 @@ pub async fn create_user(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersWrite)?;
     let input: CreateUser = parse_json(&body.0)?;
-    let mut errors = validate_input(&input);
+    let ws = p.workspace;
+    // Hashing the password is slow on purpose: off the async workers, before the
+    // transaction.
+    let row = web::block(move || new_user(ws, &input, None)).await??;
+    let user = state.tx(move |c| create_user_in(c, &p, row)).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
+        .insert_header(crate::extract::etag(user.version))
+        .json(User::from(user)))
+}
+
+/// A new user's row, its input checked; `hash` is the password's, when already worked out.
+fn new_user(ws: WorkspaceId, input: &CreateUser, hash: Option<String>) -> ApiResult<UserRow> {
+    let mut errors = validate_input(input);
     let email = checked_email(&input.email, "email", &mut errors);
     let role = parse_role(&input.role, &mut errors);
     fail_if(errors)?;
-    let hash = auth::hash_password(&input.password)?;
+    let hash = match hash {
+        Some(h) => h,
+        None => auth::hash_password(&input.password)?,
+    };
     let t = now();
-    let row = UserRow {
-        workspace_id: p.workspace.as_string(),
+    Ok(UserRow {
+        workspace_id: ws.as_string(),
         id: new_id().to_string(),
         email,
         name: input.name.trim().to_string(),
@@ -646,19 +663,19 @@ pub async fn create_user(
         version: 1,
         failed_sign_ins: 0,
         locked_until: None,
-    };
-    let user = state
-        .tx(move |c| {
-            let user = repo::insert_user(c, &row)?;
-            let shown = User::from(user.clone());
-            record_shown(c, &p, USER_EVENT, "created", &user.id, None, Some(&shown))?;
-            Ok(user)
-        })
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/users/{}", user.id)))
-        .insert_header(crate::extract::etag(user.version))
-        .json(User::from(user)))
+    })
+}
+
+/// Adds a user in the caller's transaction.
+fn create_user_in(
+    c: &mut crm_db::DbConnection,
+    p: &auth::Principal,
+    row: UserRow,
+) -> ApiResult<UserRow> {
+    let user = repo::insert_user(c, &row)?;
+    let shown = User::from(user.clone());
+    record_shown(c, p, USER_EVENT, "created", &user.id, None, Some(&shown))?;
+    Ok(user)
 }
 
 /// Get a user.
@@ -680,13 +697,17 @@ pub async fn get_user(
         .json(User::from(user)))
 }
 
-async fn change_user(
-    state: web::Data<AppState>,
-    p: auth::Principal,
-    id: String,
-    if_match: Option<i32>,
+/// A change to a user, its input checked and its new password hashed, ready for the
+/// transaction.
+struct UserChange {
     input: UpdateUser,
-) -> ApiResult<UserRow> {
+    email: Option<String>,
+    role: Option<Role>,
+    hash: Option<String>,
+}
+
+/// Checks a user's change; `hash` is the new password's, when already worked out.
+fn checked_change(input: UpdateUser, hash: Option<String>) -> ApiResult<UserChange> {
     let mut errors = validate_input(&input);
     if matches!(input.locked_until, Some(Some(_))) {
         errors.push(FieldError::new(
@@ -695,7 +716,6 @@ async fn change_user(
             "can only be set to null, which unlocks password sign-in",
         ));
     }
-    let unlock = input.locked_until.is_some() || input.password.is_some();
     let email = input
         .email
         .as_deref()
@@ -705,81 +725,120 @@ async fn change_user(
         .as_deref()
         .and_then(|r| parse_role(r, &mut errors));
     fail_if(errors)?;
-    let hash = match &input.password {
-        Some(pw) => Some(auth::hash_password(pw)?),
-        None => None,
+    let hash = match (hash, &input.password) {
+        (Some(h), _) => Some(h),
+        (None, Some(pw)) => Some(auth::hash_password(pw)?),
+        (None, None) => None,
     };
-    let self_id = p.user_id().map(String::from);
+    Ok(UserChange {
+        input,
+        email,
+        role,
+        hash,
+    })
+}
+
+async fn change_user(
+    state: web::Data<AppState>,
+    p: auth::Principal,
+    id: String,
+    if_match: Option<i32>,
+    input: UpdateUser,
+) -> ApiResult<UserRow> {
+    let change = web::block(move || checked_change(input, None)).await??;
     let (ws, user_id) = (p.workspace, id.clone());
     let cache = state.auth_cache.clone();
     let changed = state
-        .tx(move |c| {
-            let cur = repo::get_user(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(cur.version, if_match)?;
-            let active = input.active.unwrap_or(cur.active);
-            let role = role
-                .map(|r| r.as_str().to_string())
-                .unwrap_or(cur.role.clone());
-            let demotes_admin = cur.role == "admin" && cur.active && (role != "admin" || !active);
-            if demotes_admin && repo::count_active_admins(c, p.workspace)? <= 1 {
-                return Err(ApiError::Conflict {
-                    message: "a workspace keeps at least one active admin".into(),
-                    existing_id: None,
-                });
-            }
-            if self_id.as_deref() == Some(id.as_str()) && !active {
-                return Err(ApiError::Conflict {
-                    message: "you cannot deactivate yourself".into(),
-                    existing_id: None,
-                });
-            }
-            let changes = UserChanges {
-                email: email.unwrap_or(cur.email.clone()),
-                name: input
-                    .name
-                    .map(|n| n.trim().to_string())
-                    .unwrap_or(cur.name.clone()),
-                role,
-                password_hash: hash.unwrap_or(cur.password_hash.clone()),
-                active,
-                updated_at: now(),
-                version: cur.version + 1,
-                failed_sign_ins: if unlock { 0 } else { cur.failed_sign_ins },
-                locked_until: if unlock { None } else { cur.locked_until },
-            };
-            let updated = repo::update_user(c, p.workspace, &id, cur.version, &changes)?;
-            if !active || input.password.is_some() {
-                repo::revoke_user_tokens(c, p.workspace, &id, now())?;
-            }
-            let verb = match (cur.active, updated.active) {
-                (true, false) => "deactivated",
-                (false, true) => "reactivated",
-                _ => "updated",
-            };
-            let shown = |u: UserRow| serde_json::to_value(User::from(u));
-            let before = shown(cur).map_err(ApiError::internal)?;
-            let after = shown(updated.clone()).map_err(ApiError::internal)?;
-            // A new password is named, never shown.
-            let note = input
-                .password
-                .is_some()
-                .then(|| ("password", json!("changed")));
-            let event = events::event_row_noting(
-                &p,
-                USER_EVENT,
-                verb,
-                &id,
-                Some(&before),
-                Some(&after),
-                note,
-            )?;
-            crm_db::repo::events::append(c, p.workspace, event)?;
-            Ok(updated)
-        })
+        .tx(move |c| change_user_in(c, &p, &id, if_match, change))
         .await;
     // After the commit, so this process's next request reads the new state.
     cache.forget_user(ws, &user_id);
     changed
+}
+
+/// Applies a checked change to a user in the caller's transaction: a workspace keeps an
+/// active admin, nobody deactivates themselves, and a deactivation or a new password ends
+/// the user's sessions.
+fn change_user_in(
+    c: &mut crm_db::DbConnection,
+    p: &auth::Principal,
+    id: &str,
+    if_match: Option<i32>,
+    change: UserChange,
+) -> ApiResult<UserRow> {
+    let UserChange {
+        input,
+        email,
+        role,
+        hash,
+    } = change;
+    let cur = repo::get_user(c, p.workspace, id)?;
+    crm_db::repo::records::check_version(cur.version, if_match)?;
+    let active = input.active.unwrap_or(cur.active);
+    let role = role
+        .map(|r| r.as_str().to_string())
+        .unwrap_or(cur.role.clone());
+    let demotes_admin = cur.role == "admin" && cur.active && (role != "admin" || !active);
+    if demotes_admin && repo::count_active_admins(c, p.workspace)? <= 1 {
+        return Err(ApiError::Conflict {
+            message: "a workspace keeps at least one active admin".into(),
+            existing_id: None,
+        });
+    }
+    if p.user_id() == Some(id) && !active {
+        return Err(ApiError::Conflict {
+            message: "you cannot deactivate yourself".into(),
+            existing_id: None,
+        });
+    }
+    let unlock = input.locked_until.is_some() || input.password.is_some();
+    let changes = UserChanges {
+        email: email.unwrap_or(cur.email.clone()),
+        name: input
+            .name
+            .map(|n| n.trim().to_string())
+            .unwrap_or(cur.name.clone()),
+        role,
+        password_hash: hash.unwrap_or(cur.password_hash.clone()),
+        active,
+        updated_at: now(),
+        version: cur.version + 1,
+        failed_sign_ins: if unlock { 0 } else { cur.failed_sign_ins },
+        locked_until: if unlock { None } else { cur.locked_until },
+    };
+    let updated = repo::update_user(c, p.workspace, id, cur.version, &changes)?;
+    if !active || input.password.is_some() {
+        repo::revoke_user_tokens(c, p.workspace, id, now())?;
+    }
+    let verb = match (cur.active, updated.active) {
+        (true, false) => "deactivated",
+        (false, true) => "reactivated",
+        _ => "updated",
+    };
+    let shown = |u: UserRow| serde_json::to_value(User::from(u));
+    let before = shown(cur).map_err(ApiError::internal)?;
+    let after = shown(updated.clone()).map_err(ApiError::internal)?;
+    // A new password is named, never shown.
+    let note = input
+        .password
+        .is_some()
+        .then(|| ("password", json!("changed")));
+    let event =
+        events::event_row_noting(p, USER_EVENT, verb, id, Some(&before), Some(&after), note)?;
+    crm_db::repo::events::append(c, p.workspace, event)?;
+    Ok(updated)
+}
+
+/// A change that only deactivates.
+fn deactivation() -> UpdateUser {
+    UpdateUser {
+        email: None,
+        name: None,
+        role: None,
+        password: None,
+        active: Some(false),
+        locked_until: None,
+    }
 }
 
 /// Change a user (admins).
@@ -813,17 +872,120 @@ pub async fn deactivate_user(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::UsersWrite)?;
-    let input = UpdateUser {
-        email: None,
-        name: None,
-        role: None,
-        password: None,
-        active: Some(false),
-        locked_until: None,
-    };
-    change_user(state, p, id.into_inner(), if_match.0, input).await?;
+    change_user(state, p, id.into_inner(), if_match.0, deactivation()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Users in a batch: each operation as its own endpoint runs it (`delete` deactivates), and
+/// an `upsert` matches on `email`. Passwords are hashed before the batch's transaction.
+pub struct UserItems;
+
+impl crate::batch::ItemWrites for UserItems {
+    const WRITE: Permission = Permission::UsersWrite;
+    const PLURAL: &'static str = "users";
+    /// The hash of the operation's password, when it gives one of a valid length.
+    type Ready = Option<String>;
+
+    fn ready(op: &crate::batch::BatchOperation) -> ApiResult<Option<String>> {
+        let password = op
+            .data
+            .as_ref()
+            .and_then(|d| d.get("password"))
+            .and_then(|p| p.as_str())
+            .filter(|p| (8..=256).contains(&p.chars().count()));
+        match (op.op, password) {
+            (crate::batch::BatchOp::Delete, _) | (_, None) => Ok(None),
+            (_, Some(pw)) => auth::hash_password(pw).map(Some),
+        }
+    }
+
+    fn create(
+        c: &mut crm_db::DbConnection,
+        p: &auth::Principal,
+        data: &serde_json::Value,
+        hash: Option<String>,
+    ) -> ApiResult<serde_json::Value> {
+        let row = new_user(p.workspace, &read_as::<CreateUser>(data)?, hash)?;
+        shown_user(create_user_in(c, p, row)?)
+    }
+
+    fn update(
+        c: &mut crm_db::DbConnection,
+        p: &auth::Principal,
+        id: &str,
+        patch: &serde_json::Value,
+        hash: Option<String>,
+    ) -> ApiResult<serde_json::Value> {
+        let change = checked_change(read_as(patch)?, hash)?;
+        shown_user(change_user_in(c, p, id, None, change)?)
+    }
+
+    fn delete(c: &mut crm_db::DbConnection, p: &auth::Principal, id: &str) -> ApiResult<()> {
+        let change = checked_change(deactivation(), None)?;
+        change_user_in(c, p, id, None, change).map(drop)
+    }
+
+    fn matching(
+        c: &mut crm_db::DbConnection,
+        p: &auth::Principal,
+        match_on: Option<&str>,
+        data: &serde_json::Value,
+    ) -> ApiResult<Option<String>> {
+        if match_on.is_some_and(|m| m != "email") {
+            return Err(ApiError::field(
+                "match_on",
+                "invalid_value",
+                "users are matched on `email`",
+            ));
+        }
+        let Some(raw) = data.get("email").and_then(|e| e.as_str()) else {
+            return Err(ApiError::field(
+                "email",
+                "required",
+                "an upsert of a user matches on `email`",
+            ));
+        };
+        let email =
+            normalize_email(raw).map_err(|m| ApiError::field("email", "invalid_email", m))?;
+        Ok(repo::user_id_by_email(c, p.workspace, &email)?)
+    }
+
+    fn ended(state: &AppState, p: &auth::Principal, ids: &[String]) {
+        for id in ids {
+            state.auth_cache.forget_user(p.workspace, id);
+        }
+    }
+}
+
+fn shown_user(row: UserRow) -> ApiResult<serde_json::Value> {
+    serde_json::to_value(User::from(row)).map_err(ApiError::internal)
+}
+
+/// Create, update, upsert (on `email`) and deactivate up to 1000 users in one request
+/// (admins).
+#[utoipa::path(post, path = "/api/v1/users/batch", tag = "users", operation_id = "batch_users",
+    description = USER_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/users/batch")]
+pub async fn batch_users(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch_items::<UserItems>(state, p, body).await
+}
+
+/// The description of `POST /users/batch` below its summary.
+const USER_BATCH_DESCRIPTION: &str =
+    "Each operation runs as its own endpoint would run it (`create` as `POST /users`, `update`\n\
+as a `PATCH` merge patch without `If-Match`, `delete` as `DELETE`, which deactivates), in\n\
+order; each result sits at its operation's index. An `upsert` finds the user by `email`\n\
+(`match_on` may only be `email`) and applies `data` as a merge patch (200), or creates the\n\
+user from it (201; `name`, `role` and `password` then required). Passwords are hashed\n\
+before the batch's transaction. Without `atomic`, a failed operation changes nothing and\n\
+the others stand; with `atomic: true`, the first failure rolls back all of them (the others\n\
+then answer 424).";
 
 #[derive(Debug, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -1001,6 +1163,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(logout)
         .service(me)
         .service(list_users)
+        .service(batch_users)
         .service(create_user)
         .service(get_user)
         .service(update_user)

@@ -546,11 +546,19 @@ impl crate::batch::ItemWrites for AssignmentRuleItems {
     const WRITE: Permission = Permission::AssignmentRulesWrite;
     const PLURAL: &'static str = "assignment rules";
 
-    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
+    type Ready = ();
+
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value, _: ()) -> ApiResult<Value> {
         shown(create_in(c, p, read_as(data)?)?)
     }
 
-    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
+    fn update(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        patch: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
         shown(update_in(c, p, id, None, patch)?)
     }
 

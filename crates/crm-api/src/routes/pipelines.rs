@@ -535,11 +535,19 @@ impl crate::batch::ItemWrites for PipelineItems {
     const WRITE: Permission = Permission::PipelinesWrite;
     const PLURAL: &'static str = "pipelines";
 
-    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
+    type Ready = ();
+
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value, _: ()) -> ApiResult<Value> {
         shown(&create_in(c, p, read_as(data)?)?)
     }
 
-    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
+    fn update(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        patch: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
         shown(&update_in(c, p, id, None, read_as(patch)?)?)
     }
 

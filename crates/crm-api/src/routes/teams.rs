@@ -2,6 +2,7 @@
 //! records its event (`team.created`, `team.updated`, `team.deleted`).
 
 use crate::auth::{Auth, Principal};
+use crate::batch::read_as;
 use crate::dto::common::{utc, validate_input};
 use crate::error::{ApiError, ApiResult, ReadErrors, WriteErrors};
 use crate::events::record_shown;
@@ -16,6 +17,7 @@ use crm_db::DbConnection;
 use crm_domain::values_time::now;
 use crm_domain::{new_id, FieldError, Permission, WorkspaceId};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use validator::Validate;
 
@@ -211,30 +213,7 @@ pub async fn create_team(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::TeamsWrite)?;
     let input: CreateTeam = parse_json(&body.0)?;
-    let mut errors = validate_input(&input);
-    let name = clean_name(&input.name, &mut errors);
-    let members = clean_members(&input.member_ids, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let t = now();
-    let row = TeamRow {
-        workspace_id: p.workspace.as_string(),
-        id: new_id().to_string(),
-        name,
-        created_at: t,
-        updated_at: t,
-        version: 1,
-    };
-    let team = state
-        .tx(move |c| {
-            repo::insert(c, p.workspace, &row)?;
-            set_members(c, p.workspace, &row.id, &members)?;
-            let team = load_team(c, p.workspace, &row.id)?;
-            record_shown(c, &p, EVENT, "created", &team.id, None, Some(&team))?;
-            Ok(team)
-        })
-        .await?;
+    let team = state.tx(move |c| create_in(c, &p, input)).await?;
     let location = format!("/api/v1/teams/{}", team.id);
     let mut res = team_response(actix_web::http::StatusCode::CREATED, team);
     res.headers_mut().insert(
@@ -274,29 +253,9 @@ pub async fn update_team(
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::TeamsWrite)?;
     let input: UpdateTeam = parse_json(&body.0)?;
-    let mut errors = validate_input(&input);
-    let name = input.name.as_deref().map(|n| clean_name(n, &mut errors));
-    let members = input
-        .member_ids
-        .as_deref()
-        .map(|m| clean_members(m, &mut errors));
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
     let id = id.into_inner();
     let team = state
-        .tx(move |c| {
-            let before = load_team(c, p.workspace, &id)?;
-            crm_db::repo::records::check_version(before.version, if_match.0)?;
-            let name = name.unwrap_or(before.name.clone());
-            repo::update(c, p.workspace, &id, before.version, &name, now())?;
-            if let Some(m) = members {
-                set_members(c, p.workspace, &id, &m)?;
-            }
-            let after = load_team(c, p.workspace, &id)?;
-            record_shown(c, &p, EVENT, "updated", &id, Some(&before), Some(&after))?;
-            Ok(after)
-        })
+        .tx(move |c| update_in(c, &p, &id, if_match.0, input))
         .await?;
     Ok(team_response(actix_web::http::StatusCode::OK, team))
 }
@@ -313,12 +272,112 @@ pub async fn delete_team(
     if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::TeamsWrite)?;
-    let current = |c: &mut DbConnection, ws, id: &str| {
-        let team = load_team(c, ws, id)?;
-        Ok((team.version, team))
-    };
     let id = id.into_inner();
-    crate::records::delete_versioned(&state, p, id, if_match, EVENT, current, repo::delete).await
+    crate::records::delete_versioned(&state, p, id, if_match, EVENT, versioned, repo::delete).await
+}
+
+/// A team's version and API form.
+fn versioned(c: &mut DbConnection, ws: WorkspaceId, id: &str) -> ApiResult<(i32, Team)> {
+    let team = load_team(c, ws, id)?;
+    Ok((team.version, team))
+}
+
+/// Creates a team in the caller's transaction.
+fn create_in(c: &mut DbConnection, p: &Principal, input: CreateTeam) -> ApiResult<Team> {
+    let mut errors = validate_input(&input);
+    let name = clean_name(&input.name, &mut errors);
+    let members = clean_members(&input.member_ids, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let t = now();
+    let row = TeamRow {
+        workspace_id: p.workspace.as_string(),
+        id: new_id().to_string(),
+        name,
+        created_at: t,
+        updated_at: t,
+        version: 1,
+    };
+    repo::insert(c, p.workspace, &row)?;
+    set_members(c, p.workspace, &row.id, &members)?;
+    let team = load_team(c, p.workspace, &row.id)?;
+    record_shown(c, p, EVENT, "created", &team.id, None, Some(&team))?;
+    Ok(team)
+}
+
+/// Applies a team's merge patch in the caller's transaction.
+fn update_in(
+    c: &mut DbConnection,
+    p: &Principal,
+    id: &str,
+    if_match: Option<i32>,
+    input: UpdateTeam,
+) -> ApiResult<Team> {
+    let mut errors = validate_input(&input);
+    let name = input.name.as_deref().map(|n| clean_name(n, &mut errors));
+    let members = input
+        .member_ids
+        .as_deref()
+        .map(|m| clean_members(m, &mut errors));
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let before = load_team(c, p.workspace, id)?;
+    crm_db::repo::records::check_version(before.version, if_match)?;
+    let name = name.unwrap_or(before.name.clone());
+    repo::update(c, p.workspace, id, before.version, &name, now())?;
+    if let Some(m) = members {
+        set_members(c, p.workspace, id, &m)?;
+    }
+    let after = load_team(c, p.workspace, id)?;
+    record_shown(c, p, EVENT, "updated", id, Some(&before), Some(&after))?;
+    Ok(after)
+}
+
+/// Teams in a batch: each operation as its own endpoint runs it.
+pub struct TeamItems;
+
+impl crate::batch::ItemWrites for TeamItems {
+    const WRITE: Permission = Permission::TeamsWrite;
+    const PLURAL: &'static str = "teams";
+    type Ready = ();
+
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value, _: ()) -> ApiResult<Value> {
+        shown(create_in(c, p, read_as(data)?)?)
+    }
+
+    fn update(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        patch: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
+        shown(update_in(c, p, id, None, read_as(patch)?)?)
+    }
+
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
+        crate::records::delete_versioned_in(c, p, id, None, EVENT, versioned, repo::delete)
+    }
+}
+
+fn shown(team: Team) -> ApiResult<Value> {
+    serde_json::to_value(team).map_err(ApiError::internal)
+}
+
+/// Create, update and delete up to 1000 teams in one request (admins and managers).
+#[utoipa::path(post, path = "/api/v1/teams/batch", tag = "teams", operation_id = "batch_teams",
+    description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
+#[post("/teams/batch")]
+pub async fn batch_teams(
+    state: web::Data<AppState>,
+    Auth(p): Auth,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    crate::batch::batch_items::<TeamItems>(state, p, body).await
 }
 
 /// The members of a team, by name.
@@ -409,6 +468,7 @@ pub async fn remove_team_member(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_teams)
         .service(create_team)
+        .service(batch_teams)
         .service(get_team)
         .service(update_team)
         .service(delete_team)

@@ -46,6 +46,20 @@ pub fn users_by_email(conn: &mut DbConnection, email: &str) -> RepoResult<Vec<Us
         .load(conn)?)
 }
 
+/// The id of the workspace's user with this e-mail (active or not), if there is one.
+pub fn user_id_by_email(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    email: &str,
+) -> RepoResult<Option<String>> {
+    Ok(users::table
+        .filter(users::workspace_id.eq(ws.as_string()))
+        .filter(users::email.eq(email))
+        .select(users::id)
+        .first(conn)
+        .optional()?)
+}
+
 pub fn get_user(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<UserRow> {
     users::table
         .filter(users::workspace_id.eq(ws.as_string()))
