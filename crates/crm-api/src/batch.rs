@@ -351,8 +351,7 @@ fn matched<R: Record>(
     data: &Value,
     known: &mut Known,
 ) -> ApiResult<Matched<R::Row>> {
-    crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
-    let current = R::get(c, p.workspace, id)?;
+    let current = R::get_locked(c, p.workspace, id)?;
     if R::is_archived(&current) {
         return Ok(Matched::Archived);
     }

@@ -50,6 +50,18 @@ pub trait Record: 'static {
 
     fn catalogue() -> &'static Catalogue;
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<Self::Row, RepoError>;
+    /// [`Record::get`] with the row locked until the transaction ends, so that concurrent
+    /// writes of a record queue rather than fail the version check of the update (a 412
+    /// the caller, without If-Match, did not ask for). By default a lock, then a read;
+    /// resources written often do both in one statement.
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<Self::Row, RepoError> {
+        crm_db::repo::records::lock(conn, Self::TABLE, ws, id)?;
+        Self::get(conn, ws, id)
+    }
     fn version(row: &Self::Row) -> i32;
     fn is_archived(row: &Self::Row) -> bool;
     fn owner(input: &Self::Input) -> Option<&str>;
@@ -368,10 +380,7 @@ pub(crate) fn patch_in<R: Record>(
     changes: &mut Vec<Change>,
     known: &mut Known,
 ) -> ApiResult<R::Row> {
-    // Locked as read, so that concurrent patches of a record queue rather than fail the
-    // version check of the update (a 412 the caller, without If-Match, did not ask for).
-    crm_db::repo::records::lock(c, R::TABLE, p.workspace, id)?;
-    let current = R::get(c, p.workspace, id)?;
+    let current = R::get_locked(c, p.workspace, id)?;
     if R::is_archived(&current) {
         return Err(ApiError::NotFound);
     }

@@ -489,3 +489,47 @@ async fn companies_and_links() {
         json!([])
     );
 }
+
+/// Patches without `If-Match` of one record at once queue on its row: each applies to the
+/// version the one before it wrote, and none fails a version check it did not ask for.
+#[tokio::test]
+async fn concurrent_patches_of_one_record_queue_and_all_apply() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let a = app.workspace("Acme").await;
+    for (path, body) in [
+        (
+            "/api/v1/contacts",
+            json!({"first_name": "Ada", "email": "ada@example.com"}),
+        ),
+        (
+            "/api/v1/deals",
+            json!({"name": "Big deal", "amount": "10.00", "currency": "EUR"}),
+        ),
+    ] {
+        let (s, created) = app.post(path, &a.token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        let record = format!("{path}/{}", created["id"].as_str().unwrap());
+        let field = if path.ends_with("contacts") {
+            "last_name"
+        } else {
+            "name"
+        };
+        let patches = (0..40).map(|i| {
+            let (app, token, record) = (app.clone(), a.token.clone(), record.clone());
+            tokio::spawn(async move {
+                app.patch(&record, &token, json!({ field: format!("Patch {i}") }))
+                    .await
+            })
+        });
+        let mut versions = Vec::new();
+        for p in patches {
+            let (s, v) = p.await.unwrap();
+            assert_eq!(s, StatusCode::OK, "{v}");
+            versions.push(v["version"].as_i64().unwrap());
+        }
+        versions.sort();
+        assert_eq!(versions, (2..=41).collect::<Vec<i64>>(), "{record}");
+        let (_, last) = app.get(&record, &a.token).await;
+        assert_eq!(last["version"], 41);
+    }
+}

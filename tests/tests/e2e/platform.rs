@@ -349,3 +349,63 @@ async fn every_request_string_documents_its_maximum_length() {
     }
     assert!(bad.is_empty(), "strings without maxLength: {bad:?}");
 }
+
+/// A record read to be changed holds its row until the transaction ends: on PostgreSQL
+/// another transaction cannot lock it meanwhile; on SQLite the write transaction holds the
+/// whole database.
+#[tokio::test]
+async fn a_record_read_for_a_change_stays_locked_until_the_transaction_ends() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (s, c) = app
+        .post("/api/v1/contacts", &a.token, json!({"first_name": "Ada"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_str().unwrap().to_string();
+    let ws = crm_domain::WorkspaceId::from_authenticated(
+        uuid::Uuid::parse_str(&a.workspace_id).unwrap(),
+    );
+    let connect = || {
+        let url = crm_db::DatabaseUrl::parse(&app.database_url).unwrap();
+        crm_db::conn::Manager::new(url).establish().unwrap()
+    };
+    let (mut first, mut second) = (connect(), connect());
+    let probe = format!("SELECT 1 FROM contacts WHERE id = '{id}' FOR UPDATE NOWAIT");
+    crm_db::write_tx(&mut first, |c| {
+        let row = crm_db::repo::contacts::get_contact_locked(c, ws, &id)?;
+        assert_eq!(row.first_name.as_deref(), Some("Ada"));
+        match &mut second {
+            crm_db::DbConnection::Pg(other) => {
+                let refused = other.batch_execute(&probe).unwrap_err().to_string();
+                assert!(refused.contains("could not obtain lock"), "{refused}");
+            }
+            crm_db::DbConnection::Sqlite(other) => {
+                other.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+                let refused = other
+                    .batch_execute("BEGIN IMMEDIATE")
+                    .unwrap_err()
+                    .to_string();
+                assert!(refused.contains("locked"), "{refused}");
+            }
+        }
+        Ok::<_, crm_db::RepoError>(())
+    })
+    .unwrap();
+    // Once it ends, the row is free again.
+    match &mut second {
+        crm_db::DbConnection::Pg(other) => other.batch_execute(&probe).unwrap(),
+        crm_db::DbConnection::Sqlite(other) => {
+            other.batch_execute("BEGIN IMMEDIATE; ROLLBACK").unwrap()
+        }
+    }
+    let unknown = crm_db::repo::contacts::get_contact_locked(
+        &mut first,
+        ws,
+        "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01",
+    );
+    assert!(
+        matches!(unknown, Err(crm_db::RepoError::NotFound)),
+        "{unknown:?}"
+    );
+}

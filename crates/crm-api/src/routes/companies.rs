@@ -49,6 +49,13 @@ impl Record for Companies {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<CompanyRow, RepoError> {
         repo::get_company(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<CompanyRow, RepoError> {
+        repo::get_company_locked(conn, ws, id)
+    }
     fn version(row: &CompanyRow) -> i32 {
         row.version
     }

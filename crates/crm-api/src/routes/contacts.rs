@@ -56,6 +56,13 @@ impl Record for Contacts {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<ContactRow, RepoError> {
         repo::get_contact(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<ContactRow, RepoError> {
+        repo::get_contact_locked(conn, ws, id)
+    }
     fn version(row: &ContactRow) -> i32 {
         row.version
     }

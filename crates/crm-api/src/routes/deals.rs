@@ -216,6 +216,13 @@ impl Record for Deals {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<DealRow, RepoError> {
         repo::get_deal(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<DealRow, RepoError> {
+        repo::get_deal_locked(conn, ws, id)
+    }
     fn version(row: &DealRow) -> i32 {
         row.version
     }

@@ -62,6 +62,13 @@ impl Record for Leads {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<LeadRow, RepoError> {
         repo::get(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<LeadRow, RepoError> {
+        repo::get_locked(conn, ws, id)
+    }
     fn version(row: &LeadRow) -> i32 {
         row.version
     }

@@ -2,7 +2,7 @@
 
 use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
-use crate::error::{RepoError, RepoResult};
+use crate::error::RepoResult;
 use crate::models::*;
 use crate::query::{ColumnSpec, Relation, Resource};
 use crate::schema::{companies, contact_companies, contact_lifecycle_changes, contacts};
@@ -189,14 +189,7 @@ fn check_contact_unique(
     ensure_unique(conn, "contacts", ws, id, &refs)
 }
 
-pub fn get_contact(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<ContactRow> {
-    contacts::table
-        .filter(contacts::workspace_id.eq(ws.as_string()))
-        .filter(contacts::id.eq(id))
-        .first::<ContactRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_contact, get_contact_locked, contacts, ContactRow);
 
 pub fn insert_contact(
     conn: &mut DbConnection,
@@ -326,14 +319,7 @@ fn check_company_unique(
     ensure_unique(conn, "companies", ws, id, &[("external_id", external)])
 }
 
-pub fn get_company(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<CompanyRow> {
-    companies::table
-        .filter(companies::workspace_id.eq(ws.as_string()))
-        .filter(companies::id.eq(id))
-        .first::<CompanyRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_company, get_company_locked, companies, CompanyRow);
 
 pub fn insert_company(
     conn: &mut DbConnection,

@@ -2,7 +2,7 @@
 
 use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
-use crate::error::{RepoError, RepoResult};
+use crate::error::RepoResult;
 use crate::models::{DealChanges, DealContactRow, DealRow, StageChangeRow};
 use crate::query::{Bind, ColumnSpec, Relation, Resource, SqlBuf};
 use crate::schema::{contacts, deal_contacts, deal_stage_changes as history, deals};
@@ -56,14 +56,7 @@ pub fn deal_resource() -> Resource {
     }
 }
 
-pub fn get_deal(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<DealRow> {
-    deals::table
-        .filter(deals::workspace_id.eq(ws.as_string()))
-        .filter(deals::id.eq(id))
-        .first::<DealRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_deal, get_deal_locked, deals, DealRow);
 
 pub fn insert_deal(
     conn: &mut DbConnection,

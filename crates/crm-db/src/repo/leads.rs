@@ -72,14 +72,7 @@ fn check_unique(
     )
 }
 
-pub fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<LeadRow> {
-    leads::table
-        .filter(leads::workspace_id.eq(ws.as_string()))
-        .filter(leads::id.eq(id))
-        .first::<LeadRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get, get_locked, leads, LeadRow);
 
 /// Keeps a lead's move from `from` to `to` (a new lead: from nothing).
 fn record_status(

@@ -1,5 +1,44 @@
 //! Queries, one module per part of the CRM. Each function takes the workspace it works in.
 
+/// Defines `$get`, a record of `$table` by id (NotFound when there is none), and `$locked`,
+/// the same with its row locked until the caller's transaction ends, so that a
+/// read-modify-write is not overtaken by another: one `SELECT … FOR UPDATE` on PostgreSQL;
+/// on SQLite the write transaction already holds the database.
+macro_rules! record_by_id {
+    ($get:ident, $locked:ident, $table:ident, $row:ty) => {
+        pub fn $get(
+            conn: &mut crate::conn::DbConnection,
+            ws: crm_domain::WorkspaceId,
+            id: &str,
+        ) -> crate::error::RepoResult<$row> {
+            $table::table
+                .filter($table::workspace_id.eq(ws.as_string()))
+                .filter($table::id.eq(id))
+                .first::<$row>(conn)
+                .optional()?
+                .ok_or(crate::error::RepoError::NotFound)
+        }
+
+        #[doc = concat!("[`", stringify!($get), "`], its row locked until the caller's transaction ends.")]
+        pub fn $locked(
+            conn: &mut crate::conn::DbConnection,
+            ws: crm_domain::WorkspaceId,
+            id: &str,
+        ) -> crate::error::RepoResult<$row> {
+            let q = $table::table
+                .filter($table::workspace_id.eq(ws.as_string()))
+                .filter($table::id.eq(id));
+            let row = match conn {
+                crate::conn::DbConnection::Pg(pg) => {
+                    q.for_update().first::<$row>(pg).optional()?
+                }
+                crate::conn::DbConnection::Sqlite(_) => q.first::<$row>(conn).optional()?,
+            };
+            row.ok_or(crate::error::RepoError::NotFound)
+        }
+    };
+}
+
 pub mod access;
 pub mod activities;
 pub mod assignment_rules;
