@@ -107,6 +107,13 @@ impl Record for Activities {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<ActivityRow, RepoError> {
         repo::get_activity(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<ActivityRow, RepoError> {
+        repo::get_activity_locked(conn, ws, id)
+    }
     fn version(row: &ActivityRow) -> i32 {
         row.version
     }

@@ -43,6 +43,13 @@ impl Record for Products {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<ProductRow, RepoError> {
         repo::get_product(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<ProductRow, RepoError> {
+        repo::get_product_locked(conn, ws, id)
+    }
     fn version(row: &ProductRow) -> i32 {
         row.version
     }

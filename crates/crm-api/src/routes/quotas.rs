@@ -70,6 +70,13 @@ impl Record for Quotas {
     fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> Result<QuotaRow, RepoError> {
         repo::get_quota(conn, ws, id)
     }
+    fn get_locked(
+        conn: &mut DbConnection,
+        ws: WorkspaceId,
+        id: &str,
+    ) -> Result<QuotaRow, RepoError> {
+        repo::get_quota_locked(conn, ws, id)
+    }
     fn version(row: &QuotaRow) -> i32 {
         row.version
     }

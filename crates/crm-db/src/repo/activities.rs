@@ -1,8 +1,8 @@
 //! Activities, their links to records, the calendar and the timeline sources they feed.
 
-use super::records::{ensure_unique, on_unique_race};
+use super::records::{changed, ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
-use crate::error::{RepoError, RepoResult};
+use crate::error::RepoResult;
 use crate::models::{ActivityChanges, ActivityLinkRow, ActivityRow};
 use crate::query::{Bind, ColumnSpec, Relation, Resource, SqlBuf};
 use crate::schema::{activities, activity_links};
@@ -108,14 +108,7 @@ pub fn activity_resource() -> Resource {
     }
 }
 
-pub fn get_activity(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<ActivityRow> {
-    activities::table
-        .filter(activities::workspace_id.eq(ws.as_string()))
-        .filter(activities::id.eq(id))
-        .first::<ActivityRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_activity, get_activity_locked, activities, ActivityRow);
 
 /// Of `ids`, those that are not live records of `link`'s table in the workspace.
 pub fn missing_records(
@@ -215,15 +208,16 @@ pub fn update_activity(
     derived: &Derived,
     links: &[(&'static str, Vec<String>)],
 ) -> RepoResult<ActivityRow> {
+    let external = changed(&changes.external_id, &current.external_id);
     ensure_unique(
         conn,
         "activities",
         ws,
         &current.id,
-        &[("external_id", changes.external_id.as_deref())],
+        &[("external_id", external)],
     )?;
     let now = crm_domain::values_time::now();
-    let n = diesel::update(
+    let update = diesel::update(
         activities::table
             .filter(activities::workspace_id.eq(ws.as_string()))
             .filter(activities::id.eq(&current.id))
@@ -237,16 +231,10 @@ pub fn update_activity(
         activities::updated_at.eq(now),
         activities::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "activities"))?;
-    if n == 0 {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    }
+    .returning(activities::all_columns);
+    let updated: ActivityRow = update_returning(conn, update, "activities", current.version)?;
     write_links(conn, ws, &current.id, derived.occurred_at, links)?;
-    get_activity(conn, ws, &current.id)
+    Ok(updated)
 }
 
 /// Live, not cancelled activities assigned to `users` that belong in `[from, to)`:

@@ -1,7 +1,7 @@
 //! The product catalogue: products, price books and the prices a book sets for products.
 
 use super::contacts::{col, record_columns};
-use super::records::{ensure_unique, on_unique_race};
+use super::records::{ensure_unique, on_unique_race, update_returning};
 use crate::conn::DbConnection;
 use crate::error::{RepoError, RepoResult};
 use crate::models::{PriceBookChanges, PriceBookRow, PriceRow, ProductChanges, ProductRow};
@@ -51,14 +51,7 @@ pub fn price_book_resource() -> Resource {
 
 // ---- products ----
 
-pub fn get_product(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<ProductRow> {
-    products::table
-        .filter(products::workspace_id.eq(ws.as_string()))
-        .filter(products::id.eq(id))
-        .first::<ProductRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_product, get_product_locked, products, ProductRow);
 
 /// The products of the workspace among `ids` (archived ones included), in no order.
 pub fn products_by_ids(
@@ -97,15 +90,10 @@ pub fn update_product(
     current: &ProductRow,
     changes: &ProductChanges,
 ) -> RepoResult<ProductRow> {
-    ensure_unique(
-        conn,
-        "products",
-        ws,
-        &current.id,
-        &[("sku", Some(&changes.sku))],
-    )?;
+    let sku = (changes.sku != current.sku).then_some(changes.sku.as_str());
+    ensure_unique(conn, "products", ws, &current.id, &[("sku", sku)])?;
     let now = crm_domain::values_time::now();
-    let n = diesel::update(
+    let update = diesel::update(
         products::table
             .filter(products::workspace_id.eq(ws.as_string()))
             .filter(products::id.eq(&current.id))
@@ -116,15 +104,8 @@ pub fn update_product(
         products::updated_at.eq(now),
         products::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "products"))?;
-    if n == 0 {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    }
-    get_product(conn, ws, &current.id)
+    .returning(products::all_columns);
+    update_returning(conn, update, "products", current.version)
 }
 
 // ---- price books ----

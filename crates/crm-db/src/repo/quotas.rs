@@ -1,7 +1,7 @@
 //! Sales quotas and the forecast's aggregate over deals.
 
 use super::contacts::{col, record_columns};
-use super::records::on_unique_race;
+use super::records::{on_unique_race, update_returning};
 use crate::conn::{DbConnection, Dialect};
 use crate::error::{RepoError, RepoResult};
 use crate::models::{QuotaChanges, QuotaRow};
@@ -37,14 +37,7 @@ pub fn quota_resource() -> Resource {
     }
 }
 
-pub fn get_quota(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<QuotaRow> {
-    quotas::table
-        .filter(quotas::workspace_id.eq(ws.as_string()))
-        .filter(quotas::id.eq(id))
-        .first::<QuotaRow>(conn)
-        .optional()?
-        .ok_or(RepoError::NotFound)
-}
+record_by_id!(get_quota, get_quota_locked, quotas, QuotaRow);
 
 /// Fails with Conflict when another quota (live or archived) sets the same user or team,
 /// period, start and currency.
@@ -124,7 +117,7 @@ pub fn update_quota(
 ) -> RepoResult<QuotaRow> {
     ensure_unique_target(conn, ws, &current.id, changes)?;
     let now = crm_domain::values_time::now();
-    let n = diesel::update(
+    let update = diesel::update(
         quotas::table
             .filter(quotas::workspace_id.eq(ws.as_string()))
             .filter(quotas::id.eq(&current.id))
@@ -135,15 +128,8 @@ pub fn update_quota(
         quotas::updated_at.eq(now),
         quotas::version.eq(current.version + 1),
     ))
-    .execute(conn)
-    .map_err(|e| on_unique_race(e, "quotas"))?;
-    if n == 0 {
-        return Err(RepoError::VersionMismatch {
-            expected: current.version,
-            current: current.version + 1,
-        });
-    }
-    get_quota(conn, ws, &current.id)
+    .returning(quotas::all_columns);
+    update_returning(conn, update, "quotas", current.version)
 }
 
 /// Which quotas the forecast compares against: those of users, or of one team.
