@@ -535,6 +535,18 @@ pub trait ItemWrites {
     ) -> ApiResult<Value>;
     /// Does what the delete endpoint does.
     fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()>;
+    /// Applies an upsert's `data` to the record it matched: as an update, except that data
+    /// that would change nothing leaves the record as it is (no new version, no event), as
+    /// [`BatchOperation`] says; a resource with upserts says how.
+    fn upsert_found(
+        c: &mut DbConnection,
+        p: &Principal,
+        id: &str,
+        data: &Value,
+        ready: Self::Ready,
+    ) -> ApiResult<Value> {
+        Self::update(c, p, id, data, ready)
+    }
     /// The id of the record an upsert's `data` matches on `match_on`, if there is one.
     fn matching(
         _c: &mut DbConnection,
@@ -607,7 +619,10 @@ fn run_items<T: ItemWrites>(
                 BatchOp::Upsert => {
                     let data = op.data()?;
                     match T::matching(c, p, op.match_on.as_deref(), data)? {
-                        Some(id) => Ok((StatusCode::OK, Some(T::update(c, p, &id, data, ready)?))),
+                        Some(id) => Ok((
+                            StatusCode::OK,
+                            Some(T::upsert_found(c, p, &id, data, ready)?),
+                        )),
                         None => Ok((StatusCode::CREATED, Some(T::create(c, p, data, ready)?))),
                     }
                 }

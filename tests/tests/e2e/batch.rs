@@ -1228,6 +1228,45 @@ async fn users_and_teams_are_written_in_batches_and_users_upsert_on_email() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(statuses(&v), [200], "{v}");
     assert_eq!(v["results"][0]["data"]["active"], true);
+    // An upsert that changes nothing, its password the user's own included, writes nothing
+    // and keeps the user's sessions.
+    let ann_now = app.login("ann@example.com", "a new password").await;
+    let (_, before) = app
+        .get(
+            &format!("/api/v1/users/{}", ann["id"].as_str().unwrap()),
+            &a.token,
+        )
+        .await;
+    let (s, v) = app
+        .post(
+            "/api/v1/users/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"email": "ann@example.com", "name": "Ann", "role": "manager", "password": "a new password"}},
+                {"op": "upsert", "data": {"email": "bob@example.com", "name": "Bob", "role": "support", "active": true}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 200], "{v}");
+    assert_eq!(v["results"][0]["data"]["version"], before["version"], "{v}");
+    assert_eq!(
+        v["results"][0]["data"]["updated_at"], before["updated_at"],
+        "{v}"
+    );
+    let (s, _, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": ann_now.refresh_token})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the same password is not a new one: sessions stay"
+    );
     let (_, log) = app
         .get(
             &format!("/api/v1/audit-log?record_type=user&record_id={bob_id}"),

@@ -749,7 +749,7 @@ async fn change_user(
     let (ws, user_id) = (p.workspace, id.clone());
     let cache = state.auth_cache.clone();
     let changed = state
-        .tx(move |c| change_user_in(c, &p, &id, if_match, change))
+        .tx(move |c| change_user_in(c, &p, &id, if_match, change, false))
         .await;
     // After the commit, so this process's next request reads the new state.
     cache.forget_user(ws, &user_id);
@@ -758,22 +758,34 @@ async fn change_user(
 
 /// Applies a checked change to a user in the caller's transaction: a workspace keeps an
 /// active admin, nobody deactivates themselves, and a deactivation or a new password ends
-/// the user's sessions.
+/// the user's sessions. With `keep_if_same` (an upsert), a change that changes nothing,
+/// its password the one the user has included, leaves the user as it is.
 fn change_user_in(
     c: &mut crm_db::DbConnection,
     p: &auth::Principal,
     id: &str,
     if_match: Option<i32>,
     change: UserChange,
+    keep_if_same: bool,
 ) -> ApiResult<UserRow> {
     let UserChange {
-        input,
+        mut input,
         email,
         role,
         hash,
     } = change;
     let cur = repo::get_user(c, p.workspace, id)?;
     crm_db::repo::records::check_version(cur.version, if_match)?;
+    if keep_if_same
+        && input
+            .password
+            .as_deref()
+            .is_some_and(|pw| auth::verify_password(pw, &cur.password_hash))
+    {
+        // The password the user already has: not a new one (sessions stay).
+        input.password = None;
+    }
+    let hash = hash.filter(|_| input.password.is_some());
     let active = input.active.unwrap_or(cur.active);
     let role = role
         .map(|r| r.as_str().to_string())
@@ -806,6 +818,16 @@ fn change_user_in(
         failed_sign_ins: if unlock { 0 } else { cur.failed_sign_ins },
         locked_until: if unlock { None } else { cur.locked_until },
     };
+    let same = changes.email == cur.email
+        && changes.name == cur.name
+        && changes.role == cur.role
+        && changes.active == cur.active
+        && input.password.is_none()
+        && changes.failed_sign_ins == cur.failed_sign_ins
+        && changes.locked_until == cur.locked_until;
+    if keep_if_same && same {
+        return Ok(cur);
+    }
     let updated = repo::update_user(c, p.workspace, id, cur.version, &changes)?;
     if !active || input.password.is_some() {
         repo::revoke_user_tokens(c, p.workspace, id, now())?;
@@ -917,12 +939,23 @@ impl crate::batch::ItemWrites for UserItems {
         hash: Option<String>,
     ) -> ApiResult<serde_json::Value> {
         let change = checked_change(read_as(patch)?, hash)?;
-        shown_user(change_user_in(c, p, id, None, change)?)
+        shown_user(change_user_in(c, p, id, None, change, false)?)
+    }
+
+    fn upsert_found(
+        c: &mut crm_db::DbConnection,
+        p: &auth::Principal,
+        id: &str,
+        data: &serde_json::Value,
+        hash: Option<String>,
+    ) -> ApiResult<serde_json::Value> {
+        let change = checked_change(read_as(data)?, hash)?;
+        shown_user(change_user_in(c, p, id, None, change, true)?)
     }
 
     fn delete(c: &mut crm_db::DbConnection, p: &auth::Principal, id: &str) -> ApiResult<()> {
         let change = checked_change(deactivation(), None)?;
-        change_user_in(c, p, id, None, change).map(drop)
+        change_user_in(c, p, id, None, change, false).map(drop)
     }
 
     fn matching(
@@ -982,8 +1015,10 @@ const USER_BATCH_DESCRIPTION: &str =
 as a `PATCH` merge patch without `If-Match`, `delete` as `DELETE`, which deactivates), in\n\
 order; each result sits at its operation's index. An `upsert` finds the user by `email`\n\
 (`match_on` may only be `email`) and applies `data` as a merge patch (200), or creates the\n\
-user from it (201; `name`, `role` and `password` then required). Passwords are hashed\n\
-before the batch's transaction. Without `atomic`, a failed operation changes nothing and\n\
+user from it (201; `name`, `role` and `password` then required). An upsert that would\n\
+change nothing, its password the user's own included, leaves the user as it is (the same\n\
+`version`, no event, sessions kept): a directory sync may send every user every night.\n\
+Passwords are hashed before the batch's transaction. Without `atomic`, a failed operation changes nothing and\n\
 the others stand; with `atomic: true`, the first failure rolls back all of them (the others\n\
 then answer 424).";
 
