@@ -200,7 +200,9 @@ pub async fn create_workspace(
     let mut errors = validate_input(&input);
     let email = checked_email(&input.admin_email, "admin_email", &mut errors);
     fail_if(errors)?;
-    let hash = auth::hash_password(&input.admin_password)?;
+    let password = input.admin_password.clone();
+    // Slow on purpose: off the async workers.
+    let hash = web::block(move || auth::hash_password(&password)).await??;
     let open = state.config.open_signup;
     let (ws, admin) = state
         .tx(move |c| {
