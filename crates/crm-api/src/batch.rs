@@ -509,6 +509,9 @@ pub trait ItemWrites {
     const WRITE: Permission;
     /// The resource's name in messages (`pipelines`).
     const PLURAL: &'static str;
+    /// What the batch's path names besides the resource (the object of custom fields);
+    /// `()` for most.
+    type Scope: Send + Sync + 'static;
     /// What an operation needs worked out before the batch's transaction, so that slow
     /// work (hashing a password) does not hold the write lock; `()` for most.
     type Ready: Default + Send + 'static;
@@ -522,6 +525,7 @@ pub trait ItemWrites {
     fn create(
         c: &mut DbConnection,
         p: &Principal,
+        scope: &Self::Scope,
         data: &Value,
         ready: Self::Ready,
     ) -> ApiResult<Value>;
@@ -529,28 +533,31 @@ pub trait ItemWrites {
     fn update(
         c: &mut DbConnection,
         p: &Principal,
+        scope: &Self::Scope,
         id: &str,
         patch: &Value,
         ready: Self::Ready,
     ) -> ApiResult<Value>;
     /// Does what the delete endpoint does.
-    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()>;
+    fn delete(c: &mut DbConnection, p: &Principal, scope: &Self::Scope, id: &str) -> ApiResult<()>;
     /// Applies an upsert's `data` to the record it matched: as an update, except that data
     /// that would change nothing leaves the record as it is (no new version, no event), as
     /// [`BatchOperation`] says; a resource with upserts says how.
     fn upsert_found(
         c: &mut DbConnection,
         p: &Principal,
+        scope: &Self::Scope,
         id: &str,
         data: &Value,
         ready: Self::Ready,
     ) -> ApiResult<Value> {
-        Self::update(c, p, id, data, ready)
+        Self::update(c, p, scope, id, data, ready)
     }
     /// The id of the record an upsert's `data` matches on `match_on`, if there is one.
     fn matching(
         _c: &mut DbConnection,
         _p: &Principal,
+        _scope: &Self::Scope,
         _match_on: Option<&str>,
         _data: &Value,
     ) -> ApiResult<Option<String>> {
@@ -562,9 +569,19 @@ pub trait ItemWrites {
 }
 
 /// The handler behind `POST /{resource}/batch` of an [`ItemWrites`] resource.
-pub async fn batch_items<T: ItemWrites>(
+pub async fn batch_items<T: ItemWrites<Scope = ()>>(
     state: web::Data<AppState>,
     p: Principal,
+    body: RawJson,
+) -> ApiResult<HttpResponse> {
+    batch_items_in::<T>(state, p, (), body).await
+}
+
+/// [`batch_items`] of a resource whose path names a `scope`.
+pub async fn batch_items_in<T: ItemWrites>(
+    state: web::Data<AppState>,
+    p: Principal,
+    scope: T::Scope,
     body: RawJson,
 ) -> ApiResult<HttpResponse> {
     p.require(T::WRITE)?;
@@ -576,7 +593,10 @@ pub async fn batch_items<T: ItemWrites>(
     .await?;
     let named: Vec<String> = req.operations.iter().filter_map(|o| o.id.clone()).collect();
     let runner = p.clone();
-    let outcome = results(&state, move |c| run_items::<T>(c, &runner, &req, ready)).await;
+    let outcome = results(&state, move |c| {
+        run_items::<T>(c, &runner, &scope, &req, ready)
+    })
+    .await;
     let mut ids = named;
     if let Ok(results) = &outcome {
         ids.extend(
@@ -597,6 +617,7 @@ pub(crate) fn read_as<T: serde::de::DeserializeOwned>(data: &Value) -> ApiResult
 fn run_items<T: ItemWrites>(
     c: &mut DbConnection,
     p: &Principal,
+    scope: &T::Scope,
     req: &BatchRequest,
     ready: Vec<ApiResult<T::Ready>>,
 ) -> Result<Vec<BatchResult>, Abort> {
@@ -607,23 +628,26 @@ fn run_items<T: ItemWrites>(
             match op.op {
                 BatchOp::Create => Ok((
                     StatusCode::CREATED,
-                    Some(T::create(c, p, op.data()?, ready)?),
+                    Some(T::create(c, p, scope, op.data()?, ready)?),
                 )),
                 BatchOp::Update => Ok((
                     StatusCode::OK,
-                    Some(T::update(c, p, op.id()?, op.data()?, ready)?),
+                    Some(T::update(c, p, scope, op.id()?, op.data()?, ready)?),
                 )),
                 BatchOp::Delete => {
-                    T::delete(c, p, op.id()?).map(|()| (StatusCode::NO_CONTENT, None))
+                    T::delete(c, p, scope, op.id()?).map(|()| (StatusCode::NO_CONTENT, None))
                 }
                 BatchOp::Upsert => {
                     let data = op.data()?;
-                    match T::matching(c, p, op.match_on.as_deref(), data)? {
+                    match T::matching(c, p, scope, op.match_on.as_deref(), data)? {
                         Some(id) => Ok((
                             StatusCode::OK,
-                            Some(T::upsert_found(c, p, &id, data, ready)?),
+                            Some(T::upsert_found(c, p, scope, &id, data, ready)?),
                         )),
-                        None => Ok((StatusCode::CREATED, Some(T::create(c, p, data, ready)?))),
+                        None => Ok((
+                            StatusCode::CREATED,
+                            Some(T::create(c, p, scope, data, ready)?),
+                        )),
                     }
                 }
             }

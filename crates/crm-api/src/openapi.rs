@@ -182,7 +182,7 @@ impl Modify for ExportObjects {
         events::list_events, events::audit_log,
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook, webhooks::update_webhook,
         webhooks::delete_webhook, webhooks::rotate_secret, webhooks::list_deliveries, webhooks::replay_delivery,
-        fields::list_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
+        fields::list_fields, fields::batch_fields, fields::create_field, fields::get_field, fields::update_field, fields::delete_field,
         contacts::list_contacts, contacts::batch_contacts, contacts::search_contacts, contacts::create_contact, contacts::get_contact,
         contacts::update_contact, contacts::delete_contact, contacts::restore_contact, contacts::merge_contacts, contacts::contact_duplicates, contacts::lifecycle_history,
         contacts::list_contact_companies, contacts::link_company, contacts::update_link, contacts::unlink_company,

@@ -1354,3 +1354,114 @@ async fn audited(app: &TestApp, token: &str, record_type: &str, id: &str) -> Vec
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect()
 }
+
+#[tokio::test]
+async fn custom_fields_are_written_in_batches_and_upsert_on_name() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let manager = app.user(&a, "manager").await;
+    let fields = json!({"operations": [
+        {"op": "upsert", "data": {"name": "segment", "label": "Segment", "type": "select", "options": ["smb", "enterprise"]}},
+        {"op": "upsert", "match_on": "name", "data": {"name": "score", "label": "Score", "type": "number"}},
+        {"op": "create", "data": {"name": "Bad Name", "label": "Bad", "type": "text"}},
+        {"op": "upsert", "match_on": "email", "data": {"name": "x", "label": "X", "type": "text"}},
+        {"op": "upsert", "data": {"label": "No name", "type": "text"}}
+    ]});
+    let (s, v) = app
+        .post(
+            "/api/v1/fields/contacts/batch",
+            &manager.token,
+            fields.clone(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = app
+        .post("/api/v1/fields/planets/batch", &a.token, fields.clone())
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, v) = app
+        .post("/api/v1/fields/contacts/batch", &a.token, fields.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [201, 201, 422, 422, 422], "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results[0]["data"]["options"], json!(["smb", "enterprise"]));
+    assert_eq!(results[2]["error"]["errors"][0]["field"], "name");
+    assert_eq!(results[3]["error"]["errors"][0]["field"], "match_on");
+    assert_eq!(results[4]["error"]["errors"][0]["field"], "name");
+    let segment_id = results[0]["data"]["id"].as_str().unwrap().to_string();
+    let score_id = results[1]["data"]["id"].as_str().unwrap().to_string();
+
+    // Sent again, the same definitions write nothing; a changed one is brought in line;
+    // a type never changes; update and delete name a definition by id.
+    let (s, v) = app
+        .post(
+            "/api/v1/fields/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "data": {"name": "segment", "label": "Segment", "type": "select", "options": ["smb", "enterprise"]}},
+                {"op": "upsert", "data": {"name": "score", "label": "Lead score", "type": "number", "required": true}},
+                {"op": "upsert", "data": {"name": "segment", "label": "Segment", "type": "text"}},
+                {"op": "update", "id": segment_id, "data": {"options": ["smb", "mid", "enterprise"]}},
+                {"op": "update", "id": "01938f4e-8a6b-7cc1-9d55-2f1f6a0c1e01", "data": {"label": "Nobody"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [200, 200, 422, 200, 404], "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["data"]["version"], 1,
+        "an upsert that changes nothing"
+    );
+    assert_eq!(results[1]["data"]["label"], "Lead score");
+    assert_eq!(results[1]["data"]["required"], true);
+    assert_eq!(results[1]["data"]["version"], 2);
+    assert_eq!(results[2]["error"]["errors"][0]["field"], "type");
+    assert_eq!(
+        results[3]["data"]["options"],
+        json!(["smb", "mid", "enterprise"])
+    );
+    assert_eq!(
+        audited(&app, &a.token, "custom_field", &segment_id).await,
+        ["custom_field.updated", "custom_field.created"]
+    );
+
+    // The definitions apply to records at once; an atomic batch rolls back; delete by id.
+    let (s, c) = app
+        .post(
+            "/api/v1/contacts",
+            &a.token,
+            json!({"first_name": "Ada", "custom": {"segment": "mid", "score": 7}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let (s, v) = app
+        .post(
+            "/api/v1/fields/contacts/batch",
+            &a.token,
+            json!({"atomic": true, "operations": [
+                {"op": "delete", "id": score_id},
+                {"op": "create", "data": {"name": "segment", "label": "Again", "type": "text"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [424, 409], "{v}");
+    let (s, _) = app.get("/api/v1/fields/contacts/score", &a.token).await;
+    assert_eq!(s, StatusCode::OK, "rolled back");
+    let (s, v) = app
+        .post(
+            "/api/v1/fields/contacts/batch",
+            &a.token,
+            json!({"operations": [{"op": "delete", "id": score_id}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(statuses(&v), [204], "{v}");
+    let (s, _) = app.get("/api/v1/fields/contacts/score", &a.token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Another object's definitions are apart.
+    let (_, companies) = app.get("/api/v1/fields/companies", &a.token).await;
+    assert_eq!(companies, json!([]));
+}

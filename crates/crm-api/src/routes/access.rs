@@ -908,6 +908,7 @@ impl crate::batch::ItemWrites for UserItems {
     const WRITE: Permission = Permission::UsersWrite;
     const PLURAL: &'static str = "users";
     /// The hash of the operation's password, when it gives one of a valid length.
+    type Scope = ();
     type Ready = Option<String>;
 
     fn ready(op: &crate::batch::BatchOperation) -> ApiResult<Option<String>> {
@@ -926,6 +927,7 @@ impl crate::batch::ItemWrites for UserItems {
     fn create(
         c: &mut crm_db::DbConnection,
         p: &auth::Principal,
+        _: &(),
         data: &serde_json::Value,
         hash: Option<String>,
     ) -> ApiResult<serde_json::Value> {
@@ -936,6 +938,7 @@ impl crate::batch::ItemWrites for UserItems {
     fn update(
         c: &mut crm_db::DbConnection,
         p: &auth::Principal,
+        _: &(),
         id: &str,
         patch: &serde_json::Value,
         hash: Option<String>,
@@ -947,6 +950,7 @@ impl crate::batch::ItemWrites for UserItems {
     fn upsert_found(
         c: &mut crm_db::DbConnection,
         p: &auth::Principal,
+        _: &(),
         id: &str,
         data: &serde_json::Value,
         hash: Option<String>,
@@ -955,7 +959,12 @@ impl crate::batch::ItemWrites for UserItems {
         shown_user(change_user_in(c, p, id, None, change, true)?)
     }
 
-    fn delete(c: &mut crm_db::DbConnection, p: &auth::Principal, id: &str) -> ApiResult<()> {
+    fn delete(
+        c: &mut crm_db::DbConnection,
+        p: &auth::Principal,
+        _: &(),
+        id: &str,
+    ) -> ApiResult<()> {
         let change = checked_change(deactivation(), None)?;
         change_user_in(c, p, id, None, change, false).map(drop)
     }
@@ -963,6 +972,7 @@ impl crate::batch::ItemWrites for UserItems {
     fn matching(
         c: &mut crm_db::DbConnection,
         p: &auth::Principal,
+        _: &(),
         match_on: Option<&str>,
         data: &serde_json::Value,
     ) -> ApiResult<Option<String>> {

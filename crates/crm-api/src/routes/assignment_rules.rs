@@ -546,15 +546,23 @@ impl crate::batch::ItemWrites for AssignmentRuleItems {
     const WRITE: Permission = Permission::AssignmentRulesWrite;
     const PLURAL: &'static str = "assignment rules";
 
+    type Scope = ();
     type Ready = ();
 
-    fn create(c: &mut DbConnection, p: &Principal, data: &Value, _: ()) -> ApiResult<Value> {
+    fn create(
+        c: &mut DbConnection,
+        p: &Principal,
+        _: &(),
+        data: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
         shown(create_in(c, p, read_as(data)?)?)
     }
 
     fn update(
         c: &mut DbConnection,
         p: &Principal,
+        _: &(),
         id: &str,
         patch: &Value,
         _: (),
@@ -562,7 +570,7 @@ impl crate::batch::ItemWrites for AssignmentRuleItems {
         shown(update_in(c, p, id, None, patch)?)
     }
 
-    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
+    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
         delete_in(c, p, id, None)
     }
 }

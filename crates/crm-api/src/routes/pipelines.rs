@@ -535,15 +535,23 @@ impl crate::batch::ItemWrites for PipelineItems {
     const WRITE: Permission = Permission::PipelinesWrite;
     const PLURAL: &'static str = "pipelines";
 
+    type Scope = ();
     type Ready = ();
 
-    fn create(c: &mut DbConnection, p: &Principal, data: &Value, _: ()) -> ApiResult<Value> {
+    fn create(
+        c: &mut DbConnection,
+        p: &Principal,
+        _: &(),
+        data: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
         shown(&create_in(c, p, read_as(data)?)?)
     }
 
     fn update(
         c: &mut DbConnection,
         p: &Principal,
+        _: &(),
         id: &str,
         patch: &Value,
         _: (),
@@ -551,7 +559,7 @@ impl crate::batch::ItemWrites for PipelineItems {
         shown(&update_in(c, p, id, None, read_as(patch)?)?)
     }
 
-    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
+    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
         archive_in(c, p, id, None).map(drop)
     }
 }
