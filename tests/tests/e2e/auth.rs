@@ -619,3 +619,114 @@ async fn failed_sign_ins_in_a_row_lock_password_sign_in_until_the_lock_ends_or_a
         StatusCode::OK
     );
 }
+
+/// The ids of the users a `GET /users` query lists (all pages).
+async fn listed(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = app
+            .get(&format!("/api/v1/users?limit=2{query}{cursor}"), token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{query}: {page}");
+        ids.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_users_list_filters_by_role_state_email_text_and_lock() {
+    let app = TestApp::spawn_with(|s| s.sign_in_max_failures = 1).await;
+    let admin = app.workspace("Acme").await;
+    let other = app.workspace("Beta").await;
+    let mut ids = std::collections::HashMap::new();
+    for (email, name, role) in [
+        ("ann.lee@example.com", "Ann Lee", "sales"),
+        ("bob@example.com", "Bob 100%_Sure", "sales"),
+        ("carol@acme.example", "Carol", "support"),
+        ("dan@example.com", "Dan", "viewer"),
+    ] {
+        let (s, u) = app
+            .post(
+                "/api/v1/users",
+                &admin.token,
+                json!({"email": email, "name": name, "role": role, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        ids.insert(
+            name.split(' ').next().unwrap().to_string(),
+            u["id"].as_str().unwrap().to_string(),
+        );
+    }
+    let id = |n: &str| ids[n].clone();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed(&app, &admin.token, "&role=sales").await,
+        sorted(vec![id("Ann"), id("Bob")])
+    );
+    assert_eq!(
+        listed(&app, &admin.token, "&email=CAROL@acme.example").await,
+        [id("Carol")]
+    );
+    assert_eq!(listed(&app, &admin.token, "&q=LEE").await, [id("Ann")]);
+    assert_eq!(
+        listed(&app, &admin.token, "&q=acme.example").await,
+        [id("Carol")]
+    );
+    // `%` and `_` are matched as themselves, not as wildcards.
+    assert_eq!(listed(&app, &admin.token, "&q=0%25_s").await, [id("Bob")]);
+    assert_eq!(
+        listed(&app, &admin.token, "&q=n_l").await,
+        Vec::<String>::new()
+    );
+    let status = app
+        .delete(&format!("/api/v1/users/{}", id("Dan")), &admin.token)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        listed(&app, &admin.token, "&active=false").await,
+        [id("Dan")]
+    );
+    assert_eq!(
+        listed(&app, &admin.token, "&active=true&role=viewer").await,
+        Vec::<String>::new()
+    );
+    // One failed sign-in locks Bob (the limit is 1 here).
+    let (s, _, _) = sign_in(&app, "bob@example.com", "wrong password").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        listed(&app, &admin.token, "&locked=true").await,
+        [id("Bob")]
+    );
+    assert_eq!(listed(&app, &admin.token, "&locked=false").await.len(), 4);
+    // Another workspace sees none of them.
+    assert_eq!(
+        listed(&app, &other.token, "&role=sales").await,
+        Vec::<String>::new()
+    );
+    for (query, field) in [
+        ("role=chief", "role"),
+        ("active=yes", "active"),
+        ("email=nope", "email"),
+        ("colour=red", "colour"),
+    ] {
+        let (s, problem) = app
+            .get(&format!("/api/v1/users?{query}"), &admin.token)
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+}

@@ -570,6 +570,38 @@ fn unlock_only() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+/// The filters of a users list, and the paging parameters left.
+fn user_filter(q: QueryPairs) -> ApiResult<(repo::UserFilter, QueryPairs)> {
+    let mut filter = repo::UserFilter::default();
+    let mut page = Vec::new();
+    let mut errors = Vec::new();
+    let flag = |k: &str, v: &str, errors: &mut Vec<FieldError>| match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => {
+            errors.push(FieldError::new(k, "invalid_value", "must be true or false"));
+            None
+        }
+    };
+    for (k, v) in q.0 {
+        match k.as_str() {
+            "role" => {
+                filter.role = parse_role(&v, &mut errors).map(|r| r.as_str().to_string());
+            }
+            "active" => filter.active = flag(&k, &v, &mut errors),
+            "locked" => filter.locked = flag(&k, &v, &mut errors).map(|l| (l, now())),
+            "email" => filter.email = Some(checked_email(&v, "email", &mut errors)),
+            "q" if v.chars().count() > 100 => {
+                errors.push(FieldError::new("q", "too_long", "at most 100 characters"))
+            }
+            "q" => filter.text = Some(v.trim().to_string()).filter(|t| !t.is_empty()),
+            _ => page.push((k, v)),
+        }
+    }
+    fail_if(errors)?;
+    Ok((filter, QueryPairs(page)))
+}
+
 fn parse_role(raw: &str, errors: &mut Vec<FieldError>) -> Option<Role> {
     let r = Role::parse(raw);
     if r.is_none() {
@@ -589,9 +621,15 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
-/// List the workspace's users.
+/// List the workspace's users, by id; the filters given must all hold.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
-    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("role" = Option<String>, Query, description = "admin, manager, sales, support or viewer"),
+        ("active" = Option<bool>, Query, description = "`false` lists deactivated users"),
+        ("email" = Option<String>, Query, description = "The user with this e-mail (any case)"),
+        ("q" = Option<String>, Query, description = "Part of the name or e-mail, any case (at most 100 characters)"),
+        ("locked" = Option<bool>, Query, description = "`true` lists users whose password sign-in is locked now")),
     responses((status = 200, description = "Users", body = UserPage), ReadErrors), security(("bearer" = [])))]
 #[get("/users")]
 pub async fn list_users(
@@ -600,12 +638,14 @@ pub async fn list_users(
     q: QueryPairs,
 ) -> ApiResult<web::Json<UserPage>> {
     p.require(Permission::UsersRead)?;
-    let (limit, cursor) = id_page_params(&q)?;
+    let (filter, page) = user_filter(q)?;
+    let (limit, cursor) = id_page_params(&page)?;
     let rows = state
         .db(move |c| {
             Ok(repo::list_users(
                 c,
                 p.workspace,
+                &filter,
                 cursor.as_deref(),
                 limit + 1,
             )?)

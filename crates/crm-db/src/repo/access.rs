@@ -104,9 +104,25 @@ pub fn users_active(
     Ok(out)
 }
 
+/// Which of a workspace's users a list shows; every part given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    /// The e-mail, normalised.
+    pub email: Option<String>,
+    /// Part of the name or e-mail, any case.
+    pub text: Option<String>,
+    /// Locked out of password sign-in at `now` (true), or not (false).
+    pub locked: Option<(bool, NaiveDateTime)>,
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
 pub fn list_users(
     conn: &mut DbConnection,
     ws: WorkspaceId,
+    filter: &UserFilter,
     after_id: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<UserRow>> {
@@ -115,6 +131,43 @@ pub fn list_users(
         .into_boxed();
     if let Some(a) = after_id {
         q = q.filter(users::id.gt(a.to_string()));
+    }
+    if let Some(role) = &filter.role {
+        q = q.filter(users::role.eq(role.clone()));
+    }
+    if let Some(active) = filter.active {
+        q = q.filter(users::active.eq(active));
+    }
+    if let Some(email) = &filter.email {
+        q = q.filter(users::email.eq(email.clone()));
+    }
+    if let Some(text) = &filter.text {
+        let escaped: String = text
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        q = q.filter(
+            lower(users::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email.like(pattern).escape('\\')),
+        );
+    }
+    match filter.locked {
+        Some((true, now)) => q = q.filter(users::locked_until.gt(now)),
+        Some((false, now)) => {
+            q = q.filter(
+                users::locked_until
+                    .is_null()
+                    .or(users::locked_until.le(now)),
+            )
+        }
+        None => {}
     }
     Ok(q.order(users::id.asc()).limit(limit).load(conn)?)
 }
