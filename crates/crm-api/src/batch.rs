@@ -568,6 +568,48 @@ pub trait ItemWrites {
     fn ended(_state: &AppState, _p: &Principal, _ids: &[String]) {}
 }
 
+/// An [`ItemWrites`] resource that needs nothing more than its single-record writes: no
+/// scope, nothing worked out before the transaction, nothing to match an upsert on.
+pub trait PlainItems {
+    const WRITE: Permission;
+    const PLURAL: &'static str;
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value>;
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value>;
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()>;
+}
+
+impl<T: PlainItems> ItemWrites for T {
+    const WRITE: Permission = T::WRITE;
+    const PLURAL: &'static str = T::PLURAL;
+    type Scope = ();
+    type Ready = ();
+
+    fn create(
+        c: &mut DbConnection,
+        p: &Principal,
+        _: &(),
+        data: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
+        <T as PlainItems>::create(c, p, data)
+    }
+
+    fn update(
+        c: &mut DbConnection,
+        p: &Principal,
+        _: &(),
+        id: &str,
+        patch: &Value,
+        _: (),
+    ) -> ApiResult<Value> {
+        <T as PlainItems>::update(c, p, id, patch)
+    }
+
+    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
+        <T as PlainItems>::delete(c, p, id)
+    }
+}
+
 /// The handler behind `POST /{resource}/batch` of an [`ItemWrites`] resource.
 pub async fn batch_items<T: ItemWrites<Scope = ()>>(
     state: web::Data<AppState>,

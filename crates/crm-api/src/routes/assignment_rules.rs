@@ -542,35 +542,19 @@ fn delete_in(
 /// Assignment rules in a batch: each operation as its own endpoint runs it.
 pub struct AssignmentRuleItems;
 
-impl crate::batch::ItemWrites for AssignmentRuleItems {
+impl crate::batch::PlainItems for AssignmentRuleItems {
     const WRITE: Permission = Permission::AssignmentRulesWrite;
     const PLURAL: &'static str = "assignment rules";
 
-    type Scope = ();
-    type Ready = ();
-
-    fn create(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        data: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
         shown(create_in(c, p, read_as(data)?)?)
     }
 
-    fn update(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        id: &str,
-        patch: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
         shown(update_in(c, p, id, None, patch)?)
     }
 
-    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
         delete_in(c, p, id, None)
     }
 }

@@ -531,35 +531,19 @@ fn archive_in(
 /// Pipelines in a batch: each operation as its own endpoint runs it (a delete archives).
 pub struct PipelineItems;
 
-impl crate::batch::ItemWrites for PipelineItems {
+impl crate::batch::PlainItems for PipelineItems {
     const WRITE: Permission = Permission::PipelinesWrite;
     const PLURAL: &'static str = "pipelines";
 
-    type Scope = ();
-    type Ready = ();
-
-    fn create(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        data: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
         shown(&create_in(c, p, read_as(data)?)?)
     }
 
-    fn update(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        id: &str,
-        patch: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
         shown(&update_in(c, p, id, None, read_as(patch)?)?)
     }
 
-    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
         archive_in(c, p, id, None).map(drop)
     }
 }

@@ -338,34 +338,19 @@ fn update_in(
 /// Teams in a batch: each operation as its own endpoint runs it.
 pub struct TeamItems;
 
-impl crate::batch::ItemWrites for TeamItems {
+impl crate::batch::PlainItems for TeamItems {
     const WRITE: Permission = Permission::TeamsWrite;
     const PLURAL: &'static str = "teams";
-    type Scope = ();
-    type Ready = ();
 
-    fn create(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        data: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn create(c: &mut DbConnection, p: &Principal, data: &Value) -> ApiResult<Value> {
         shown(create_in(c, p, read_as(data)?)?)
     }
 
-    fn update(
-        c: &mut DbConnection,
-        p: &Principal,
-        _: &(),
-        id: &str,
-        patch: &Value,
-        _: (),
-    ) -> ApiResult<Value> {
+    fn update(c: &mut DbConnection, p: &Principal, id: &str, patch: &Value) -> ApiResult<Value> {
         shown(update_in(c, p, id, None, read_as(patch)?)?)
     }
 
-    fn delete(c: &mut DbConnection, p: &Principal, _: &(), id: &str) -> ApiResult<()> {
+    fn delete(c: &mut DbConnection, p: &Principal, id: &str) -> ApiResult<()> {
         crate::records::delete_versioned_in(c, p, id, None, EVENT, versioned, repo::delete)
     }
 }
