@@ -338,6 +338,16 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
 }
 
 /// A batch response's per-item statuses, in input order.
+/// The `type` of each event of a page of `/events` or `/audit-log`, in order.
+pub fn event_types(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn batch_statuses(batch: &Value) -> Vec<i64> {
     batch["results"]
         .as_array()

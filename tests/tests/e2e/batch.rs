@@ -1347,12 +1347,7 @@ async fn audited(app: &TestApp, token: &str, record_type: &str, id: &str) -> Vec
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{log}");
-    log["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
+    crm_e2e::event_types(&log)
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-use crm_e2e::TestApp;
+use crm_e2e::{event_types as types, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -6,15 +6,6 @@ async fn feed(app: &TestApp, token: &str, query: &str) -> Value {
     let (s, v) = app.get(&format!("/api/v1/events{query}"), token).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
-}
-
-fn types(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
