@@ -66,6 +66,7 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
     assert_eq!(
         types(&page),
         [
+            "user.created",
             "company.created",
             "contact.created",
             "contact.updated",
@@ -80,8 +81,10 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=7).collect::<Vec<_>>(), "gap-free, in order");
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "gap-free, in order");
     assert!(!page["has_more"].as_bool().unwrap());
+    // After the first admin's own event, the records'.
+    let events = &events[1..];
     let created = &events[1];
     assert_eq!(created["record_id"], id.as_str());
     assert_eq!(created["actor"], json!({"type": "user", "id": a.user_id}));
@@ -182,7 +185,9 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
 
     // Another workspace sees none of it and cannot use its ids.
     let b = app.workspace("Beta").await;
-    assert_eq!(feed(&app, &b.token, "").await["data"], json!([]));
+    let theirs = feed(&app, &b.token, "").await;
+    assert_eq!(types(&theirs), ["user.created"], "only its own first admin");
+    assert_eq!(theirs["data"][0]["record_id"], b.user_id.as_str());
     let (s, _) = app
         .get(&format!("/api/v1/events?after={after}"), &b.token)
         .await;
@@ -235,8 +240,10 @@ async fn concurrent_writes_get_gap_free_sequences_and_api_keys_are_actors() {
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
-    // Event 1 is the key's own `api_key.created`, which only `api_keys:manage` reads.
-    assert_eq!(seqs, (2..=25).collect::<Vec<_>>());
+    // Event 1 is the first admin's `user.created`; event 2 the key's own
+    // `api_key.created`, which only `api_keys:manage` reads.
+    assert_eq!(seqs[0], 1);
+    assert_eq!(seqs[1..], (3..=26).collect::<Vec<_>>());
     let by_key = page["data"]
         .as_array()
         .unwrap()
@@ -355,8 +362,8 @@ async fn a_follower_of_the_feed_sees_concurrent_changes_once_and_in_order() {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let seen = reader.await.unwrap();
-    // 81 creations, 24 patches, 4 batches of 81 updates.
-    let total = 81 + 24 + 4 * 81;
+    // The first admin, 81 creations, 24 patches, 4 batches of 81 updates.
+    let total = 1 + 81 + 24 + 4 * 81;
     let seqs: Vec<i64> = seen
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
@@ -395,6 +402,15 @@ async fn administration_is_audited_and_keys_and_webhooks_are_shown_to_admins_onl
     let a = app.workspace("Acme").await;
     let b = app.workspace("Beta").await;
     let manager = app.user(&a, "manager").await;
+
+    // A workspace's first admin is its first event, made by themselves.
+    let first = feed(&app, &a.token, "?types=user.created").await;
+    let created = &first["data"][0];
+    assert_eq!(created["record_id"], a.user_id.as_str(), "{first}");
+    assert_eq!(created["sequence"], 1, "{first}");
+    assert_eq!(created["actor"], json!({"type": "user", "id": a.user_id}));
+    assert_eq!(created["data"]["role"], "admin");
+    assert!(created["data"].get("password_hash").is_none());
 
     // Teams: create, a member added, a rename, delete; a refused write leaves no event.
     let (s, bad) = app
@@ -614,7 +630,9 @@ async fn administration_is_audited_and_keys_and_webhooks_are_shown_to_admins_onl
     );
     let admin_feed = feed(&app, &a.token, "?types=api_key.created,webhook.created").await;
     assert_eq!(types(&admin_feed), ["api_key.created", "webhook.created"]);
-    // The other workspace sees none of it.
+    // The other workspace sees none of it: only its own first admin.
     assert!(audit_of(&app, &b.token, "team").await.is_empty());
-    assert!(audit_of(&app, &b.token, "user").await.is_empty());
+    let theirs = audit_of(&app, &b.token, "user").await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["record_id"], b.user_id.as_str());
 }

@@ -688,11 +688,13 @@ async fn convert_creates_contact_and_company_linked_with_events() {
     let (_, got) = app.get(&format!("/api/v1/leads/{id}"), &a.token).await;
     assert_eq!(got["status"], "converted");
 
-    // Events for everything, in the order the records came to be (after the two users).
+    // Events for everything, in the order the records came to be (after the admin and the
+    // two users).
     let (_, ev) = app.get("/api/v1/events", &a.token).await;
     assert_eq!(
         types(&ev),
         vec![
+            "user.created",
             "user.created",
             "user.created",
             "lead.created",
@@ -937,6 +939,7 @@ async fn convert_with_create_deal_creates_the_deal_linked_to_contact_and_company
     assert_eq!(
         types(&ev),
         vec![
+            "user.created",
             "user.created",
             "lead.created",
             "contact.created",

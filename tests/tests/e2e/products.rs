@@ -349,6 +349,7 @@ async fn price_books_hold_one_default_per_currency_and_prices_per_product() {
     assert_eq!(
         types,
         [
+            "user.created",
             "product.created",
             "price_book.created",
             "price_book.created",

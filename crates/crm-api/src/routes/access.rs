@@ -157,6 +157,25 @@ fn insert_workspace(
         locked_until: None,
     };
     repo::create_workspace(c, &ws, &admin)?;
+    // The first admin is the workspace's first event, made by themselves: nobody else was
+    // there yet.
+    let first = auth::Principal {
+        workspace: ws_of(&admin)?,
+        actor: Actor::User {
+            id: admin.id.clone(),
+            role: Role::Admin,
+        },
+    };
+    let shown = User::from(admin.clone());
+    record_shown(
+        c,
+        &first,
+        USER_EVENT,
+        "created",
+        &admin.id,
+        None,
+        Some(&shown),
+    )?;
     Ok((ws, admin))
 }
 
