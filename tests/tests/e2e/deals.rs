@@ -621,6 +621,18 @@ async fn stages_are_reordered_renamed_archived_and_deleted_without_orphaning_dea
         )
         .await;
     let spare = stage_id(&v, "Spare");
+    // A malformed move_to_stage_id is refused even when the stage holds no deal to move.
+    let long = "x".repeat(80);
+    let (s, problem, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{base}/stages/{spare}?move_to_stage_id={long}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "move_to_stage_id");
     assert_eq!(
         app.delete(&format!("{base}/stages/{spare}"), &a.token)
             .await,

@@ -839,6 +839,15 @@ pub async fn delete_stage(
     let mut move_to = None;
     for (k, v) in q.0 {
         match k.as_str() {
+            // Checked before anything else, so that a malformed id is refused whether or
+            // not the stage turns out to hold deals.
+            "move_to_stage_id" if uuid::Uuid::parse_str(&v).is_err() => {
+                return Err(ApiError::field(
+                    "move_to_stage_id",
+                    "invalid_value",
+                    "must be the id of another stage of this pipeline",
+                ))
+            }
             "move_to_stage_id" => move_to = Some(v),
             _ => {
                 return Err(ApiError::field(
