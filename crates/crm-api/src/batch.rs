@@ -610,6 +610,31 @@ impl<T: PlainItems> ItemWrites for T {
     }
 }
 
+/// The value an [`ItemWrites`] upsert matches on, for a resource matched on one field
+/// only (`key`): a `match_on` naming another field, or `data` without `key`, is the
+/// item's 422.
+pub fn only_key<'a>(
+    match_on: Option<&str>,
+    data: &'a Value,
+    key: &str,
+    plural: &str,
+) -> ApiResult<&'a str> {
+    if match_on.is_some_and(|m| m != key) {
+        return Err(invalid(
+            "match_on",
+            "invalid_value",
+            format!("{plural} are matched on `{key}`"),
+        ));
+    }
+    data.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
+        invalid(
+            key,
+            "required",
+            format!("an upsert of {plural} matches on `{key}`"),
+        )
+    })
+}
+
 /// The handler behind `POST /{resource}/batch` of an [`ItemWrites`] resource.
 pub async fn batch_items<T: ItemWrites<Scope = ()>>(
     state: web::Data<AppState>,

@@ -1002,8 +1002,7 @@ impl crate::batch::ItemWrites for UserItems {
         patch: &serde_json::Value,
         hash: Option<String>,
     ) -> ApiResult<serde_json::Value> {
-        let change = checked_change(read_as(patch)?, hash)?;
-        shown_user(change_user_in(c, p, id, None, change, false)?)
+        changed_by(c, p, id, patch, hash, false)
     }
 
     fn upsert_found(
@@ -1014,8 +1013,7 @@ impl crate::batch::ItemWrites for UserItems {
         data: &serde_json::Value,
         hash: Option<String>,
     ) -> ApiResult<serde_json::Value> {
-        let change = checked_change(read_as(data)?, hash)?;
-        shown_user(change_user_in(c, p, id, None, change, true)?)
+        changed_by(c, p, id, data, hash, true)
     }
 
     fn delete(
@@ -1035,20 +1033,7 @@ impl crate::batch::ItemWrites for UserItems {
         match_on: Option<&str>,
         data: &serde_json::Value,
     ) -> ApiResult<Option<String>> {
-        if match_on.is_some_and(|m| m != "email") {
-            return Err(ApiError::field(
-                "match_on",
-                "invalid_value",
-                "users are matched on `email`",
-            ));
-        }
-        let Some(raw) = data.get("email").and_then(|e| e.as_str()) else {
-            return Err(ApiError::field(
-                "email",
-                "required",
-                "an upsert of a user matches on `email`",
-            ));
-        };
+        let raw = crate::batch::only_key(match_on, data, "email", Self::PLURAL)?;
         let email =
             normalize_email(raw).map_err(|m| ApiError::field("email", "invalid_email", m))?;
         Ok(repo::user_id_by_email(c, p.workspace, &email)?)
@@ -1059,6 +1044,19 @@ impl crate::batch::ItemWrites for UserItems {
             state.auth_cache.forget_user(p.workspace, id);
         }
     }
+}
+
+/// A batch item's change to a user (`keep_if_same`: an upsert's), as the user then is.
+fn changed_by(
+    c: &mut crm_db::DbConnection,
+    p: &auth::Principal,
+    id: &str,
+    data: &serde_json::Value,
+    hash: Option<String>,
+    keep_if_same: bool,
+) -> ApiResult<serde_json::Value> {
+    let change = checked_change(read_as(data)?, hash)?;
+    shown_user(change_user_in(c, p, id, None, change, keep_if_same)?)
 }
 
 fn shown_user(row: UserRow) -> ApiResult<serde_json::Value> {

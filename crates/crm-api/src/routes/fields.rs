@@ -483,20 +483,7 @@ impl crate::batch::ItemWrites for FieldItems {
         match_on: Option<&str>,
         data: &Value,
     ) -> ApiResult<Option<String>> {
-        if match_on.is_some_and(|m| m != "name") {
-            return Err(ApiError::field(
-                "match_on",
-                "invalid_value",
-                "custom fields are matched on `name`",
-            ));
-        }
-        let Some(name) = data.get("name").and_then(|n| n.as_str()) else {
-            return Err(ApiError::field(
-                "name",
-                "required",
-                "an upsert of a custom field matches on `name`",
-            ));
-        };
+        let name = crate::batch::only_key(match_on, data, "name", Self::PLURAL)?;
         match repo::get(c, p.workspace, obj.as_str(), name) {
             Ok(row) => Ok(Some(row.id)),
             Err(crm_db::RepoError::NotFound) => Ok(None),
