@@ -64,6 +64,15 @@ impl Principal {
         }
     }
 
+    /// Who the caller is, as one string that tells users and API keys apart
+    /// (`user:<id>`, `key:<id>`): what rate limits and idempotency keys are kept by.
+    pub fn subject(&self) -> String {
+        match &self.actor {
+            Actor::User { id, .. } => format!("user:{id}"),
+            Actor::ApiKey { id, .. } => format!("key:{id}"),
+        }
+    }
+
     pub fn user_id(&self) -> Option<&str> {
         match &self.actor {
             Actor::User { id, .. } => Some(id),

@@ -103,7 +103,6 @@ macro_rules! record_handlers {
         $crate::handlers::record_handlers!(@item $doc [, description = $crate::handlers::BATCH_DESCRIPTION]
             [concat!("Create, update, upsert and archive up to 1000 ", $plural, " in one request.")]
             [post, path = concat!("/api/v1", $path, "/batch"), tag = $tag, operation_id = stringify!($name), request_body = $crate::batch::BatchRequest,
-             params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
              responses((status = 200, description = "One result per operation, in input order", body = $crate::batch::BatchResponse), $crate::error::WriteErrors)]
             $name(state, p, body: $crate::extract::RawJson) -> ::actix_web::HttpResponse
                 = $crate::batch::batch::<$record>(state, p, body));
@@ -118,7 +117,6 @@ macro_rules! record_handlers {
     (@op create $name:ident $doc:tt [] ($record:ident, $dto:ident, $input:ident, $path:literal, $tag:literal, $plural:literal, $singular:literal, $a:literal)) => {
         $crate::handlers::record_handlers!(@item $doc [] [concat!("Create ", $a, ".")]
             [post, path = concat!("/api/v1", $path), tag = $tag, operation_id = stringify!($name), request_body = $input,
-             params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
              responses((status = 201, description = "Created", body = $dto, headers(("ETag" = String), ("Location" = String))), $crate::error::WriteErrors)]
             $name(state, p, body: $crate::extract::RawJson) -> ::actix_web::HttpResponse
                 = $crate::records::create::<$record>(state, p, body));
@@ -145,7 +143,7 @@ macro_rules! record_handlers {
         $crate::handlers::record_handlers!(@item $doc [, description = $crate::handlers::MERGE_DESCRIPTION]
             [concat!("Merge another ", $singular, " into this one.")]
             [post, path = concat!("/api/v1", $path, "/{id}/merge"), tag = $tag, operation_id = stringify!($name), request_body = $crate::merge::MergeRequest,
-             params(("id" = String, Path, description = "The survivor"), ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+             params(("id" = String, Path, description = "The survivor")),
              responses((status = 200, description = concat!("The merged ", $singular), body = $dto, headers(("ETag" = String))), $crate::error::WriteErrors)]
             $name(state, p, id: ::actix_web::web::Path<String>, body: $crate::extract::RawJson) -> ::actix_web::HttpResponse
                 = $crate::merge::merge::<$record>(state, p, id.into_inner(), body));

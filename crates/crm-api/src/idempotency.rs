@@ -1,6 +1,8 @@
 //! `Idempotency-Key` for every authenticated `POST`: the first response (status, body and
 //! its `Location`/`ETag`) is stored for 24 h and replayed for a repeat with the same body;
 //! the same key with another body is a 422, and a repeat while the first is still running a 409.
+//! Keys belong to the caller (user or API key) that sent them: another caller's request
+//! under the same key is its own request, never answered with the first caller's response.
 
 use crate::auth::{sha256_hex, Principal};
 use crate::error::ApiError;
@@ -10,6 +12,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use crm_db::repo::idempotency::Key;
 use futures_util::StreamExt;
 
 pub const HEADER: &str = "Idempotency-Key";
@@ -25,8 +28,7 @@ enum Plan {
     /// A first request under this key: run it and store its response.
     Run {
         state: web::Data<AppState>,
-        ws: crm_domain::WorkspaceId,
-        key: String,
+        key: Key,
     },
 }
 
@@ -35,24 +37,23 @@ pub async fn idempotency(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     // Errors are answered here, so outer middleware sees a response, never an error.
-    let (state, ws, key) = match plan(&mut req).await {
+    let (state, key) = match plan(&mut req).await {
         Ok(Plan::PassThrough) => return next.call(req).await.map(|r| r.map_into_boxed_body()),
         Ok(Plan::Replay(res)) => return Ok(req.into_response(res)),
-        Ok(Plan::Run { state, ws, key }) => (state, ws, key),
+        Ok(Plan::Run { state, key }) => (state, key),
         Err(e) => return Ok(req.into_response(e.error_response())),
     };
     let res = match next.call(req).await {
         Ok(r) => r,
         Err(e) => {
-            let k2 = key.clone();
             state
-                .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &k2)?))
+                .db(move |c| Ok(crm_db::repo::idempotency::release(c, &key)?))
                 .await?;
             return Err(e);
         }
     };
     let (http_req, http_res) = res.into_parts();
-    match store(&state, ws, key, http_res).await {
+    match store(&state, key, http_res).await {
         Ok(res) => Ok(ServiceResponse::new(http_req, res)),
         Err(e) => Ok(ServiceResponse::new(http_req, e.error_response())),
     }
@@ -90,13 +91,13 @@ async fn plan(req: &mut ServiceRequest) -> Result<Plan, ApiError> {
     fingerprint.extend_from_slice(&body);
     req.set_payload(actix_web::dev::Payload::from(body));
     let hash = sha256_hex(&fingerprint);
-    let ws = p.workspace;
+    let key = caller_key(&p, key);
     let (k2, h2) = (key.clone(), hash.clone());
     let existing = state
-        .db(move |c| Ok(crm_db::repo::idempotency::claim(c, ws, &k2, &h2)?))
+        .db(move |c| Ok(crm_db::repo::idempotency::claim(c, &k2, &h2)?))
         .await?;
     let Some(row) = existing else {
-        return Ok(Plan::Run { state, ws, key });
+        return Ok(Plan::Run { state, key });
     };
     Ok(Plan::Replay(replay(row, &hash)?))
 }
@@ -109,6 +110,15 @@ pub(crate) fn key_of(headers: &header::HeaderMap) -> Result<Option<String>, ApiE
         Some(_) => Err(ApiError::BadRequest(
             "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
         )),
+    }
+}
+
+/// `key` as the caller `p`'s own.
+pub(crate) fn caller_key(p: &Principal, key: String) -> Key {
+    Key {
+        workspace: p.workspace,
+        caller: p.subject(),
+        key,
     }
 }
 
@@ -154,8 +164,7 @@ pub(crate) fn fingerprint_head(method: &Method, path: &str, query: &str) -> Vec<
 /// retry runs again) and gives the response back.
 async fn store(
     state: &web::Data<AppState>,
-    ws: crm_domain::WorkspaceId,
-    key: String,
+    key: Key,
     http_res: HttpResponse<impl MessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let status = http_res.status();
@@ -175,7 +184,7 @@ async fn store(
         .map_err(|_| ApiError::internal("response body could not be read"))?;
     if status.is_server_error() {
         state
-            .db(move |c| Ok(crm_db::repo::idempotency::release(c, ws, &key)?))
+            .db(move |c| Ok(crm_db::repo::idempotency::release(c, &key)?))
             .await?;
     } else {
         let text = String::from_utf8_lossy(&bytes).to_string();
@@ -184,7 +193,6 @@ async fn store(
             .db(move |c| {
                 Ok(crm_db::repo::idempotency::complete(
                     c,
-                    ws,
                     &key,
                     i32::from(status.as_u16()),
                     &headers,

@@ -136,6 +136,51 @@ impl Modify for RateLimited {
     }
 }
 
+/// Every authenticated `POST` honours `Idempotency-Key` (see `idempotency`): the middleware
+/// runs before every handler, so the header is declared here once for all of them.
+struct IdempotentPosts;
+
+impl Modify for IdempotentPosts {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::Required;
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.post.as_mut() else {
+                continue;
+            };
+            let authenticated = op
+                .security
+                .iter()
+                .flatten()
+                .any(|s| s != &utoipa::openapi::security::SecurityRequirement::default());
+            let params = op.parameters.get_or_insert_with(Vec::new);
+            if !authenticated || params.iter().any(|p| p.name == crate::idempotency::HEADER) {
+                continue;
+            }
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255));
+            params.push(
+                ParameterBuilder::new()
+                    .name(crate::idempotency::HEADER)
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .schema(Some(schema))
+                    .description(Some(
+                        "A key of the caller's choosing (1 to 255 characters). A repeat of the \
+                         request by the same caller (user or API key) under the same key within \
+                         24 h is answered with the first response (`Idempotent-Replayed: true`) \
+                         instead of running again; the same key with another request is a 422, \
+                         and a repeat while the first still runs a 409. Keys are the caller's \
+                         own: another caller's request under the same key runs as its own.",
+                    ))
+                    .build(),
+            );
+        }
+    }
+}
+
 /// The `object` of `GET /exports/{object}` is one of the exportable resources, listed from
 /// the same registry the route dispatches on.
 struct ExportObjects;
@@ -167,11 +212,11 @@ impl Modify for ExportObjects {
 #[openapi(
     info(
         title = "Headless CRM API",
-        description = "A REST/JSON CRM API. Conventions: base path /api/v1; errors are RFC 9457 problem+json; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); `PATCH` is a JSON Merge Patch; responses carry `ETag: \"<version>\"` and `PATCH`/`DELETE` honour `If-Match` (412 when stale); every authenticated `POST` accepts `Idempotency-Key`.",
+        description = "A REST/JSON CRM API. Conventions: base path /api/v1; errors are RFC 9457 problem+json; lists are cursor-paginated (`limit`, `cursor` → `next_cursor`); `PATCH` is a JSON Merge Patch; responses carry `ETag: \"<version>\"` and `PATCH`/`DELETE` honour `If-Match` (412 when stale); every authenticated `POST` accepts `Idempotency-Key`, kept per caller for 24 h.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     servers((url = "/", description = "The server that serves this document")),
-    modifiers(&Security, &BodyErrors, &RateLimited, &ExportObjects),
+    modifiers(&Security, &BodyErrors, &RateLimited, &ExportObjects, &IdempotentPosts),
     paths(
         health::healthz, health::readyz, crate::observe::metrics,
         access::create_workspace, access::login, access::refresh, access::logout, access::me,

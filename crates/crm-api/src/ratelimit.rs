@@ -12,7 +12,7 @@
 //! therefore exceed the budget by what the other processes served in that second; within
 //! one process the limit is exact.
 
-use crate::auth::{Actor, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crm_db::repo::rate_limits::{self, Hits};
@@ -166,13 +166,9 @@ impl RateLimiter {
         }
         let window = now - now.rem_euclid(WINDOW_SECS);
         let reset = u64::try_from(window + WINDOW_SECS - now).unwrap_or(1);
-        let subject = match &p.actor {
-            Actor::User { id, .. } => format!("user:{id}"),
-            Actor::ApiKey { id, .. } => format!("key:{id}"),
-        };
         let key = Key {
             workspace: p.workspace.as_string(),
-            subject,
+            subject: p.subject(),
             bucket,
         };
         let mut counters = self.counters();
@@ -344,6 +340,7 @@ pub fn add_headers(headers: &mut actix_web::http::header::HeaderMap, v: &Verdict
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Actor;
     use crm_domain::{Role, WorkspaceId};
 
     fn user(id: &str) -> Principal {

@@ -264,6 +264,8 @@ pub struct CustomFieldRow {
 #[diesel(table_name = idempotency_keys)]
 pub struct IdempotencyRow {
     pub workspace_id: String,
+    /// Who sent the key (`user:<id>` or `key:<id>`): each caller has keys of its own.
+    pub caller: String,
     pub idempotency_key: String,
     pub request_hash: String,
     pub response_status: Option<i32>,

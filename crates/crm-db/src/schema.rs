@@ -186,8 +186,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    idempotency_keys (workspace_id, idempotency_key) {
+    idempotency_keys (workspace_id, caller, idempotency_key) {
         workspace_id -> Text,
+        caller -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
         response_status -> Nullable<Integer>,

@@ -7,20 +7,20 @@ use serde_json::json;
 async fn idempotency_keys_replay_and_refuse_a_different_body() {
     let app = TestApp::spawn().await;
     let a = app.workspace("Acme").await;
-    let send = |body: serde_json::Value, key: &'static str| {
+    let send = |path: &'static str, token: &str, body: serde_json::Value, key: &'static str| {
         let req = app
             .client
-            .post(format!("{}/api/v1/contacts", app.base))
-            .bearer_auth(&a.token)
+            .post(format!("{}/api/v1/{path}", app.base))
+            .bearer_auth(token)
             .header("Idempotency-Key", key)
             .json(&body);
         async move { req.send().await.unwrap() }
     };
-    let first = send(json!({"first_name": "Once"}), "k-1").await;
+    let first = send("contacts", &a.token, json!({"first_name": "Once"}), "k-1").await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let loc = first.headers().get("location").unwrap().clone();
     let first: serde_json::Value = first.json().await.unwrap();
-    let again = send(json!({"first_name": "Once"}), "k-1").await;
+    let again = send("contacts", &a.token, json!({"first_name": "Once"}), "k-1").await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
     assert_eq!(again.headers().get("location").unwrap(), &loc);
@@ -31,20 +31,47 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
         1,
         "acted once"
     );
-    let other = send(json!({"first_name": "Twice"}), "k-1").await;
+    let other = send("contacts", &a.token, json!({"first_name": "Twice"}), "k-1").await;
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Keys belong to a workspace.
     let b = app.workspace("Beta").await;
-    let r = app
-        .client
-        .post(format!("{}/api/v1/contacts", app.base))
-        .bearer_auth(&b.token)
-        .header("Idempotency-Key", "k-1")
-        .json(&json!({"first_name": "Twice"}))
-        .send()
-        .await
-        .unwrap();
+    let r = send("contacts", &b.token, json!({"first_name": "Twice"}), "k-1").await;
     assert_eq!(r.status(), StatusCode::CREATED);
+
+    // And to a caller: another user, or an API key, of the same workspace sending the
+    // same key and body runs a request of its own, never sees the first caller's answer.
+    let rep = app.user(&a, "sales").await;
+    let theirs = send("contacts", &rep.token, json!({"first_name": "Once"}), "k-1").await;
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    assert!(theirs.headers().get("idempotent-replayed").is_none());
+    let theirs: serde_json::Value = theirs.json().await.unwrap();
+    assert_ne!(theirs["id"], first["id"]);
+    let key = app.api_key(&a, &["contacts:write", "contacts:read"]).await;
+    let by_key = send("contacts", &key, json!({"first_name": "Once"}), "k-1").await;
+    assert_eq!(by_key.status(), StatusCode::CREATED);
+    assert!(by_key.headers().get("idempotent-replayed").is_none());
+    // Each caller's own repeat is replayed from its own first answer.
+    let again = send("contacts", &rep.token, json!({"first_name": "Once"}), "k-1").await;
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(
+        again.json::<serde_json::Value>().await.unwrap()["id"],
+        theirs["id"]
+    );
+    assert_eq!(
+        app.get("/api/v1/contacts?count=true", &a.token).await.1["total"],
+        3
+    );
+
+    // An admin's new API key, secret and all, is never handed to another caller who
+    // repeats the request: that caller is checked as any request is (403).
+    let body = json!({"name": "ERP", "scopes": ["contacts:read"]});
+    let issued = send("api-keys", &a.token, body.clone(), "key-1").await;
+    assert_eq!(issued.status(), StatusCode::CREATED);
+    let manager = app.user(&a, "manager").await;
+    let refused = send("api-keys", &manager.token, body.clone(), "key-1").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert!(refused.get("secret").is_none(), "{refused}");
 }
 
 #[tokio::test]

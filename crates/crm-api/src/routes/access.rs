@@ -1067,7 +1067,6 @@ fn shown_user(row: UserRow) -> ApiResult<serde_json::Value> {
 /// (admins).
 #[utoipa::path(post, path = "/api/v1/users/batch", tag = "users", operation_id = "batch_users",
     description = USER_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
 #[post("/users/batch")]
 pub async fn batch_users(

@@ -567,7 +567,6 @@ fn shown(row: AssignmentRuleRow) -> ApiResult<Value> {
 /// managers).
 #[utoipa::path(post, path = "/api/v1/assignment-rules/batch", tag = "assignment-rules", operation_id = "batch_assignment_rules",
     description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
 #[post("/assignment-rules/batch")]
 pub async fn batch_assignment_rules(

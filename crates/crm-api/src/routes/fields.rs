@@ -499,8 +499,7 @@ fn shown(row: CustomFieldRow) -> ApiResult<Value> {
 /// Define, change, upsert (on `name`) and delete up to 1000 custom fields of an object in
 /// one request (admins).
 #[utoipa::path(post, path = "/api/v1/fields/{object}/batch", tag = "fields", operation_id = "batch_fields",
-    description = FIELD_BATCH_DESCRIPTION, params(("object" = CustomObject, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
+    description = FIELD_BATCH_DESCRIPTION, params(("object" = CustomObject, Path)),
     request_body = crate::batch::BatchRequest,
     responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
 #[post("/fields/{object}/batch")]

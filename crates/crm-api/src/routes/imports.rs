@@ -397,7 +397,10 @@ pub async fn create_import(
     let fingerprint = key.map(|key| {
         let head =
             crate::idempotency::fingerprint_head(req.method(), req.path(), req.query_string());
-        (key, Sha256::new_with_prefix(head))
+        (
+            crate::idempotency::caller_key(&p, key),
+            Sha256::new_with_prefix(head),
+        )
     });
     state.db(move |c| Ok(repo::insert(c, &row)?)).await?;
     match upload(&state, &p, &id, &opts, body, fingerprint).await {
@@ -433,7 +436,7 @@ async fn upload(
     id: &str,
     opts: &Options,
     mut body: web::Payload,
-    mut fingerprint: Option<(String, Sha256)>,
+    mut fingerprint: Option<(crm_db::repo::idempotency::Key, Sha256)>,
 ) -> ApiResult<Uploaded> {
     let limit = state.config.import_max_bytes;
     let mut counter = RowCounter::new(opts.format);
@@ -510,7 +513,7 @@ async fn upload(
     state
         .tx(move |c| {
             if let Some((key, hash)) = &fingerprint {
-                if let Some(first) = crm_db::repo::idempotency::claim(c, ws, key, hash)? {
+                if let Some(first) = crm_db::repo::idempotency::claim(c, key, hash)? {
                     repo::delete(c, ws, &id)?;
                     return Ok(Uploaded::Repeat(first, hash.clone()));
                 }
@@ -536,7 +539,7 @@ async fn upload(
                     [header::LOCATION.as_str(), &location],
                     [header::CONTENT_TYPE.as_str(), "application/json"]
                 ]);
-                crm_db::repo::idempotency::complete(c, ws, key, 202, &headers.to_string(), &body)?;
+                crm_db::repo::idempotency::complete(c, key, 202, &headers.to_string(), &body)?;
             }
             Ok(Uploaded::Queued(location, body))
         })

@@ -328,7 +328,6 @@ pub async fn list_pipelines(
 
 /// Create a pipeline (admins and managers).
 #[utoipa::path(post, path = "/api/v1/pipelines", tag = "pipelines", operation_id = "create_pipeline", request_body = CreatePipeline,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 201, description = "Created", body = Pipeline, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
 #[post("/pipelines")]
 pub async fn create_pipeline(
@@ -551,7 +550,6 @@ impl crate::batch::PlainItems for PipelineItems {
 /// Create, update and archive up to 1000 pipelines in one request.
 #[utoipa::path(post, path = "/api/v1/pipelines/batch", tag = "pipelines", operation_id = "batch_pipelines",
     description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
 #[post("/pipelines/batch")]
 pub async fn batch_pipelines(

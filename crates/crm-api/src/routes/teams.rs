@@ -362,7 +362,6 @@ fn shown(team: Team) -> ApiResult<Value> {
 /// Create, update and delete up to 1000 teams in one request (admins and managers).
 #[utoipa::path(post, path = "/api/v1/teams/batch", tag = "teams", operation_id = "batch_teams",
     description = crate::handlers::ITEM_BATCH_DESCRIPTION, request_body = crate::batch::BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for a repeat within 24 h")),
     responses((status = 200, description = "One result per operation, in input order", body = crate::batch::BatchResponse), WriteErrors), security(("bearer" = [])))]
 #[post("/teams/batch")]
 pub async fn batch_teams(
