@@ -1055,7 +1055,7 @@ fn run_fast<R: Record>(
     for (index, data) in answers {
         results[index].data = Some(data);
     }
-    crm_db::repo::events::append_many(c, p.workspace, events).map_err(|e| Abort::Api(e.into()))?;
+    crate::events::append_many(c, p.workspace, events).map_err(Abort::Api)?;
     Ok(Some(results))
 }
 

@@ -44,7 +44,14 @@ pub struct Event {
     /// `<record type>.<verb>`: `created`, `updated`, `archived`, `restored`, `deleted`,
     /// `merged` (the survivor of a merge; the merged-away record gets `deleted`),
     /// `links_changed`; administration adds `user.deactivated`, `user.reactivated`,
-    /// `api_key.revoked` and `webhook.secret_rotated`.
+    /// `api_key.revoked` and `webhook.secret_rotated`. An update, merge or lead conversion
+    /// that moves a deal
+    /// to another stage, a contact to another lifecycle stage, or a lead or quote to
+    /// another status is followed, in the same transaction, by `deal.stage_changed`,
+    /// `contact.lifecycle_changed`, `lead.status_changed` or `quote.status_changed`,
+    /// whose `changes` name only those fields (`stage_id` and `pipeline_id`;
+    /// `lifecycle_stage` and `lifecycle_stage_changed_at`; `status` and
+    /// `disqualified_reason`; `status`).
     #[serde(rename = "type")]
     #[schema(example = "contact.updated")]
     pub kind: String,
@@ -152,8 +159,7 @@ pub fn record(
     after: Option<&Value>,
 ) -> ApiResult<()> {
     let row = event_row(p, record_type, verb, record_id, before, after)?;
-    crm_db::repo::events::append(c, p.workspace, row)?;
-    Ok(())
+    append_many(c, p.workspace, vec![row])
 }
 
 /// [`record`] for a resource whose API form is a serialisable type (configuration and
@@ -179,6 +185,106 @@ pub fn record_shown<T: Serialize>(
         before.as_ref(),
         after.as_ref(),
     )
+}
+
+/// A change worth an event of its own besides `<record>.updated`: when an update, a merge
+/// or a lead's conversion changes `fields[0]`, a `<record_type>.<verb>` event follows the update's, in the same
+/// transaction, naming only `fields` in its `changes`. Webhooks and feed readers can then
+/// subscribe to, say, stage moves alone.
+struct Milestone {
+    record_type: &'static str,
+    verb: &'static str,
+    fields: &'static [&'static str],
+}
+
+const MILESTONES: &[Milestone] = &[
+    Milestone {
+        record_type: "deal",
+        verb: "stage_changed",
+        fields: &["stage_id", "pipeline_id"],
+    },
+    Milestone {
+        record_type: "contact",
+        verb: "lifecycle_changed",
+        fields: &["lifecycle_stage", "lifecycle_stage_changed_at"],
+    },
+    Milestone {
+        record_type: "lead",
+        verb: "status_changed",
+        fields: &["status", "disqualified_reason"],
+    },
+    Milestone {
+        record_type: "quote",
+        verb: "status_changed",
+        fields: &["status"],
+    },
+];
+
+/// The types of the milestone events: the audit log leaves them out, as the update each
+/// follows already shows the change.
+pub fn milestone_types() -> Vec<String> {
+    MILESTONES
+        .iter()
+        .map(|m| format!("{}.{}", m.record_type, m.verb))
+        .collect()
+}
+
+/// The verbs whose changes can make a milestone.
+const MILESTONE_SOURCES: &[&str] = &["updated", "merged", "converted"];
+
+/// The milestone events (see [`MILESTONES`]) that follow `row`.
+fn milestones_of(row: &EventRow) -> ApiResult<Vec<EventRow>> {
+    let verb = row
+        .event_type
+        .strip_prefix(row.record_type.as_str())
+        .and_then(|v| v.strip_prefix('.'));
+    if !verb.is_some_and(|v| MILESTONE_SOURCES.contains(&v)) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut changed: Option<Map<String, Value>> = None;
+    for m in MILESTONES
+        .iter()
+        .filter(|m| m.record_type == row.record_type)
+    {
+        let changed = match &mut changed {
+            Some(c) => c,
+            None => changed.insert(serde_json::from_str(&row.changes).map_err(ApiError::internal)?),
+        };
+        if !changed.contains_key(m.fields[0]) {
+            continue;
+        }
+        let picked: Map<String, Value> = m
+            .fields
+            .iter()
+            .filter_map(|f| changed.get(*f).map(|v| (f.to_string(), v.clone())))
+            .collect();
+        out.push(EventRow {
+            id: new_id().to_string(),
+            event_type: format!("{}.{}", m.record_type, m.verb),
+            changes: serde_json::to_string(&picked).map_err(ApiError::internal)?,
+            ..row.clone()
+        });
+    }
+    Ok(out)
+}
+
+/// Appends `rows` to the outbox in the caller's transaction, in order, each followed by
+/// the milestone events it makes (see [`MILESTONES`]). Every event of the API is written
+/// through here.
+pub fn append_many(
+    c: &mut DbConnection,
+    ws: crm_domain::WorkspaceId,
+    rows: Vec<EventRow>,
+) -> ApiResult<()> {
+    let mut all = Vec::with_capacity(rows.len());
+    for row in rows {
+        let extra = milestones_of(&row)?;
+        all.push(row);
+        all.extend(extra);
+    }
+    crm_db::repo::events::append_many(c, ws, all)?;
+    Ok(())
 }
 
 /// Record types whose events are shown only to callers holding a permission beyond

@@ -134,7 +134,7 @@ impl<T: Serialize> LinkKind<T> {
     /// Records the `<owner>.links_changed` event of a change.
     pub fn record(&self, c: &mut DbConnection, p: &Principal, ch: &Changed<T>) -> ApiResult<()> {
         let row = self.event_row(p, ch)?;
-        crm_db::repo::events::append(c, p.workspace, row)?;
+        crate::events::append_many(c, p.workspace, vec![row])?;
         Ok(())
     }
 

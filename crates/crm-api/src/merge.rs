@@ -316,7 +316,7 @@ pub async fn merge<R: Record>(
                 Some(&shown_after),
                 Some(("merged_from", Value::String(req.other_id.clone()))),
             )?);
-            crm_db::repo::events::append_many(c, ws, events)?;
+            crate::events::append_many(c, ws, events)?;
             Ok(after)
         })
         .await;

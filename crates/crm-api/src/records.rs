@@ -280,8 +280,7 @@ pub(crate) fn flush<R: Record>(
     changes: Vec<Change>,
 ) -> ApiResult<()> {
     let rows = event_rows::<R>(p, &changes)?;
-    crm_db::repo::events::append_many(c, p.workspace, rows)?;
-    Ok(())
+    crate::events::append_many(c, p.workspace, rows)
 }
 
 /// The event rows of `changes`, in order.

@@ -421,10 +421,11 @@ async fn bulk_written_batches_answer_and_store_as_single_writes_would() {
         [
             ("contact.created".to_string(), id(0)),
             ("contact.updated".to_string(), id(1)),
+            ("contact.lifecycle_changed".to_string(), id(1)),
             ("contact.created".to_string(), id(3)),
             ("contact.updated".to_string(), id(4)),
         ],
-        "one event per applied item, in input order"
+        "one event per applied item, in input order (and the lifecycle move's own)"
     );
     let updated = &feed["data"][1];
     assert_eq!(

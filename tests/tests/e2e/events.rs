@@ -70,6 +70,7 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
             "company.created",
             "contact.created",
             "contact.updated",
+            "contact.lifecycle_changed",
             "contact.links_changed",
             "contact.archived",
             "contact.restored",
@@ -81,7 +82,7 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "gap-free, in order");
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>(), "gap-free, in order");
     assert!(!page["has_more"].as_bool().unwrap());
     // After the first admin's own event, the records'.
     let events = &events[1..];
@@ -104,6 +105,18 @@ async fn every_change_is_an_event_in_commit_order_with_its_field_changes() {
         })
     );
     assert_eq!(updated["data"]["first_name"], "Ada");
+    // The lifecycle move has its own event, naming only the lifecycle.
+    let moved = &events[3];
+    assert_eq!(moved["record_id"], id.as_str());
+    assert_eq!(moved["data"], updated["data"]);
+    assert_eq!(
+        moved["changes"],
+        json!({
+            "lifecycle_stage": {"old": "prospect", "new": "new"},
+            "lifecycle_stage_changed_at": updated["changes"]["lifecycle_stage_changed_at"],
+        })
+    );
+    let events = [&events[..3], &events[4..]].concat();
     let linked = &events[3];
     assert_eq!(linked["changes"]["companies"]["old"], json!([]));
     assert_eq!(linked["changes"]["companies"]["new"][0]["role"], "CTO");
@@ -635,4 +648,191 @@ async fn administration_is_audited_and_keys_and_webhooks_are_shown_to_admins_onl
     let theirs = audit_of(&app, &b.token, "user").await;
     assert_eq!(theirs.len(), 1, "{theirs:?}");
     assert_eq!(theirs[0]["record_id"], b.user_id.as_str());
+}
+
+#[tokio::test]
+async fn stage_lifecycle_and_status_moves_have_events_of_their_own() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let (_, pipelines) = app.get("/api/v1/pipelines", &a.token).await;
+    let p = pipelines["data"][0].clone();
+    let deal = crm_e2e::create_deal(
+        &app,
+        &a,
+        json!({"name": "Big", "amount": "100", "currency": "EUR"}),
+    )
+    .await;
+    let deal_id = deal["id"].as_str().unwrap();
+    let deal_path = format!("/api/v1/deals/{deal_id}");
+    // An update that leaves the stage alone makes no milestone.
+    let (s, _) = app
+        .patch(&deal_path, &a.token, json!({"amount": "120"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let proposal = crm_e2e::stage_id(&p, "Proposal");
+    let (s, _) = app
+        .patch(
+            &deal_path,
+            &a.token,
+            json!({"stage_id": proposal, "amount": "150"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // A batch update moves it too.
+    let won = crm_e2e::stage_id(&p, "Won");
+    let (s, v) = app
+        .post(
+            "/api/v1/deals/batch",
+            &a.token,
+            json!({"operations": [{"op": "update", "id": deal_id, "data": {"stage_id": won}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, crm_e2e::batch_statuses(&v)),
+        (StatusCode::OK, vec![200]),
+        "{v}"
+    );
+
+    // Contacts through the bulk batch path, and a lead's status.
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "create", "data": {"first_name": "Ada", "email": "ada@example.com"}},
+                {"op": "create", "data": {"first_name": "Bob", "email": "bob@example.com"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (s, crm_e2e::batch_statuses(&v)),
+        (StatusCode::OK, vec![201, 201]),
+        "{v}"
+    );
+    let (s, v) = app
+        .post(
+            "/api/v1/contacts/batch",
+            &a.token,
+            json!({"operations": [
+                {"op": "upsert", "match_on": "email", "data": {"email": "ada@example.com", "lifecycle_stage": "growing"}},
+                {"op": "upsert", "match_on": "email", "data": {"email": "bob@example.com", "first_name": "Robert"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (s, crm_e2e::batch_statuses(&v)),
+        (StatusCode::OK, vec![200, 200]),
+        "{v}"
+    );
+    let (_, lead) = app
+        .post(
+            "/api/v1/leads",
+            &a.token,
+            json!({"first_name": "Lee", "company_name": "L"}),
+        )
+        .await;
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/leads/{}", lead["id"].as_str().unwrap()),
+            &a.token,
+            json!({"status": "disqualified", "disqualified_reason": "no budget"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (_, quote) = app
+        .post(
+            "/api/v1/quotes",
+            &a.token,
+            json!({"currency": "EUR", "lines": [{"description": "Work", "quantity": "1", "unit_price": "100"}]}),
+        )
+        .await;
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/quotes/{}", quote["id"].as_str().unwrap()),
+            &a.token,
+            json!({"status": "sent"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let page = feed(
+        &app,
+        &a.token,
+        "?types=deal.stage_changed,contact.lifecycle_changed,lead.status_changed,quote.status_changed&limit=100",
+    )
+    .await;
+    assert_eq!(
+        types(&page),
+        [
+            "deal.stage_changed",
+            "deal.stage_changed",
+            "contact.lifecycle_changed",
+            "lead.status_changed",
+            "quote.status_changed"
+        ]
+    );
+    let events = page["data"].as_array().unwrap();
+    assert_eq!(
+        events[4]["changes"],
+        json!({"status": {"old": "draft", "new": "sent"}})
+    );
+    let first_stage = crm_e2e::stage_id(&p, "Qualification");
+    assert_eq!(events[0]["record_id"], deal_id);
+    assert_eq!(
+        events[0]["changes"],
+        json!({"stage_id": {"old": first_stage, "new": proposal}}),
+        "only the stage, not the amount"
+    );
+    assert_eq!(events[0]["data"]["amount"], "150");
+    assert_eq!(
+        events[1]["changes"],
+        json!({"stage_id": {"old": proposal, "new": won}})
+    );
+    assert_eq!(events[2]["data"]["email"], "ada@example.com");
+    assert_eq!(
+        events[2]["changes"]["lifecycle_stage"],
+        json!({"old": "prospect", "new": "growing"})
+    );
+    assert_eq!(
+        events[3]["changes"],
+        json!({
+            "status": {"old": "new", "new": "disqualified"},
+            "disqualified_reason": {"old": null, "new": "no budget"}
+        })
+    );
+    // Each milestone directly follows the update that made it, in the same commit.
+    let all = feed(&app, &a.token, "?limit=100").await;
+    let all = all["data"].as_array().unwrap();
+    for m in events {
+        let at = all.iter().position(|e| e["id"] == m["id"]).unwrap();
+        let before = &all[at - 1];
+        assert_eq!(before["record_id"], m["record_id"]);
+        assert!(
+            before["type"].as_str().unwrap().ends_with(".updated"),
+            "{before}"
+        );
+        assert_eq!(
+            before["sequence"].as_i64().unwrap() + 1,
+            m["sequence"].as_i64().unwrap()
+        );
+    }
+
+    // The audit log lists each change once: the updates, not their milestones.
+    let (s, log) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=deal&record_id={deal_id}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert_eq!(
+        types(&log),
+        [
+            "deal.updated",
+            "deal.updated",
+            "deal.updated",
+            "deal.created"
+        ]
+    );
 }

@@ -701,13 +701,20 @@ async fn convert_creates_contact_and_company_linked_with_events() {
             "contact.created",
             "company.created",
             "contact.links_changed",
-            "lead.converted"
+            "lead.converted",
+            "lead.status_changed"
         ]
     );
-    let conv = ev["data"].as_array().unwrap().last().unwrap();
+    let events = ev["data"].as_array().unwrap();
+    let conv = &events[events.len() - 2];
     assert_eq!(
         conv["changes"]["status"],
         json!({"old": "qualified", "new": "converted"})
+    );
+    // The status move has its own event, naming only the status.
+    assert_eq!(
+        events[events.len() - 1]["changes"],
+        json!({"status": {"old": "qualified", "new": "converted"}})
     );
 
     // A second conversion → 409 naming the contact; a converted lead stays converted.
@@ -742,6 +749,42 @@ async fn convert_creates_contact_and_company_linked_with_events() {
         app.post(&path, &b.token, json!({})).await.0,
         StatusCode::NOT_FOUND
     );
+
+    // Conversions of one lead racing each other: one converts, the others find it
+    // converted (409), never a version clash.
+    for round in 0..3 {
+        let lead = create(
+            &app,
+            &rep,
+            json!({"first_name": format!("Race {round}"), "company_name": "Racers"}),
+        )
+        .await;
+        let path = format!("/api/v1/leads/{}/convert", lead["id"].as_str().unwrap());
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let req = app
+                    .client
+                    .post(format!("{}{path}", app.base))
+                    .bearer_auth(&rep.token)
+                    .json(&json!({}));
+                tokio::spawn(async move { req.send().await.unwrap().status() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::OK,
+                StatusCode::CONFLICT,
+                StatusCode::CONFLICT,
+                StatusCode::CONFLICT
+            ]
+        );
+    }
 }
 
 #[tokio::test]
@@ -947,7 +990,8 @@ async fn convert_with_create_deal_creates_the_deal_linked_to_contact_and_company
             "deal.created",
             "contact.links_changed",
             "deal.links_changed",
-            "lead.converted"
+            "lead.converted",
+            "lead.status_changed"
         ]
     );
 }

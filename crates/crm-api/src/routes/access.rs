@@ -908,7 +908,7 @@ fn change_user_in(
         .then(|| ("password", json!("changed")));
     let event =
         events::event_row_noting(p, USER_EVENT, verb, id, Some(&before), Some(&after), note)?;
-    crm_db::repo::events::append(c, p.workspace, event)?;
+    crate::events::append_many(c, p.workspace, vec![event])?;
     Ok(updated)
 }
 

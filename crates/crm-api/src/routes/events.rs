@@ -120,7 +120,10 @@ pub async fn list_events(
 /// Who changed what and when, with each field's old and new value.
 ///
 /// `api_key` and `webhook` changes are listed only for callers with `api_keys:manage` and
-/// `webhooks:manage` respectively.
+/// `webhooks:manage` respectively. Each change is listed once: the milestone events that
+/// follow some updates in the change feed (`deal.stage_changed`,
+/// `contact.lifecycle_changed`, `lead.status_changed`, `quote.status_changed`) are left
+/// out, as the update they follow names the same fields.
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "events", operation_id = "audit_log",
     params(
         ("record_type" = Option<String>, Query, description = "e.g. `contact`, `company`"),
@@ -139,6 +142,7 @@ pub async fn audit_log(
     p.require(Permission::AuditRead)?;
     let mut f = AuditFilter {
         hidden: crate::events::hidden_record_types(&p),
+        left_out_types: crate::events::milestone_types(),
         ..AuditFilter::default()
     };
     let (mut cursor, mut limit) = (None, 50);

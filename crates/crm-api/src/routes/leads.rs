@@ -261,7 +261,8 @@ pub async fn convert_lead(
     let out = state
         .tx(move |c| {
             let ws = p.workspace;
-            let lead = repo::get(c, ws, &id)?;
+            // Locked as it is read: a concurrent conversion waits, then finds it converted.
+            let lead = Leads::get_locked(c, ws, &id)?;
             if lead.archived_at.is_some() {
                 return Err(ApiError::Conflict {
                     message: "the lead is archived; restore it first".into(),

@@ -205,6 +205,8 @@ pub struct AuditFilter {
     pub actor_id: Option<String>,
     /// Record types left out, whatever else is asked.
     pub hidden: Vec<String>,
+    /// Event types left out, whatever else is asked.
+    pub left_out_types: Vec<String>,
     /// Only events older than this sequence number (the page cursor).
     pub before_seq: Option<i64>,
 }
@@ -231,6 +233,9 @@ pub fn audit(
     }
     if !f.hidden.is_empty() {
         q = q.filter(events::record_type.ne_all(f.hidden.clone()));
+    }
+    if !f.left_out_types.is_empty() {
+        q = q.filter(events::event_type.ne_all(f.left_out_types.clone()));
     }
     if let Some(b) = f.before_seq {
         q = q.filter(events::seq.lt(b));
