@@ -63,13 +63,51 @@ async fn blocking<T: Send + 'static>(
     .map_err(ApiError::internal)?
 }
 
-pub fn spawn(pool: Pool, settings: WorkerSettings) -> WorkResult<Workers> {
-    let client = reqwest::Client::builder()
+/// Resolves receivers' host names for the delivery client, keeping only public addresses
+/// (unless the server allows private ones). `check_destination` names the problem before
+/// an attempt; this makes the connection itself safe: a name that resolved to a public
+/// address for the check and to a private one a moment later (DNS rebinding) is never
+/// connected to.
+struct PublicOnly {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let usable: Vec<std::net::SocketAddr> = found
+                .into_iter()
+                .filter(|a| allow_private || !crm_domain::webhook::is_private(a.ip()))
+                .collect();
+            if usable.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("`{host}` resolves to no public address").into();
+                return Err(refused);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(usable.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The client deliveries are sent with: no redirects, a time limit, and host names
+/// resolved to public addresses only (see [`PublicOnly`]).
+fn delivery_client(allow_private: bool) -> WorkResult<reqwest::Client> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ATTEMPT_TIMEOUT)
         .user_agent(concat!("crm-webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(std::sync::Arc::new(PublicOnly { allow_private }))
         .build()
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)
+}
+
+pub fn spawn(pool: Pool, settings: WorkerSettings) -> WorkResult<Workers> {
+    let client = delivery_client(settings.allow_private)?;
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -333,4 +371,61 @@ async fn send(client: &reqwest::Client, s: &WorkerSettings, j: &Job) -> Result<i
             }
         })?;
     Ok(i32::from(res.status().as_u16()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delivery_client;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A receiver on loopback that answers every request with 204, for `n` requests.
+    async fn receiver(n: usize) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for _ in 0..n {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        port
+    }
+
+    /// The delivery client never connects to a name that resolves to a private address,
+    /// whatever a check before the attempt saw (DNS rebinding): here `localhost`.
+    #[tokio::test]
+    async fn the_delivery_client_connects_to_public_addresses_only() {
+        let port = receiver(1).await;
+        let url = format!("http://localhost:{port}/hook");
+        let refused = delivery_client(false)
+            .unwrap()
+            .post(&url)
+            .send()
+            .await
+            .unwrap_err();
+        let chain = {
+            let mut out = refused.to_string();
+            let mut src = std::error::Error::source(&refused);
+            while let Some(e) = src {
+                out.push_str(&format!(": {e}"));
+                src = e.source();
+            }
+            out
+        };
+        assert!(chain.contains("resolves to no public address"), "{chain}");
+        // Allowed (as tests and private deployments need), the same receiver answers.
+        let res = delivery_client(true)
+            .unwrap()
+            .post(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 204);
+    }
 }
