@@ -419,6 +419,99 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
         json!({"old": "1000", "new": "64.22"}),
         "{last}"
     );
+
+    // The deal can take the amount before tax instead; `deal_amount` alone is refused.
+    let (s, q) = app
+        .post(
+            "/api/v1/quotes",
+            &a.token,
+            json!({"deal_id": deal_id, "currency": "EUR", "lines": [
+                {"description": "Licences", "quantity": "3", "unit_price": "19.99", "discount_percent": "10", "tax_rate": "19"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{q}");
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/quotes/{}", q["id"].as_str().unwrap()),
+            &a.token,
+            json!({"status": "sent"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (&q["subtotal"], &q["discount_total"], &q["tax_total"]),
+        (&json!("59.97"), &json!("6.00"), &json!("10.25"))
+    );
+    let accept = format!("/api/v1/quotes/{}/accept", q["id"].as_str().unwrap());
+    let (s, v) = app
+        .post(&accept, &a.token, json!({"deal_amount": "net"}))
+        .await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("deal_amount")),
+        "{v}"
+    );
+    let (s, v) = app
+        .post(
+            &accept,
+            &a.token,
+            json!({"update_deal_amount": true, "deal_amount": "net"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, d) = app.get(&format!("/api/v1/deals/{deal_id}"), &a.token).await;
+    assert_eq!(d["amount"], "53.97");
+}
+
+#[tokio::test]
+async fn a_quote_past_its_last_day_is_not_accepted_but_can_expire() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let sent = |valid_until: String| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            let (s, q) = app
+                .post(
+                    "/api/v1/quotes",
+                    &token,
+                    json!({"currency": "EUR", "valid_until": valid_until, "lines": [{"description": "Work", "quantity": "1", "unit_price": "100"}]}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{q}");
+            let path = format!("/api/v1/quotes/{}", q["id"].as_str().unwrap());
+            let (s, v) = app.patch(&path, &token, json!({"status": "sent"})).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            path
+        }
+    };
+    let today = chrono::Utc::now().date_naive();
+    // Two days ago has ended everywhere: accepting (either way) is a 409, nothing changes.
+    let lapsed = sent((today - chrono::Duration::days(2)).to_string()).await;
+    let (s, v) = app
+        .post(&format!("{lapsed}/accept"), &a.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("valid until"), "{v}");
+    let (s, _) = app
+        .patch(&lapsed, &a.token, json!({"status": "accepted"}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, q) = app.get(&lapsed, &a.token).await;
+    assert_eq!((&q["status"], &q["version"]), (&json!("sent"), &json!(2)));
+    let (s, q) = app
+        .patch(&lapsed, &a.token, json!({"status": "expired"}))
+        .await;
+    assert_eq!((s, &q["status"]), (StatusCode::OK, &json!("expired")));
+    // A quote whose last day is today, or later, is accepted.
+    for days in [0, 30] {
+        let good = sent((today + chrono::Duration::days(days)).to_string()).await;
+        let (s, v) = app
+            .post(&format!("{good}/accept"), &a.token, json!({}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
 }
 
 #[tokio::test]

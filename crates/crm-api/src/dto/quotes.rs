@@ -192,8 +192,25 @@ impl From<&QuoteRecord> for QuoteInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptQuote {
-    /// Also set the deal's amount and currency to the quote's total, through the deal's
-    /// own update (its event and history apply), in the same transaction.
+    /// Also set the deal's amount and currency from the quote, through the deal's own
+    /// update (its event and history apply), in the same transaction.
     #[serde(default)]
     pub update_deal_amount: bool,
+    /// Which of the quote's amounts the deal takes with `update_deal_amount`: `total`
+    /// (the default: after discounts, with tax) or `net` (after discounts, before tax:
+    /// `subtotal` − `discount_total`, what most pipelines count). Only with
+    /// `update_deal_amount: true`.
+    #[serde(default)]
+    pub deal_amount: Option<DealAmount>,
+}
+
+/// Which amount of an accepted quote its deal takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DealAmount {
+    /// After discounts, with tax.
+    #[default]
+    Total,
+    /// After discounts, before tax.
+    Net,
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::{Auth, Principal};
 use crate::dto::common::{norm, text};
-use crate::dto::quotes::{AcceptQuote, Quote, QuoteInput, QuoteLineInput};
+use crate::dto::quotes::{AcceptQuote, DealAmount, Quote, QuoteInput, QuoteLineInput};
 use crate::error::{ApiError, ApiResult, WriteErrors};
 use crate::extract::{parse_json, IfMatch, RawJson};
 use crate::handlers::record_handlers;
@@ -449,6 +449,20 @@ impl Record for Quotes {
                 existing_id: None,
             });
         }
+        if from == QuoteStatus::Sent && to == QuoteStatus::Accepted {
+            let valid_until = current.quote.valid_until.as_deref();
+            let date = valid_until.and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+            if let Some(date) = date.filter(|d| crm_domain::quotes::lapsed(*d, chrono::Utc::now()))
+            {
+                return Err(ApiError::Conflict {
+                    message: format!(
+                        "the quote was valid until {date}: it can no longer be accepted, only \
+                         rejected or marked expired"
+                    ),
+                    existing_id: None,
+                });
+            }
+        }
         let mut unchanged = QuoteInput::from(current);
         unchanged.status = input.status;
         if unchanged == input {
@@ -533,9 +547,11 @@ record_handlers! {
 
 /// Accept a sent quote.
 ///
-/// With `update_deal_amount: true`, the quote's deal takes the quote's total as its
-/// amount and currency through the deal's own update, in the same transaction. A quote
-/// that is not `sent` is a 409.
+/// With `update_deal_amount: true`, the quote's deal takes the quote's total (or, with
+/// `deal_amount: "net"`, its amount after discounts and before tax) as its amount and
+/// currency through the deal's own update, in the same transaction. A quote that is not
+/// `sent` is a 409, and so is one whose `valid_until` day has ended everywhere (at noon UTC
+/// the day after): it can then only be rejected or marked expired.
 #[utoipa::path(post, path = "/api/v1/quotes/{id}/accept", tag = "quotes", operation_id = "accept_quote",
     request_body = AcceptQuote, params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "The accepted quote", body = Quote, headers(("ETag" = String))), WriteErrors), security(("bearer" = [])))]
@@ -553,6 +569,13 @@ pub async fn accept_quote(
     } else {
         parse_json(&body.0)?
     };
+    if accept.deal_amount.is_some() && !accept.update_deal_amount {
+        return Err(ApiError::field(
+            "deal_amount",
+            "requires",
+            "`deal_amount` is used only with `update_deal_amount: true`",
+        ));
+    }
     let id = id.into_inner();
     let row = state
         .tx(move |c| {
@@ -567,7 +590,7 @@ pub async fn accept_quote(
                 &mut records::Known::default(),
             )?;
             let deal_changes = if accept.update_deal_amount {
-                update_deal_amount(c, &p, &row)?
+                update_deal_amount(c, &p, &row, accept.deal_amount.unwrap_or_default())?
             } else {
                 Vec::new()
             };
@@ -582,13 +605,14 @@ pub async fn accept_quote(
         .json(Quote::from(row)))
 }
 
-/// Sets the quote's deal's amount and currency to the quote's total, through the deal's
-/// own update (its validation, stage rules and history apply); returns the deal's change
-/// for the caller to flush.
+/// Sets the quote's deal's amount and currency to the quote's total (or its net amount),
+/// through the deal's own update (its validation, stage rules and history apply); returns
+/// the deal's change for the caller to flush.
 fn update_deal_amount(
     c: &mut DbConnection,
     p: &Principal,
     q: &QuoteRecord,
+    which: DealAmount,
 ) -> ApiResult<Vec<records::Change>> {
     p.require(Permission::DealsWrite)?;
     let Some(deal) = q.quote.deal_id.as_deref() else {
@@ -598,13 +622,21 @@ fn update_deal_amount(
             "the quote has no deal",
         ));
     };
+    let amount = match which {
+        DealAmount::Total => q.quote.total.clone(),
+        DealAmount::Net => {
+            let parse = |v: &str| crm_domain::money::parse(v).map_err(ApiError::internal);
+            let net = parse(&q.quote.subtotal)? - parse(&q.quote.discount_total)?;
+            crm_domain::money::format(net, &q.quote.currency)
+        }
+    };
     let mut changes = Vec::new();
     records::patch_in::<super::deals::Deals>(
         c,
         p,
         deal,
         None,
-        &json!({"amount": q.quote.total, "currency": q.quote.currency}),
+        &json!({"amount": amount, "currency": q.quote.currency}),
         &mut changes,
         &mut records::Known::default(),
     )?;
