@@ -1092,3 +1092,133 @@ async fn a_lead_timeline_holds_its_activities_and_status_changes() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_converted_contact_and_its_company_show_the_lead_and_deal_history() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Acme").await;
+    let lead = create(
+        &app,
+        &a,
+        json!({"first_name": "Ada", "company_name": "Engines", "status": "working"}),
+    )
+    .await;
+    let lid = lead["id"].as_str().unwrap();
+    let (s, out) = app
+        .post(
+            &format!("/api/v1/leads/{lid}/convert"),
+            &a.token,
+            json!({"create_company": true, "create_deal": true, "deal": {"name": "Engines deal"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    let (cid, coid, did) = (
+        out["contact"]["id"].as_str().unwrap().to_string(),
+        out["company"]["id"].as_str().unwrap().to_string(),
+        out["deal"]["id"].as_str().unwrap().to_string(),
+    );
+    let (_, pipelines) = app.get("/api/v1/pipelines", &a.token).await;
+    let proposal = crm_e2e::stage_id(&pipelines["data"][0], "Proposal");
+    let (s, _) = app
+        .patch(
+            &format!("/api/v1/deals/{did}"),
+            &a.token,
+            json!({"stage_id": proposal}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let kinds = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    let timeline = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let (s, v) = app.get(&path, &token).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    // The contact: its own lifecycle, its lead's statuses, its deal's stage moves.
+    let contact_path = format!("/api/v1/contacts/{cid}/timeline");
+    let v = timeline(contact_path.clone(), a.token.clone()).await;
+    assert_eq!(
+        kinds(&v),
+        [
+            "lifecycle_change",
+            "stage_change",
+            "stage_change",
+            "status_change",
+            "status_change"
+        ],
+        "{v}"
+    );
+    for item in v["data"].as_array().unwrap() {
+        match item["kind"].as_str().unwrap() {
+            "stage_change" => assert_eq!(item["data"]["deal_id"], did.as_str()),
+            "status_change" => assert_eq!(item["data"]["lead_id"], lid),
+            _ => assert_eq!(item["data"]["to_stage"], "prospect"),
+        }
+    }
+    // Newest first, across sources: the last move is the deal's.
+    assert_eq!(v["data"][0]["data"]["to_stage_id"], proposal.as_str());
+    // Paged one item at a time, the same items in the same order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{contact_path}?limit=1&cursor={c}"),
+            None => format!("{contact_path}?limit=1"),
+        };
+        let page = timeline(path, a.token.clone()).await;
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let all: Vec<Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(seen, all);
+
+    // The company: its deal's stage moves.
+    let company_path = format!("/api/v1/companies/{coid}/timeline");
+    let v = timeline(company_path.clone(), a.token.clone()).await;
+    assert_eq!(kinds(&v), ["stage_change", "stage_change"], "{v}");
+
+    // A key that may read contacts and activities but not deals or leads sees neither.
+    let key = app
+        .api_key(&a, &["contacts:read", "companies:read", "activities:read"])
+        .await;
+    let v = timeline(contact_path.clone(), key.clone()).await;
+    assert_eq!(kinds(&v), ["lifecycle_change"], "{v}");
+    let v = timeline(company_path.clone(), key).await;
+    assert_eq!(kinds(&v), Vec::<String>::new(), "{v}");
+
+    // An archived deal's history leaves the company's and the contact's timelines.
+    assert_eq!(
+        app.delete(&format!("/api/v1/deals/{did}"), &a.token).await,
+        StatusCode::NO_CONTENT
+    );
+    let v = timeline(company_path, a.token.clone()).await;
+    assert_eq!(kinds(&v), Vec::<String>::new(), "{v}");
+    let v = timeline(contact_path, a.token.clone()).await;
+    assert!(!kinds(&v).contains(&"stage_change".to_string()), "{v}");
+}

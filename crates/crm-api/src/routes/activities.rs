@@ -601,6 +601,15 @@ async fn timeline(
             }
         }
     }
+    // Items that come from other records show only to callers who may read those.
+    let hidden: Vec<&'static str> = [
+        ("stage_change", Permission::DealsRead),
+        ("status_change", Permission::LeadsRead),
+    ]
+    .into_iter()
+    .filter(|(_, perm)| !p.can(*perm))
+    .map(|(kind, _)| kind)
+    .collect();
     let mut rows = state
         .db(move |c| {
             let (_, archived_at) = crm_db::repo::records::state(c, owner.table, p.workspace, &id)?;
@@ -614,6 +623,7 @@ async fn timeline(
                 &id,
                 after.as_ref(),
                 limit + 1,
+                &hidden,
             )?)
         })
         .await?;
@@ -633,11 +643,14 @@ async fn timeline(
     }))
 }
 
-/// A contact's timeline: its activities and lifecycle-stage changes, newest first.
+/// A contact's timeline: its activities and lifecycle-stage changes, the stage changes of
+/// the deals it takes part in, and the status changes of the lead it was converted from,
+/// newest first.
 ///
 /// Items are ordered by `at`, then `kind`, then `id`, all descending; archived activities
-/// are left out. Page with `limit` (1–500, default 50) and the `next_cursor` of the
-/// previous page.
+/// and the history of archived deals are left out, and so are deals' and leads' items for
+/// callers without `deals:read` / `leads:read`. Page with `limit` (1–500, default 50) and
+/// the `next_cursor` of the previous page.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/timeline", tag = "contacts", operation_id = "get_contact_timeline",
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 4096)),
     responses((status = 200, description = "A page of the timeline", body = TimelinePage), ReadErrors), security(("bearer" = [])))]
@@ -651,7 +664,8 @@ pub async fn get_contact_timeline(
     timeline(state, p, CONTACT_TIMELINE, id.into_inner(), q).await
 }
 
-/// A company's timeline: its activities, newest first (paged like a contact's timeline).
+/// A company's timeline: its activities and the stage changes of its deals, newest first
+/// (paged like a contact's timeline).
 #[utoipa::path(get, path = "/api/v1/companies/{id}/timeline", tag = "companies", operation_id = "get_company_timeline",
     params(("id" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 500), ("cursor" = Option<String>, Query, max_length = 4096)),
     responses((status = 200, description = "A page of the timeline", body = TimelinePage), ReadErrors), security(("bearer" = [])))]

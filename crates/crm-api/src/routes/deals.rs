@@ -427,6 +427,8 @@ record_handlers! {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StageChange {
     pub id: String,
+    /// The deal that moved (in a company's or contact's timeline, one of its deals).
+    pub deal_id: String,
     /// Null for the stage the deal was created in.
     pub from_stage_id: Option<String>,
     pub to_stage_id: String,
@@ -441,6 +443,7 @@ impl From<StageChangeRow> for StageChange {
     fn from(r: StageChangeRow) -> Self {
         StageChange {
             id: r.id,
+            deal_id: r.deal_id,
             from_stage_id: r.from_stage_id,
             to_stage_id: r.to_stage_id,
             changed_at: utc(r.changed_at),

@@ -130,11 +130,47 @@ pub static LEAD_STATUS_CHANGES: TimelineSource = TimelineSource {
     ],
 };
 
+/// The stage changes of a company's live deals (`deals_company` finds the deals,
+/// `deal_stage_changes_timeline` their changes).
+pub static COMPANY_DEAL_STAGE_CHANGES: TimelineSource = TimelineSource {
+    record_types: &["company"],
+    from: "FROM deals d JOIN deal_stage_changes h ON h.workspace_id = d.workspace_id AND h.deal_id = d.id",
+    workspace_column: "d.workspace_id",
+    record_id_column: "d.company_id",
+    condition: " AND d.archived_at IS NULL",
+    ..STAGE_CHANGES
+};
+
+/// The stage changes of the live deals a contact takes part in (`deal_contacts_contact`
+/// finds the deals).
+pub static CONTACT_DEAL_STAGE_CHANGES: TimelineSource = TimelineSource {
+    record_types: &["contact"],
+    from: "FROM deal_contacts dc JOIN deals d ON d.workspace_id = dc.workspace_id AND d.id = dc.deal_id \
+           JOIN deal_stage_changes h ON h.workspace_id = d.workspace_id AND h.deal_id = d.id",
+    workspace_column: "dc.workspace_id",
+    record_id_column: "dc.contact_id",
+    condition: " AND d.archived_at IS NULL",
+    ..STAGE_CHANGES
+};
+
+/// The status changes of the lead a contact was converted from (`leads_converted_contact`
+/// finds it), so a contact's history starts where the lead's did.
+pub static CONTACT_LEAD_STATUS_CHANGES: TimelineSource = TimelineSource {
+    record_types: &["contact"],
+    from: "FROM leads l JOIN lead_status_changes s ON s.workspace_id = l.workspace_id AND s.lead_id = l.id",
+    workspace_column: "l.workspace_id",
+    record_id_column: "l.converted_contact_id",
+    ..LEAD_STATUS_CHANGES
+};
+
 pub static SOURCES: &[&TimelineSource] = &[
     &ACTIVITIES,
     &LIFECYCLE_CHANGES,
     &STAGE_CHANGES,
     &LEAD_STATUS_CHANGES,
+    &COMPANY_DEAL_STAGE_CHANGES,
+    &CONTACT_DEAL_STAGE_CHANGES,
+    &CONTACT_LEAD_STATUS_CHANGES,
 ];
 
 /// The record types that have a timeline.
@@ -221,7 +257,8 @@ fn branch(
     b.push(&format!(") AS src_{}", s.kind));
 }
 
-/// One page of a record's timeline, newest first: up to `limit` items after `after`.
+/// One page of a record's timeline, newest first: up to `limit` items after `after`,
+/// leaving out the item kinds in `hidden` (those the caller may not read).
 pub fn page(
     conn: &mut DbConnection,
     ws: WorkspaceId,
@@ -229,13 +266,19 @@ pub fn page(
     record_id: &str,
     after: Option<&TimelineKey>,
     limit: i64,
+    hidden: &[&str],
 ) -> RepoResult<Vec<TimelineRow>> {
     let mut b = SqlBuf::new(conn.dialect());
     b.push("SELECT kind, at, id, payload FROM (");
     let sources = SOURCES
         .iter()
-        .filter(|s| s.record_types.is_empty() || s.record_types.contains(&record_type));
-    for (i, s) in sources.enumerate() {
+        .filter(|s| s.record_types.is_empty() || s.record_types.contains(&record_type))
+        .filter(|s| !hidden.contains(&s.kind))
+        .collect::<Vec<_>>();
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (i, s) in sources.into_iter().enumerate() {
         if i > 0 {
             b.push(" UNION ALL ");
         }
