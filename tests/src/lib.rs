@@ -94,6 +94,7 @@ impl TestApp {
             rate_limit_bulk: 120,
             sign_in_max_failures: 10,
             sign_in_lock_secs: 300,
+            metrics_token: None,
             shutdown_timeout: 5,
             webhook_retry_schedule: "0.2,0.4".into(),
             webhook_poll_ms: 50,

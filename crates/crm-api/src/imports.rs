@@ -841,10 +841,12 @@ pub fn run(
                 return Err(Rollback::Lost);
             }
             repo::add_errors(c, &errors)?;
-            Ok(())
+            Ok(progress)
         });
         match outcome {
-            Ok(()) => {}
+            Ok(progress) => {
+                crate::observe::import_rows(progress.created, progress.updated, progress.failed)
+            }
             Err(Rollback::Lost) => {
                 // Cancelled meanwhile, or taken over by another worker.
                 let now_status = repo::get(&mut c, ws, &job.id)?.status;

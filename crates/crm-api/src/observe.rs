@@ -11,8 +11,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{get, web, HttpMessage, HttpResponse, ResponseError};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -34,6 +34,10 @@ struct Metrics {
     worker_rounds: Histogram,
     batch_items: IntCounterVec,
     text_index_pages: IntCounter,
+    import_rows: IntCounterVec,
+    import_jobs: IntGaugeVec,
+    deliveries_pending: IntGauge,
+    oldest_delivery_age: Gauge,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
@@ -96,6 +100,39 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
     ))
     .ok()?;
     registry.register(Box::new(text_index_pages.clone())).ok()?;
+    let import_rows = IntCounterVec::new(
+        Opts::new(
+            "import_rows_total",
+            "Import rows written by this process's import workers, by outcome: created, updated or failed (committed batches only; dry runs are not counted)",
+        ),
+        &["outcome"],
+    )
+    .ok()?;
+    registry.register(Box::new(import_rows.clone())).ok()?;
+    let import_jobs = IntGaugeVec::new(
+        Opts::new(
+            "import_jobs",
+            "Import jobs waiting (queued) or being worked on (running), in all workspaces, read from the database at each scrape",
+        ),
+        &["status"],
+    )
+    .ok()?;
+    registry.register(Box::new(import_jobs.clone())).ok()?;
+    let deliveries_pending = gauge(
+        "webhook_deliveries_pending",
+        "Webhook deliveries not yet made (due or waiting to retry), in all workspaces, read from the database at each scrape",
+    )?;
+    registry
+        .register(Box::new(deliveries_pending.clone()))
+        .ok()?;
+    let oldest_delivery_age = Gauge::with_opts(Opts::new(
+        "webhook_oldest_pending_delivery_seconds",
+        "Age of the oldest webhook delivery not yet made (0 when none waits): how far receivers lag behind",
+    ))
+    .ok()?;
+    registry
+        .register(Box::new(oldest_delivery_age.clone()))
+        .ok()?;
     Some(Metrics {
         registry,
         requests,
@@ -106,6 +143,10 @@ static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| {
         worker_rounds,
         batch_items,
         text_index_pages,
+        import_rows,
+        import_jobs,
+        deliveries_pending,
+        oldest_delivery_age,
     })
 });
 
@@ -194,6 +235,21 @@ pub fn batch_items(object: &str, bulk: bool, n: usize) {
     }
 }
 
+/// Counts the rows of one committed import batch by outcome.
+pub fn import_rows(created: i64, updated: i64, failed: i64) {
+    if let Some(m) = METRICS.as_ref() {
+        for (outcome, n) in [
+            ("created", created),
+            ("updated", updated),
+            ("failed", failed),
+        ] {
+            m.import_rows
+                .with_label_values(&[outcome])
+                .inc_by(n.max(0) as u64);
+        }
+    }
+}
+
 /// Records the duration of one round of the webhook worker.
 pub fn worker_round(elapsed: std::time::Duration) {
     if let Some(m) = METRICS.as_ref() {
@@ -210,9 +266,26 @@ pub fn text_index_pages_flushed(pages: i64) {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics", security(()),
-    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`, `crm_batch_items_total` (batch operations and import rows by object and write path: `bulk` or `itemwise`) and, on PostgreSQL, `crm_text_index_pages_flushed_total` (pending-list pages of the free-text indexes merged in the background)", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Metrics in the Prometheus text format: `crm_http_request_duration_seconds` (histogram by method, route and status; its `_count` is the request count), `crm_db_pool_*` gauges, the webhook worker's `crm_webhook_attempts_total` (by outcome) and `crm_webhook_worker_round_seconds`, `crm_batch_items_total` (batch operations and import rows by object and write path: `bulk` or `itemwise`), `crm_import_rows_total` (rows of committed import batches by outcome), the backlog read from the database at each scrape (`crm_import_jobs` by status, `crm_webhook_deliveries_pending`, `crm_webhook_oldest_pending_delivery_seconds`) and, on PostgreSQL, `crm_text_index_pages_flushed_total` (pending-list pages of the free-text indexes merged in the background)", body = String, content_type = "text/plain"),
+        (status = 401, description = "The server runs with `CRM_METRICS_TOKEN` and the request did not carry it as `Authorization: Bearer <token>`", body = crate::error::Problem, content_type = "application/problem+json")))]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    if let Some(token) = &state.config.metrics_token {
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let matches = given.is_some_and(|g| {
+            crate::auth::sha256_hex(g.as_bytes()) == crate::auth::sha256_hex(token.as_bytes())
+        });
+        if !matches {
+            return crate::error::ApiError::Unauthorized(
+                "metrics need `Authorization: Bearer` and the metrics token".into(),
+            )
+            .error_response();
+        }
+    }
     let Some(m) = METRICS.as_ref() else {
         return crate::error::ApiError::internal("metrics are unavailable").error_response();
     };
@@ -220,6 +293,27 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     m.pool_size.set(pool.connections.into());
     m.pool_idle.set(pool.idle_connections.into());
     m.pool_max.set(state.pool.max_size().into());
+    // The backlog comes from the database; when it does not answer, the gauges keep their
+    // last values and the rest is still served.
+    match state.db(|c| Ok(crm_db::repo::backlog::read(c)?)).await {
+        Ok(b) => {
+            m.import_jobs
+                .with_label_values(&["queued"])
+                .set(b.imports_queued);
+            m.import_jobs
+                .with_label_values(&["running"])
+                .set(b.imports_running);
+            m.deliveries_pending.set(b.deliveries_pending);
+            let age = b.oldest_pending_delivery.map_or(0.0, |t| {
+                (crm_domain::values_time::now() - t)
+                    .num_milliseconds()
+                    .max(0) as f64
+                    / 1000.0
+            });
+            m.oldest_delivery_age.set(age);
+        }
+        Err(e) => tracing::warn!(error = %e, "the metrics' backlog could not be read"),
+    }
     let mut out = Vec::new();
     if let Err(e) = prometheus::TextEncoder::new().encode(&m.registry.gather(), &mut out) {
         return crate::error::ApiError::internal(e).error_response();

@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub import_max_bytes: u64,
     /// When too many failed sign-ins lock an account's password sign-in.
     pub sign_in_lockout: crm_domain::sign_in::LockoutPolicy,
+    /// The bearer token `GET /metrics` requires, if any. Never logged.
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -45,6 +47,10 @@ impl std::fmt::Debug for ApiConfig {
             .field("export_page_size", &self.export_page_size)
             .field("import_max_bytes", &self.import_max_bytes)
             .field("sign_in_lockout", &self.sign_in_lockout)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

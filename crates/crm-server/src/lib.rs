@@ -164,6 +164,11 @@ pub struct Settings {
         global = true
     )]
     pub sign_in_lock_secs: u64,
+    /// When set, `GET /metrics` answers only requests carrying
+    /// `Authorization: Bearer <this token>` (401 otherwise); unset, it is open, for a
+    /// scraper on a private network.
+    #[arg(long, env = "CRM_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRM_WORKERS", global = true)]
     pub workers: Option<usize>,
@@ -349,6 +354,7 @@ impl Settings {
                 max_failures: self.sign_in_max_failures,
                 lock_secs: self.sign_in_lock_secs,
             },
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 

@@ -642,3 +642,79 @@ async fn an_import_of_unchanged_rows_writes_nothing() {
     let (_, feed) = app.get("/api/v1/events?limit=500", &a.token).await;
     assert_eq!(feed["data"].as_array().unwrap().len(), events + 1);
 }
+
+/// The value of one sample line of the metrics (`name{labels} value`).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn import_and_webhook_backlogs_show_in_the_metrics() {
+    // Deliveries to a closed port wait a minute between attempts, so they stay pending.
+    let app = TestApp::spawn_with(|s| {
+        s.webhook_retry_schedule = "60".into();
+        s.metrics_token = Some("scrape-me".into());
+    })
+    .await;
+    let a = app.workspace("Acme").await;
+    let (s, hook) = app
+        .post(
+            "/api/v1/webhooks",
+            &a.token,
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["contact.created"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let file = "email,first_name\nada@example.com,Ada\nbob@example.com,Bob\nnot-an-email,Cy\n";
+    let job = import(&app, &a, "object=contacts", "text/csv", file).await;
+    assert_eq!(
+        (&job["status"], &job["created"], &job["failed"]),
+        (&json!("completed"), &json!(2), &json!(1)),
+        "{job}"
+    );
+
+    // Without the token, or with another one, the metrics are refused.
+    let scrape = |token: Option<&'static str>| {
+        let mut r = app.client.get(format!("{}/metrics", app.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    assert_eq!(scrape(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        scrape(Some("nope")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The worker queues the deliveries within a few rounds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let r = scrape(Some("scrape-me")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let text = r.text().await.unwrap();
+        if sample(&text, "crm_webhook_deliveries_pending") == Some(2.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        sample(&text, r#"crm_import_rows_total{outcome="created"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(&text, r#"crm_import_rows_total{outcome="failed"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, r#"crm_import_jobs{status="queued"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, r#"crm_import_jobs{status="running"}"#),
+        Some(0.0)
+    );
+    let age = sample(&text, "crm_webhook_oldest_pending_delivery_seconds").unwrap();
+    assert!((0.0..30.0).contains(&age), "{age}");
+}

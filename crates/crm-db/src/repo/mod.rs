@@ -42,6 +42,7 @@ macro_rules! record_by_id {
 pub mod access;
 pub mod activities;
 pub mod assignment_rules;
+pub mod backlog;
 pub mod bulk;
 pub mod catalogue;
 pub mod contacts;
