@@ -30,8 +30,16 @@ pub const REFRESH_PREFIX: &str = "rt_";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Actor {
-    User { id: String, role: Role },
-    ApiKey { id: String, scopes: Vec<Permission> },
+    User {
+        id: String,
+        role: Role,
+    },
+    ApiKey {
+        id: String,
+        scopes: Vec<Permission>,
+        /// The key's own rate limits, where it has them.
+        limits: crate::ratelimit::KeyLimits,
+    },
 }
 
 /// The authenticated caller.
@@ -261,6 +269,7 @@ enum Standing {
 struct KeyStanding {
     secret_hash: String,
     scopes: Vec<Permission>,
+    limits: crate::ratelimit::KeyLimits,
     revoked: bool,
     expires_at: Option<chrono::NaiveDateTime>,
 }
@@ -379,6 +388,7 @@ async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
                     let k = Arc::new(KeyStanding {
                         secret_hash: r.secret_hash,
                         scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
+                        limits: crate::ratelimit::KeyLimits::of(r.rate_limit, r.bulk_rate_limit),
                         revoked: r.revoked_at.is_some(),
                         expires_at: r.expires_at,
                     });
@@ -397,6 +407,7 @@ async fn resolve(state: &AppState, token: String) -> ApiResult<Principal> {
                 Ok(Principal {
                     workspace: ws,
                     actor: Actor::ApiKey {
+                        limits: k.limits,
                         id: key_id.to_string(),
                         scopes: k.scopes.clone(),
                     },
@@ -463,6 +474,7 @@ pub fn principal_of_actor(
             Ok(k) if k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now) => {
                 let scopes: Vec<String> = serde_json::from_str(&k.scopes).unwrap_or_default();
                 Some(Actor::ApiKey {
+                    limits: crate::ratelimit::KeyLimits::of(k.rate_limit, k.bulk_rate_limit),
                     id: id.to_string(),
                     scopes: scopes.iter().filter_map(|s| Permission::parse(s)).collect(),
                 })

@@ -12,7 +12,7 @@
 //! therefore exceed the budget by what the other processes served in that second; within
 //! one process the limit is exact.
 
-use crate::auth::Principal;
+use crate::auth::{Actor, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crm_db::repo::rate_limits::{self, Hits};
@@ -25,6 +25,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub const WINDOW_SECS: i64 = 60;
 /// How often a process adds its counts to the database, at most.
 const FLUSH_EVERY_MS: i64 = 1000;
+
+/// An API key's own budgets, each overriding the server's when set (0: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub per_window: Option<u32>,
+    pub bulk_per_window: Option<u32>,
+}
+
+impl KeyLimits {
+    pub fn of(rate_limit: Option<i32>, bulk_rate_limit: Option<i32>) -> KeyLimits {
+        let budget = |v: Option<i32>| v.and_then(|n| u32::try_from(n).ok());
+        KeyLimits {
+            per_window: budget(rate_limit),
+            bulk_per_window: budget(bulk_rate_limit),
+        }
+    }
+}
 
 /// Requests per window; 0 switches a budget off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,11 +162,19 @@ impl RateLimiter {
         }
     }
 
-    fn limit(&self, bucket: Bucket) -> u32 {
-        match bucket {
+    /// The budget of `p` for `bucket`: its API key's own, or the server's.
+    fn limit(&self, p: &Principal, bucket: Bucket) -> u32 {
+        let own = match &p.actor {
+            Actor::ApiKey { limits, .. } => match bucket {
+                Bucket::Api => limits.per_window,
+                Bucket::Bulk => limits.bulk_per_window,
+            },
+            Actor::User { .. } => None,
+        };
+        own.unwrap_or(match bucket {
             Bucket::Api => self.limits.per_window,
             Bucket::Bulk => self.limits.bulk_per_window,
-        }
+        })
     }
 
     fn counters(&self) -> MutexGuard<'_, HashMap<Key, Counter>> {
@@ -160,7 +185,7 @@ impl RateLimiter {
     /// Counts one request of `p` at `now` (Unix seconds) against `bucket`, unless its
     /// budget for the window is spent. `None`: that budget is switched off.
     pub fn hit(&self, p: &Principal, bucket: Bucket, now: i64) -> Option<Verdict> {
-        let limit = self.limit(bucket);
+        let limit = self.limit(p, bucket);
         if limit == 0 {
             return None;
         }
@@ -340,7 +365,6 @@ pub fn add_headers(headers: &mut actix_web::http::header::HeaderMap, v: &Verdict
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Actor;
     use crm_domain::{Role, WorkspaceId};
 
     fn user(id: &str) -> Principal {

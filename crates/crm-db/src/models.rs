@@ -77,6 +77,10 @@ pub struct ApiKeyRow {
     pub expires_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The key's own requests per minute (None: the server's budget; 0: unlimited).
+    pub rate_limit: Option<i32>,
+    /// The key's own batches and imports per minute (as `rate_limit`).
+    pub bulk_rate_limit: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable)]

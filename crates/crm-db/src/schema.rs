@@ -76,6 +76,8 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        rate_limit -> Nullable<Integer>,
+        bulk_rate_limit -> Nullable<Integer>,
     }
 }
 

@@ -144,3 +144,71 @@ async fn server_processes_on_one_database_share_each_callers_budget() {
     let (s, _, _) = get(&second, "/api/v1/contacts", &admin.token).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn an_api_key_can_carry_budgets_of_its_own() {
+    room_in_the_window().await;
+    let app = TestApp::spawn_with(|s| {
+        s.rate_limit = 5;
+        s.rate_limit_bulk = 2;
+    })
+    .await;
+    let admin = app.workspace("Acme").await;
+    let create = |body: Value| {
+        let (app, token) = (&app, admin.token.clone());
+        async move {
+            app.call(Method::POST, "/api/v1/api-keys", Some(&token), Some(body))
+                .await
+        }
+    };
+    // An ERP sync key gets more than people do, and an unlimited bulk budget.
+    let (s, erp, _) = create(
+        json!({"name": "ERP", "scopes": ["contacts:read", "contacts:write"], "rate_limit": 8, "bulk_rate_limit": 0}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{erp}");
+    assert_eq!(
+        (&erp["rate_limit"], &erp["bulk_rate_limit"]),
+        (&json!(8), &json!(0))
+    );
+    let secret = erp["secret"].as_str().unwrap().to_string();
+    // Out of range is a 422 naming the field.
+    let (s, v, _) =
+        create(json!({"name": "X", "scopes": ["contacts:read"], "rate_limit": 2_000_000})).await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rate_limit")),
+        "{v}"
+    );
+
+    for remaining in (0..8).rev() {
+        let (s, _, h) = get(&app, "/api/v1/contacts", &secret).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(number(&h, "ratelimit-limit"), 8);
+        assert_eq!(header(&h, "ratelimit-policy"), "8;w=60");
+        assert_eq!(number(&h, "ratelimit-remaining"), remaining);
+    }
+    let (s, _, h) = get(&app, "/api/v1/contacts", &secret).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(h.contains_key("retry-after"));
+    // Its batches are not counted at all (0: unlimited), well past the server's 2.
+    let batch = json!({"operations": [{"op": "create", "data": {"first_name": "Ada"}}]});
+    for _ in 0..4 {
+        let (s, v, h) = app
+            .call(
+                Method::POST,
+                "/api/v1/contacts/batch",
+                Some(&secret),
+                Some(batch.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert!(!h.contains_key("ratelimit-limit"), "{h:?}");
+    }
+    // The key's budgets show where keys are listed; a key without them has the server's.
+    let (_, keys, _) = get(&app, "/api/v1/api-keys", &admin.token).await;
+    assert_eq!(keys[0]["rate_limit"], 8, "{keys}");
+    let plain = app.api_key(&admin, &["contacts:read"]).await;
+    let (s, _, h) = get(&app, "/api/v1/contacts", &plain).await;
+    assert_eq!((s, number(&h, "ratelimit-limit")), (StatusCode::OK, 5));
+}

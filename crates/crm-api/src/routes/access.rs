@@ -1101,6 +1101,17 @@ pub struct CreateApiKey {
     #[schema(value_type = Vec<crate::dto::common::items::Scope>)]
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's own budget of requests per minute, instead of the server's
+    /// (`CRM_RATE_LIMIT`); 0: unlimited. An integration that needs more (or should get
+    /// less) than people do gets a key of its own budget.
+    #[validate(range(max = 1_000_000))]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub rate_limit: Option<u32>,
+    /// The key's own budget of batches and imports per minute, instead of the server's
+    /// (`CRM_RATE_LIMIT_BULK`); 0: unlimited.
+    #[validate(range(max = 1_000_000))]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub bulk_rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1114,6 +1125,10 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The key's own requests per minute (null: the server's budget; 0: unlimited).
+    pub rate_limit: Option<i32>,
+    /// The key's own batches and imports per minute (null: the server's; 0: unlimited).
+    pub bulk_rate_limit: Option<i32>,
 }
 
 impl From<ApiKeyRow> for ApiKey {
@@ -1127,6 +1142,8 @@ impl From<ApiKeyRow> for ApiKey {
             last_used_at: k.last_used_at.map(utc),
             expires_at: k.expires_at.map(utc),
             created_at: utc(k.created_at),
+            rate_limit: k.rate_limit,
+            bulk_rate_limit: k.bulk_rate_limit,
         }
     }
 }
@@ -1203,6 +1220,8 @@ pub async fn create_api_key(
             .map(|t| crm_domain::values_time::truncate_micros(t.naive_utc())),
         revoked_at: None,
         created_at: now(),
+        rate_limit: input.rate_limit.and_then(|n| i32::try_from(n).ok()),
+        bulk_rate_limit: input.bulk_rate_limit.and_then(|n| i32::try_from(n).ok()),
     };
     let r2 = row.clone();
     state
