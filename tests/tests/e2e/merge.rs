@@ -385,6 +385,50 @@ async fn merging_contacts_moves_every_link_and_points_the_old_id_at_the_survivor
         ),
         "{v}"
     );
+
+    // The last survivor's history holds both merged records' own, under their ids.
+    for query in [
+        format!("record_type=contact&record_id={last}"),
+        format!("record_id={last}"),
+    ] {
+        let (s, audit) = app
+            .get(&format!("/api/v1/audit-log?{query}&limit=500"), &a.token)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{audit}");
+        let of = |id: &str| -> Vec<String> {
+            audit["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["record_id"] == id)
+                .map(|e| e["type"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let ends = |types: Vec<String>| (types.first().cloned(), types.last().cloned());
+        let end = |first: &str, last: &str| (Some(first.to_string()), Some(last.to_string()));
+        assert_eq!(
+            ends(of(&last)),
+            end("contact.merged", "contact.created"),
+            "{audit}"
+        );
+        assert_eq!(
+            ends(of(&survivor)),
+            end("contact.deleted", "contact.created"),
+            "{audit}"
+        );
+        assert!(
+            of(&other).contains(&"contact.created".to_string()),
+            "{audit}"
+        );
+    }
+    // Another record type of the same id finds nothing merged.
+    let (_, audit) = app
+        .get(
+            &format!("/api/v1/audit-log?record_type=company&record_id={last}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(audit["data"], json!([]), "{audit}");
 }
 
 #[tokio::test]

@@ -117,13 +117,26 @@ pub async fn list_events(
     }))
 }
 
+/// The record types that can be merged, with the object their merges are kept under.
+const MERGEABLE: &[(&str, &str)] = {
+    use super::companies::Companies;
+    use super::contacts::Contacts;
+    use crate::records::Record;
+    &[
+        (Contacts::EVENT, Contacts::OBJECT),
+        (Companies::EVENT, Companies::OBJECT),
+    ]
+};
+
 /// Who changed what and when, with each field's old and new value.
 ///
 /// `api_key` and `webhook` changes are listed only for callers with `api_keys:manage` and
 /// `webhooks:manage` respectively. Each change is listed once: the milestone events that
 /// follow some updates in the change feed (`deal.stage_changed`,
 /// `contact.lifecycle_changed`, `lead.status_changed`, `quote.status_changed`) are left
-/// out, as the update they follow names the same fields.
+/// out, as the update they follow names the same fields. A contact's or company's
+/// history (`record_id`) includes that of the records merged into it, under their own
+/// `record_id`s.
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "events", operation_id = "audit_log",
     params(
         ("record_type" = Option<String>, Query, description = "e.g. `contact`, `company`"),
@@ -161,6 +174,17 @@ pub async fn audit_log(
             repo::settle(c, p.workspace)?;
             if let Some(id) = &cursor {
                 f.before_seq = Some(seq_named(c, p.workspace, "cursor", id)?);
+            }
+            if let Some(id) = &f.record_id {
+                // A record's history includes that of the records merged into it.
+                let objects: Vec<&str> = MERGEABLE
+                    .iter()
+                    .filter(|(t, _)| f.record_type.as_deref().is_none_or(|rt| rt == *t))
+                    .map(|(_, o)| *o)
+                    .collect();
+                if !objects.is_empty() {
+                    f.merged_ids = crm_db::repo::merges::merged_into(c, p.workspace, &objects, id)?;
+                }
             }
             Ok(repo::audit(c, p.workspace, &f, limit + 1)?)
         })

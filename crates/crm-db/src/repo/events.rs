@@ -202,6 +202,8 @@ pub fn feed(
 pub struct AuditFilter {
     pub record_type: Option<String>,
     pub record_id: Option<String>,
+    /// Records merged into `record_id`, whose events belong to its history too.
+    pub merged_ids: Vec<String>,
     pub actor_id: Option<String>,
     /// Record types left out, whatever else is asked.
     pub hidden: Vec<String>,
@@ -226,7 +228,13 @@ pub fn audit(
         q = q.filter(events::record_type.eq(t.clone()));
     }
     if let Some(r) = &f.record_id {
-        q = q.filter(events::record_id.eq(r.clone()));
+        if f.merged_ids.is_empty() {
+            q = q.filter(events::record_id.eq(r.clone()));
+        } else {
+            let mut ids = f.merged_ids.clone();
+            ids.push(r.clone());
+            q = q.filter(events::record_id.eq_any(ids));
+        }
     }
     if let Some(a) = &f.actor_id {
         q = q.filter(events::actor_id.eq(a.clone()));

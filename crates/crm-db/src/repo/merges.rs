@@ -217,6 +217,24 @@ pub fn aliases(
     })
 }
 
+/// The records of `objects` merged into `survivor`, directly or through records merged
+/// into it later (`record_merges_survivor` answers).
+pub fn merged_into(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    objects: &[&str],
+    survivor: &str,
+) -> RepoResult<Vec<String>> {
+    let mut b = SqlBuf::new(conn.dialect());
+    b.push("SELECT merged_id AS id FROM record_merges");
+    where_ws(&mut b, ws);
+    b.push(" AND object_type IN (");
+    b.bind_list(objects.iter().map(|o| Bind::Text(o.to_string())));
+    b.push(")");
+    eq(&mut b, "survivor_id", survivor);
+    Ok(b.load::<IdRow>(conn)?.into_iter().map(|r| r.id).collect())
+}
+
 /// The record `id` was merged into, if it was.
 pub fn survivor(
     conn: &mut DbConnection,
