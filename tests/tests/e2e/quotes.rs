@@ -383,20 +383,28 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
         "another workspace's deal: {v}"
     );
 
-    let (s, q) = app
-        .post(
-            "/api/v1/quotes",
-            &a.token,
-            json!({"deal_id": deal_id, "currency": "EUR", "lines": [
-                {"description": "Licences", "quantity": "3", "unit_price": "19.99", "discount_percent": "10", "tax_rate": "19"}
-            ]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{q}");
+    // A sent quote for the deal: 3 × 19.99, 10 % off, 19 % tax.
+    let sent_quote = || {
+        let (app, token) = (&app, a.token.clone());
+        async move {
+            let (s, q) = app
+                .post(
+                    "/api/v1/quotes",
+                    &token,
+                    json!({"deal_id": deal_id, "currency": "EUR", "lines": [
+                        {"description": "Licences", "quantity": "3", "unit_price": "19.99", "discount_percent": "10", "tax_rate": "19"}
+                    ]}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{q}");
+            let path = format!("/api/v1/quotes/{}", q["id"].as_str().unwrap());
+            let (s, _) = app.patch(&path, &token, json!({"status": "sent"})).await;
+            assert_eq!(s, StatusCode::OK);
+            (q, path)
+        }
+    };
+    let (q, path) = sent_quote().await;
     assert_eq!(q["total"], "64.22");
-    let path = format!("/api/v1/quotes/{}", q["id"].as_str().unwrap());
-    let (s, _) = app.patch(&path, &a.token, json!({"status": "sent"})).await;
-    assert_eq!(s, StatusCode::OK);
     let (s, v) = app
         .post(
             &format!("{path}/accept"),
@@ -421,29 +429,12 @@ async fn accepting_a_quote_can_set_its_deals_amount() {
     );
 
     // The deal can take the amount before tax instead; `deal_amount` alone is refused.
-    let (s, q) = app
-        .post(
-            "/api/v1/quotes",
-            &a.token,
-            json!({"deal_id": deal_id, "currency": "EUR", "lines": [
-                {"description": "Licences", "quantity": "3", "unit_price": "19.99", "discount_percent": "10", "tax_rate": "19"}
-            ]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{q}");
-    let (s, _) = app
-        .patch(
-            &format!("/api/v1/quotes/{}", q["id"].as_str().unwrap()),
-            &a.token,
-            json!({"status": "sent"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    let (q, path) = sent_quote().await;
     assert_eq!(
         (&q["subtotal"], &q["discount_total"], &q["tax_total"]),
         (&json!("59.97"), &json!("6.00"), &json!("10.25"))
     );
-    let accept = format!("/api/v1/quotes/{}/accept", q["id"].as_str().unwrap());
+    let accept = format!("{path}/accept");
     let (s, v) = app
         .post(&accept, &a.token, json!({"deal_amount": "net"}))
         .await;
