@@ -258,7 +258,7 @@ async fn send_due(
         }
         let ids: Vec<String> = claimed.iter().map(|d| d.event_id.clone()).collect();
         let evs = events::by_ids(c, ws, &ids)?;
-        let hooks = repo::list(c, ws)?;
+        let hooks = repo::all(c, ws)?;
         let mut jobs = Vec::new();
         for d in claimed {
             let (Some(e), Some(h)) = (

@@ -334,7 +334,33 @@ async fn api_keys_carry_their_scopes_and_stop_when_revoked() {
         (StatusCode::FORBIDDEN, Some("contacts:write"))
     );
     let (_, list) = app.get("/api/v1/api-keys", &admin.token).await;
-    assert!(list[0].get("secret").is_none(), "secrets are never listed");
+    let listed = list["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{list}");
+    assert!(
+        listed[0].get("secret").is_none(),
+        "secrets are never listed"
+    );
+    assert!(listed[0]["last_four"].is_string(), "{list}");
+    // Listed a page at a time, as every list is.
+    let second = app.api_key(&admin, &["contacts:read"]).await;
+    let (s, page) = app.get("/api/v1/api-keys?limit=1", &admin.token).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!(page["data"][0]["id"], listed[0]["id"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(
+            &format!("/api/v1/api-keys?limit=1&cursor={cursor}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(second.ends_with(rest["data"][0]["last_four"].as_str().unwrap()));
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    let (s, v) = app.get("/api/v1/api-keys?cursor=nope", &admin.token).await;
+    assert_eq!(
+        (s, v["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("cursor"))
+    );
     let (s, v) = app
         .post(
             "/api/v1/api-keys",

@@ -348,7 +348,20 @@ async fn custom_fields_are_typed_validated_and_filterable() {
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["custom"], json!({"segment": "enterprise", "score": 1}));
     let (_, fields) = app.get("/api/v1/fields/contacts", &a.token).await;
-    assert_eq!(fields.as_array().unwrap().len(), 2);
+    assert_eq!(fields["data"].as_array().unwrap().len(), 2, "{fields}");
+    let (_, first) = app.get("/api/v1/fields/contacts?limit=1", &a.token).await;
+    assert_eq!(first["data"][0], fields["data"][0]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(
+            &format!("/api/v1/fields/contacts?limit=1&cursor={cursor}"),
+            &a.token,
+        )
+        .await;
+    assert_eq!(
+        (&second["data"][0], &second["next_cursor"]),
+        (&fields["data"][1], &json!(null))
+    );
     assert_eq!(
         app.delete("/api/v1/fields/contacts/score", &a.token).await,
         StatusCode::NO_CONTENT

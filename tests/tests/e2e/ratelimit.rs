@@ -207,7 +207,7 @@ async fn an_api_key_can_carry_budgets_of_its_own() {
     }
     // The key's budgets show where keys are listed; a key without them has the server's.
     let (_, keys, _) = get(&app, "/api/v1/api-keys", &admin.token).await;
-    assert_eq!(keys[0]["rate_limit"], 8, "{keys}");
+    assert_eq!(keys["data"][0]["rate_limit"], 8, "{keys}");
     let plain = app.api_key(&admin, &["contacts:read"]).await;
     let (s, _, h) = get(&app, "/api/v1/contacts", &plain).await;
     assert_eq!((s, number(&h, "ratelimit-limit")), (StatusCode::OK, 5));

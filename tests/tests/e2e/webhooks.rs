@@ -376,7 +376,10 @@ async fn subscriptions_validate_filter_pause_and_give_up() {
     let b = app.workspace("Beta").await;
     assert_eq!(app.get(&path, &b.token).await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&log_path, &b.token).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/api/v1/webhooks", &b.token).await.1, json!([]));
+    assert_eq!(
+        app.get("/api/v1/webhooks", &b.token).await.1,
+        json!({"data": [], "next_cursor": null})
+    );
 }
 
 #[tokio::test]

@@ -1239,19 +1239,41 @@ pub async fn create_api_key(
         }))
 }
 
-/// List the workspace's active API keys (admins).
+/// A page of API keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub data: Vec<ApiKey>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// List the workspace's active API keys (admins), by id (oldest first).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys",
-    responses((status = 200, description = "Keys (without secrets)", body = Vec<ApiKey>), ReadErrors), security(("bearer" = [])))]
+    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Keys (without secrets)", body = ApiKeyPage), ReadErrors), security(("bearer" = [])))]
 #[get("/api-keys")]
 pub async fn list_api_keys(
     state: web::Data<AppState>,
     Auth(p): Auth,
-) -> ApiResult<web::Json<Vec<ApiKey>>> {
+    q: QueryPairs,
+) -> ApiResult<web::Json<ApiKeyPage>> {
     p.require(Permission::ApiKeysManage)?;
+    let (limit, cursor) = crate::extract::id_page_params(&q)?;
     let rows = state
-        .db(move |c| Ok(repo::list_api_keys(c, p.workspace)?))
+        .db(move |c| {
+            Ok(repo::list_api_keys(
+                c,
+                p.workspace,
+                cursor.as_deref(),
+                limit + 1,
+            )?)
+        })
         .await?;
-    Ok(web::Json(rows.into_iter().map(ApiKey::from).collect()))
+    let (rows, next_cursor) = crate::extract::id_page(rows, limit, |k| &k.id);
+    Ok(web::Json(ApiKeyPage {
+        data: rows.into_iter().map(ApiKey::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Revoke an API key (admins); it stops working at once.

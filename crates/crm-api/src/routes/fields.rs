@@ -107,22 +107,44 @@ fn object(raw: &str) -> ApiResult<CustomObject> {
     CustomObject::parse(raw).ok_or(ApiError::NotFound)
 }
 
-/// The custom fields of an object.
+/// A page of custom field definitions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomFieldPage {
+    pub data: Vec<CustomField>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The custom fields of an object, oldest first.
 #[utoipa::path(get, path = "/api/v1/fields/{object}", tag = "fields", operation_id = "list_fields",
-    params(("object" = CustomObject, Path)),
-    responses((status = 200, description = "Definitions, oldest first", body = Vec<CustomField>), ReadErrors), security(("bearer" = [])))]
+    params(("object" = CustomObject, Path), ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Definitions, oldest first", body = CustomFieldPage), ReadErrors), security(("bearer" = [])))]
 #[get("/fields/{object}")]
 pub async fn list_fields(
     state: web::Data<AppState>,
     Auth(p): Auth,
     path: web::Path<String>,
-) -> ApiResult<web::Json<Vec<CustomField>>> {
+    q: crate::extract::QueryPairs,
+) -> ApiResult<web::Json<CustomFieldPage>> {
     p.require(Permission::FieldsRead)?;
     let obj = object(&path)?;
+    let (limit, cursor) = crate::extract::id_page_params(&q)?;
     let rows = state
-        .db(move |c| Ok(repo::list(c, p.workspace, obj.as_str())?))
+        .db(move |c| {
+            Ok(repo::page(
+                c,
+                p.workspace,
+                obj.as_str(),
+                cursor.as_deref(),
+                limit + 1,
+            )?)
+        })
         .await?;
-    Ok(web::Json(rows.into_iter().map(CustomField::from).collect()))
+    let (rows, next_cursor) = crate::extract::id_page(rows, limit, |f| &f.id);
+    Ok(web::Json(CustomFieldPage {
+        data: rows.into_iter().map(CustomField::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Trims and de-duplicates the options of a field of `field_type`: choice fields need 1 to

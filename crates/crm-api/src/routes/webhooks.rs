@@ -325,17 +325,34 @@ pub async fn create_webhook(
     Ok(with_secret(StatusCode::CREATED, row))
 }
 
-/// The workspace's subscriptions.
+/// A page of subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookPage {
+    pub data: Vec<Webhook>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The workspace's subscriptions, by id (oldest first).
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", operation_id = "list_webhooks",
-    responses((status = 200, description = "Subscriptions (without secrets)", body = Vec<Webhook>), ReadErrors), security(("bearer" = [])))]
+    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "Subscriptions (without secrets)", body = WebhookPage), ReadErrors), security(("bearer" = [])))]
 #[get("/webhooks")]
 pub async fn list_webhooks(
     state: web::Data<AppState>,
     Auth(p): Auth,
-) -> ApiResult<web::Json<Vec<Webhook>>> {
+    q: crate::extract::QueryPairs,
+) -> ApiResult<web::Json<WebhookPage>> {
     p.require(Permission::WebhooksManage)?;
-    let rows = state.db(move |c| Ok(repo::list(c, p.workspace)?)).await?;
-    Ok(web::Json(rows.into_iter().map(Webhook::from).collect()))
+    let (limit, cursor) = crate::extract::id_page_params(&q)?;
+    let rows = state
+        .db(move |c| Ok(repo::page(c, p.workspace, cursor.as_deref(), limit + 1)?))
+        .await?;
+    let (rows, next_cursor) = crate::extract::id_page(rows, limit, |w| &w.id);
+    Ok(web::Json(WebhookPage {
+        data: rows.into_iter().map(Webhook::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Get a subscription.

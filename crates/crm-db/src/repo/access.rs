@@ -362,12 +362,21 @@ pub fn get_api_key(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoRe
         .ok_or(RepoError::NotFound)
 }
 
-pub fn list_api_keys(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Vec<ApiKeyRow>> {
-    Ok(api_keys::table
+/// A page of the workspace's active keys by id: up to `limit` after `after_id`.
+pub fn list_api_keys(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    after_id: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<ApiKeyRow>> {
+    let mut q = api_keys::table
         .filter(api_keys::workspace_id.eq(ws.as_string()))
         .filter(api_keys::revoked_at.is_null())
-        .order(api_keys::id.asc())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(a) = after_id {
+        q = q.filter(api_keys::id.gt(a.to_string()));
+    }
+    Ok(q.order(api_keys::id.asc()).limit(limit).load(conn)?)
 }
 
 pub fn revoke_api_key(

@@ -20,6 +20,25 @@ pub fn list(
         .load(conn)?)
 }
 
+/// A page of an object's definitions by id (ids grow with time, so oldest first): up to
+/// `limit` after `after_id`.
+pub fn page(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    object: &str,
+    after_id: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<CustomFieldRow>> {
+    let mut q = cfd::table
+        .filter(cfd::workspace_id.eq(ws.as_string()))
+        .filter(cfd::object_type.eq(object.to_string()))
+        .into_boxed();
+    if let Some(a) = after_id {
+        q = q.filter(cfd::id.gt(a.to_string()));
+    }
+    Ok(q.order(cfd::id.asc()).limit(limit).load(conn)?)
+}
+
 /// The definitions in the form validation and filtering need.
 pub fn defs(
     conn: &mut DbConnection,

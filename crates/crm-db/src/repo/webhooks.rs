@@ -25,11 +25,25 @@ pub fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<Web
         .ok_or(RepoError::NotFound)
 }
 
-pub fn list(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Vec<WebhookRow>> {
-    Ok(webhooks::table
+/// Every subscription of the workspace, by id (for the delivery worker).
+pub fn all(conn: &mut DbConnection, ws: WorkspaceId) -> RepoResult<Vec<WebhookRow>> {
+    page(conn, ws, None, i64::MAX)
+}
+
+/// A page of the workspace's subscriptions by id: up to `limit` after `after_id`.
+pub fn page(
+    conn: &mut DbConnection,
+    ws: WorkspaceId,
+    after_id: Option<&str>,
+    limit: i64,
+) -> RepoResult<Vec<WebhookRow>> {
+    let mut q = webhooks::table
         .filter(webhooks::workspace_id.eq(ws.as_string()))
-        .order(webhooks::id.asc())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(a) = after_id {
+        q = q.filter(webhooks::id.gt(a.to_string()));
+    }
+    Ok(q.order(webhooks::id.asc()).limit(limit).load(conn)?)
 }
 
 /// Writes a changed subscription (every field but the dispatch cursor) if it is still at
