@@ -362,8 +362,29 @@ async fn custom_fields_are_typed_validated_and_filterable() {
         (&second["data"][0], &second["next_cursor"]),
         (&fields["data"][1], &json!(null))
     );
+    // A definition carries its version as an ETag, and a delete can be conditional on it.
+    let (s, _, h) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/fields/contacts/score",
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!((s, h["etag"].to_str().unwrap()), (StatusCode::OK, "\"1\""));
+    let delete = |version: &'static str| {
+        app.client
+            .delete(format!("{}/api/v1/fields/contacts/score", app.base))
+            .bearer_auth(&a.token)
+            .header("If-Match", version)
+            .send()
+    };
     assert_eq!(
-        app.delete("/api/v1/fields/contacts/score", &a.token).await,
+        delete("\"7\"").await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        delete("\"1\"").await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
     let (s, _) = app

@@ -198,7 +198,7 @@ fn clean_options(
 /// Define a custom field (admins).
 #[utoipa::path(post, path = "/api/v1/fields/{object}", tag = "fields", operation_id = "create_field",
     params(("object" = CustomObject, Path)), request_body = CreateField,
-    responses((status = 201, description = "Created", body = CustomField), WriteErrors), security(("bearer" = [])))]
+    responses((status = 201, description = "Created", body = CustomField, headers(("ETag" = String), ("Location" = String))), WriteErrors), security(("bearer" = [])))]
 #[post("/fields/{object}")]
 pub async fn create_field(
     state: web::Data<AppState>,
@@ -215,26 +215,29 @@ pub async fn create_field(
             "Location",
             format!("/api/v1/fields/{}/{}", row.object_type, row.name),
         ))
+        .insert_header(crate::extract::etag(row.version))
         .json(CustomField::from(row)))
 }
 
 /// Get one custom field.
 #[utoipa::path(get, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "get_field",
     params(("object" = CustomObject, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The definition", body = CustomField), ReadErrors), security(("bearer" = [])))]
+    responses((status = 200, description = "The definition", body = CustomField, headers(("ETag" = String))), ReadErrors), security(("bearer" = [])))]
 #[get("/fields/{object}/{name}")]
 pub async fn get_field(
     state: web::Data<AppState>,
     Auth(p): Auth,
     path: web::Path<(String, String)>,
-) -> ApiResult<web::Json<CustomField>> {
+) -> ApiResult<HttpResponse> {
     p.require(Permission::FieldsRead)?;
     let (obj, name) = path.into_inner();
     let obj = object(&obj)?;
     let row = state
         .db(move |c| Ok(repo::get(c, p.workspace, obj.as_str(), &name)?))
         .await?;
-    Ok(web::Json(row.into()))
+    Ok(HttpResponse::Ok()
+        .insert_header(crate::extract::etag(row.version))
+        .json(CustomField::from(row)))
 }
 
 /// Change a custom field's label, options, `required` flag or description (admins).
@@ -268,13 +271,14 @@ pub async fn update_field(
 /// Delete a custom field definition (admins). Stored values stay in records' `custom`
 /// until they are next written, and a field of the same name can be defined again.
 #[utoipa::path(delete, path = "/api/v1/fields/{object}/{name}", tag = "fields", operation_id = "delete_field",
-    params(("object" = CustomObject, Path), ("name" = String, Path)),
+    params(("object" = CustomObject, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag last read; 412 when the definition changed since")),
     responses((status = 204, description = "Deleted"), WriteErrors), security(("bearer" = [])))]
 #[delete("/fields/{object}/{name}")]
 pub async fn delete_field(
     state: web::Data<AppState>,
     Auth(p): Auth,
     path: web::Path<(String, String)>,
+    if_match: IfMatch,
 ) -> ApiResult<HttpResponse> {
     p.require(Permission::FieldsWrite)?;
     let (obj, name) = path.into_inner();
@@ -282,6 +286,7 @@ pub async fn delete_field(
     state
         .tx(move |c| {
             let cur = repo::get(c, p.workspace, obj.as_str(), &name)?;
+            crm_db::repo::records::check_version(cur.version, if_match.0)?;
             delete_in(c, &p, cur)
         })
         .await?;
