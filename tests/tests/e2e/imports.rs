@@ -674,6 +674,37 @@ async fn import_and_webhook_backlogs_show_in_the_metrics() {
         "{job}"
     );
 
+    // The list filters by status and object.
+    let listed = |query: &'static str| {
+        let (app, token) = (&app, a.token.clone());
+        async move {
+            let (s, v) = app.get(&format!("/api/v1/imports?{query}"), &token).await;
+            (s, v)
+        }
+    };
+    for (query, expected) in [
+        ("status=completed", 1),
+        ("status=queued,running", 0),
+        ("status=failed,completed&object=contacts", 1),
+        ("object=companies", 0),
+    ] {
+        let (s, v) = listed(query).await;
+        assert_eq!(s, StatusCode::OK, "{query}: {v}");
+        assert_eq!(
+            v["data"].as_array().unwrap().len(),
+            expected,
+            "{query}: {v}"
+        );
+    }
+    for (query, field) in [("status=done", "status"), ("object=planets", "object")] {
+        let (s, v) = listed(query).await;
+        assert_eq!(
+            (s, v["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{v}"
+        );
+    }
+
     // Without the token, or with another one, the metrics are refused.
     let scrape = |token: Option<&'static str>| {
         let mut r = app.client.get(format!("{}/metrics", app.base));

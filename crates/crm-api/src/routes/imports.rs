@@ -577,9 +577,15 @@ pub async fn get_import(
     ))
 }
 
-/// Imports, newest first: those of the objects the caller may write.
+/// What `GET /imports?status=` accepts.
+const LISTED_STATUSES: &[&str] = &["queued", "running", "completed", "failed", "cancelled"];
+
+/// Imports, newest first: those of the objects the caller may write, optionally only of
+/// some statuses (`status=queued,running` for the work in progress) or one object.
 #[utoipa::path(get, path = "/api/v1/imports", tag = "imports", operation_id = "list_imports",
-    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<String>, Query, max_length = 100, description = "Comma-separated statuses: `queued`, `running`, `completed`, `failed`, `cancelled`"),
+        ("object" = Option<String>, Query, max_length = 50, description = "Only imports into this object, e.g. `contacts`")),
     responses((status = 200, description = "Imports", body = ImportPage), ReadErrors),
     security(("bearer" = [])))]
 #[get("/imports")]
@@ -588,15 +594,59 @@ pub async fn list_imports(
     Auth(p): Auth,
     q: QueryPairs,
 ) -> ApiResult<web::Json<ImportPage>> {
-    let (limit, cursor) = crate::extract::id_page_params(&q)?;
+    let (mut statuses, mut object) = (None, None);
+    let mut paging = Vec::new();
+    for (k, v) in q.0 {
+        match k.as_str() {
+            "status" => {
+                let listed: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = listed
+                    .iter()
+                    .find(|s| !LISTED_STATUSES.contains(&s.as_str()))
+                {
+                    return Err(ApiError::field(
+                        "status",
+                        "invalid_value",
+                        format!(
+                            "unknown status `{bad}`; one or more of {}",
+                            LISTED_STATUSES.join(", ")
+                        ),
+                    ));
+                }
+                statuses = Some(listed);
+            }
+            "object" => {
+                if !IMPORTERS.iter().any(|i| i.object == v) {
+                    return Err(ApiError::field(
+                        "object",
+                        "invalid_value",
+                        format!("`{v}` is not an object that takes imports"),
+                    ));
+                }
+                object = Some(v);
+            }
+            _ => paging.push((k, v)),
+        }
+    }
+    let (limit, cursor) = crate::extract::id_page_params(&QueryPairs(paging))?;
     let objects: Vec<&'static str> = IMPORTERS
         .iter()
         .filter(|i| p.can(i.write))
+        .filter(|i| object.as_deref().is_none_or(|o| o == i.object))
         .map(|i| i.object)
         .collect();
     let ws = p.workspace;
     let rows = state
-        .db(move |c| Ok(repo::list(c, ws, &objects, cursor.as_deref(), limit + 1)?))
+        .db(move |c| {
+            Ok(repo::list(
+                c,
+                ws,
+                &objects,
+                statuses.as_deref(),
+                cursor.as_deref(),
+                limit + 1,
+            )?)
+        })
         .await?;
     let (rows, next_cursor) = crate::extract::id_page(rows, limit, |r| &r.id);
     Ok(web::Json(ImportPage {

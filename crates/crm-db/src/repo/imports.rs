@@ -161,6 +161,7 @@ pub fn list(
     conn: &mut DbConnection,
     ws: WorkspaceId,
     objects: &[&str],
+    statuses: Option<&[String]>,
     before: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<ImportRow>> {
@@ -171,6 +172,9 @@ pub fn list(
         .order(imports::id.desc())
         .limit(limit)
         .into_boxed();
+    if let Some(s) = statuses {
+        q = q.filter(imports::status.eq_any(s.to_vec()));
+    }
     if let Some(b) = before {
         q = q.filter(imports::id.lt(b.to_string()));
     }
