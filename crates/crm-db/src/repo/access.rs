@@ -129,9 +129,6 @@ pub fn list_users(
     let mut q = users::table
         .filter(users::workspace_id.eq(ws.as_string()))
         .into_boxed();
-    if let Some(a) = after_id {
-        q = q.filter(users::id.gt(a.to_string()));
-    }
     if let Some(role) = &filter.role {
         q = q.filter(users::role.eq(role.clone()));
     }
@@ -169,7 +166,7 @@ pub fn list_users(
         }
         None => {}
     }
-    Ok(q.order(users::id.asc()).limit(limit).load(conn)?)
+    page_after_id!(conn, q, users, after_id, limit)
 }
 
 pub fn insert_user(conn: &mut DbConnection, user: &UserRow) -> RepoResult<UserRow> {
@@ -369,14 +366,11 @@ pub fn list_api_keys(
     after_id: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<ApiKeyRow>> {
-    let mut q = api_keys::table
+    let q = api_keys::table
         .filter(api_keys::workspace_id.eq(ws.as_string()))
         .filter(api_keys::revoked_at.is_null())
         .into_boxed();
-    if let Some(a) = after_id {
-        q = q.filter(api_keys::id.gt(a.to_string()));
-    }
-    Ok(q.order(api_keys::id.asc()).limit(limit).load(conn)?)
+    page_after_id!(conn, q, api_keys, after_id, limit)
 }
 
 pub fn revoke_api_key(

@@ -29,14 +29,11 @@ pub fn page(
     after_id: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<CustomFieldRow>> {
-    let mut q = cfd::table
+    let q = cfd::table
         .filter(cfd::workspace_id.eq(ws.as_string()))
         .filter(cfd::object_type.eq(object.to_string()))
         .into_boxed();
-    if let Some(a) = after_id {
-        q = q.filter(cfd::id.gt(a.to_string()));
-    }
-    Ok(q.order(cfd::id.asc()).limit(limit).load(conn)?)
+    page_after_id!(conn, q, cfd, after_id, limit)
 }
 
 /// The definitions in the form validation and filtering need.

@@ -39,6 +39,19 @@ macro_rules! record_by_id {
     };
 }
 
+/// A page of the lists ordered by id alone: the rows of `$query` (a boxed query of `$table`,
+/// already filtered) whose id comes after `$after` (the previous page's last id), by id, at
+/// most `$limit` of them.
+macro_rules! page_after_id {
+    ($conn:expr, $query:expr, $table:ident, $after:expr, $limit:expr) => {{
+        let mut q = $query;
+        if let Some(a) = $after {
+            q = q.filter($table::id.gt(a.to_string()));
+        }
+        Ok(q.order($table::id.asc()).limit($limit).load($conn)?)
+    }};
+}
+
 pub mod access;
 pub mod activities;
 pub mod assignment_rules;

@@ -106,10 +106,7 @@ pub fn list(
     } else {
         q.filter(pipelines::archived_at.is_null())
     };
-    if let Some(a) = after {
-        q = q.filter(pipelines::id.gt(a.to_string()));
-    }
-    Ok(q.order(pipelines::id.asc()).limit(limit + 1).load(conn)?)
+    page_after_id!(conn, q, pipelines, after, limit + 1)
 }
 
 /// The stages of the given pipelines, in pipeline then position order.

@@ -14,13 +14,10 @@ pub fn list(
     after_id: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<TeamRow>> {
-    let mut q = teams::table
+    let q = teams::table
         .filter(teams::workspace_id.eq(ws.as_string()))
         .into_boxed();
-    if let Some(a) = after_id {
-        q = q.filter(teams::id.gt(a.to_string()));
-    }
-    Ok(q.order(teams::id.asc()).limit(limit).load(conn)?)
+    page_after_id!(conn, q, teams, after_id, limit)
 }
 
 pub fn get(conn: &mut DbConnection, ws: WorkspaceId, id: &str) -> RepoResult<TeamRow> {

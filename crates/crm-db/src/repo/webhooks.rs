@@ -37,13 +37,10 @@ pub fn page(
     after_id: Option<&str>,
     limit: i64,
 ) -> RepoResult<Vec<WebhookRow>> {
-    let mut q = webhooks::table
+    let q = webhooks::table
         .filter(webhooks::workspace_id.eq(ws.as_string()))
         .into_boxed();
-    if let Some(a) = after_id {
-        q = q.filter(webhooks::id.gt(a.to_string()));
-    }
-    Ok(q.order(webhooks::id.asc()).limit(limit).load(conn)?)
+    page_after_id!(conn, q, webhooks, after_id, limit)
 }
 
 /// Writes a changed subscription (every field but the dispatch cursor) if it is still at
